@@ -1,0 +1,47 @@
+/**
+ * What every command needs: where the data folder and the config file are, and the config itself.
+ */
+import { resolve } from 'node:path';
+import { defaultConfigPath, defaultDataDir, formatProblems, loadConfigFile } from '../config/index.ts';
+import type { RelayConfig } from '../config/types.ts';
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+export function dataDirFrom(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return resolve(flag ?? env.RELAYDESK_DATA_DIR ?? defaultDataDir());
+}
+
+export function configPathFrom(flag: string | undefined, dataDir: string): string {
+  return resolve(flag ?? defaultConfigPath(dataDir));
+}
+
+/** Exit status for a config that cannot be used: distinct from a runtime failure (1). */
+export const EXIT_CONFIG = 2;
+
+/**
+ * Loads and validates the config; on any problem prints every one of them by field path and
+ * returns null (nothing has been started yet).
+ */
+export async function loadConfigOrReport(configPath: string, io: CliIo): Promise<RelayConfig | null> {
+  const loaded = await loadConfigFile(configPath);
+  if (!loaded.exists) {
+    io.stderr.write(
+      `No config file at ${configPath}.\n` +
+        'Create it (see docs/configuration.md for every key and a Microsoft 365 example), or pass --config FILE.\n',
+    );
+    return null;
+  }
+  if (loaded.problems.length > 0) {
+    io.stderr.write(
+      `The config file ${configPath} has ${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}:\n` +
+        `${formatProblems(loaded.problems)}\nNothing was started. Fix these and run the command again.\n`,
+    );
+    return null;
+  }
+  return loaded.config;
+}

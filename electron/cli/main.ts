@@ -1,0 +1,62 @@
+/**
+ * The `relaydesk` command line. Command names and flags are a contract: scripts depend on them.
+ */
+import { parseArgs } from 'node:util';
+import type { CliIo } from './context.ts';
+import { queueCommand } from './queue.ts';
+import { serveCommand } from './serve.ts';
+import { statusCommand } from './status.ts';
+
+const USAGE = `RelayDesk: an SMTP relay from office devices to Microsoft 365 and other smart hosts.
+
+Usage: relaydesk <command> [options]
+
+  serve [--config FILE] [--data-dir DIR]     run the relay in the foreground until Ctrl+C / SIGTERM
+  status [--data-dir DIR] [--json]           listener, upstream state, queue counts, today's counters
+  queue list [--json]                        the messages waiting, deferred, held or failed
+  queue flush                                retry everything now
+  queue retry ID                             retry one message now (also a failed one)
+  queue delete ID                            delete one message
+
+--data-dir defaults to the per-user app-data folder (~/.config/RelayDesk on Linux,
+~/Library/Application Support/RelayDesk on macOS, %APPDATA%\\RelayDesk on Windows);
+--config defaults to config.json inside it. See docs/ for configuration and troubleshooting.
+`;
+
+const OPTIONS = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    io.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
+    return 64;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help || !command || command === 'help') {
+    io.stdout.write(USAGE);
+    return command || values.help ? 0 : 64;
+  }
+  switch (command) {
+    case 'serve':
+      return serveCommand(values, io);
+    case 'status':
+      return statusCommand(values, io);
+    case 'queue':
+      return queueCommand(rest, values, io);
+    default:
+      io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
+      return 64;
+  }
+}
+
+function defaultIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+}

@@ -1,0 +1,65 @@
+/**
+ * `relaydesk serve`: the relay in the foreground until SIGINT/SIGTERM. On a signal it stops
+ * accepting (new connections and new transactions get 421), lets what is in flight finish, exits 0.
+ */
+import { join } from 'node:path';
+import { createKeychainStore } from '../secrets/index.ts';
+import { AlreadyRunningError, startControlServer } from '../relay/control.ts';
+import { ListenError } from '../relay/lan/listener.ts';
+import { createLogger } from '../relay/log.ts';
+import { createRelay } from '../relay/relay.ts';
+import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
+
+export interface ServeFlags {
+  config?: string;
+  'data-dir'?: string;
+}
+
+export async function serveCommand(flags: ServeFlags, io: CliIo): Promise<number> {
+  const dataDir = dataDirFrom(flags['data-dir'], io.env);
+  const configPath = configPathFrom(flags.config, dataDir);
+  const config = await loadConfigOrReport(configPath, io);
+  if (!config) return EXIT_CONFIG;
+
+  const logger = createLogger({
+    dir: join(dataDir, 'logs'),
+    console: true,
+    level: io.env.RELAYDESK_LOG_LEVEL === 'debug' ? 'debug' : 'info',
+  });
+  const relay = createRelay({ config, dataDir, secrets: createKeychainStore(), logger, env: io.env });
+
+  let control: { close(): Promise<void> };
+  try {
+    await relay.start();
+    control = await startControlServer(dataDir, relay);
+  } catch (error) {
+    if (error instanceof ListenError || error instanceof AlreadyRunningError) {
+      io.stderr.write(`${error.message}\n`);
+      logger.error('start-failed', { reason: error.message });
+      await relay.stop(0).catch(() => undefined);
+      await logger.close();
+      return 1;
+    }
+    throw error;
+  }
+
+  const status = relay.status();
+  io.stderr.write(
+    `RelayDesk is relaying from ${status.listeners.map((l) => `${l.host}:${l.port}`).join(', ')} to ${status.upstream.description}.\n` +
+      `Allowed devices: ${config.allowedClients.join(', ')}. Data folder: ${dataDir}. Press Ctrl+C to stop.\n`,
+  );
+
+  await new Promise<void>((resolve) => {
+    const onSignal = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await relay.stop();
+  await control.close();
+  await logger.close();
+  return 0;
+}

@@ -1,0 +1,76 @@
+/**
+ * `relaydesk status`: asks the running relay; when none runs, reads what the last run left in the
+ * data folder (status.json and the spool) and says it is not running.
+ */
+import { join } from 'node:path';
+import { sendControlRequest } from '../relay/control.ts';
+import { countEntries, offlineEntries } from '../relay/queue.ts';
+import type { RelayStatus } from '../relay/relay.ts';
+import { inspectSpool } from '../relay/spool.ts';
+import { localDate, readPersistedStatus } from '../relay/status.ts';
+import { dataDirFrom, type CliIo } from './context.ts';
+import { formatCounts, formatTime, formatToday, formatUpstream } from './format.ts';
+
+export interface StatusFlags {
+  'data-dir'?: string;
+  json?: boolean;
+}
+
+export type StatusReport = Omit<RelayStatus, 'pid' | 'startedAt'> & {
+  pid: number | null;
+  startedAt: number | null;
+};
+
+export async function readStatus(dataDir: string): Promise<StatusReport> {
+  const live = await sendControlRequest(dataDir, { op: 'status' });
+  if (live?.ok && live.status) return live.status;
+  const persisted = readPersistedStatus(dataDir);
+  const entries = offlineEntries(await inspectSpool(join(dataDir, 'spool')));
+  const today = persisted?.today.date === localDate() ? persisted.today : null;
+  return {
+    running: false,
+    pid: null,
+    startedAt: null,
+    listeners: [],
+    upstream: {
+      description: persisted?.upstream.description ?? '(not configured yet)',
+      state: persisted?.upstream.state === 'held' ? 'held' : 'unknown',
+      lastSuccessAt: persisted?.upstream.lastSuccessAt ?? null,
+      lastSuccessReply: persisted?.upstream.lastSuccessReply ?? null,
+      lastError: persisted?.upstream.lastError ?? null,
+      heldSince: persisted?.upstream.heldSince ?? null,
+      hold: null,
+    },
+    queue: countEntries(entries),
+    today: today ?? { date: localDate(), accepted: 0, delivered: 0, deferred: 0, failed: 0, denied: 0 },
+    devices: persisted?.devices ?? [],
+  };
+}
+
+export async function statusCommand(flags: StatusFlags, io: CliIo): Promise<number> {
+  const dataDir = dataDirFrom(flags['data-dir'], io.env);
+  const report = await readStatus(dataDir);
+  if (flags.json) {
+    io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return 0;
+  }
+  const lines = [
+    report.running
+      ? `RelayDesk: running (pid ${report.pid}, since ${formatTime(report.startedAt)})`
+      : `RelayDesk: not running (data folder ${dataDir})`,
+    `Listening: ${report.listeners.length ? report.listeners.map((l) => `${l.host}:${l.port}${l.tls !== 'none' ? ` (${l.tls})` : ''}`).join(', ') : '-'}`,
+    ...formatUpstream(report.upstream, report.upstream.hold),
+    `Queue:     ${formatCounts(report.queue)}`,
+    `Today:     ${formatToday(report.today)}`,
+  ];
+  const denied = report.devices.filter((d) => !d.allowed);
+  if (denied.length > 0) {
+    lines.push('Denied devices (add to "allowedClients" to let them relay):');
+    for (const d of denied)
+      lines.push(
+        `  ${d.ip}  ${d.count} attempt(s), last ${formatTime(d.lastSeen)}, sender ${d.lastSender || '<>'}`,
+      );
+  }
+  io.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}

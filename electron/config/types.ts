@@ -1,0 +1,117 @@
+/**
+ * The shape of RelayDesk's config file (JSON). The keys in `listen`, `allowedClients`, `upstream`
+ * (host, port, security, auth, user, caFile, maxConnections, messagesPerMinute, preset, oauth2, type,
+ * mailbox, graphUrl, sendAs, saveToSentItems), `limits`, `queue` and `sender` are a public contract:
+ * add to them, never rename or remove.
+ */
+
+export type ListenerTls = 'none' | 'starttls' | 'implicit';
+
+export interface ListenerConfig {
+  host: string;
+  port: number;
+  /** `none`: plain only; `starttls`: plain, STARTTLS offered; `implicit`: TLS from the first byte (465). */
+  tls: ListenerTls;
+}
+
+export type UpstreamSecurity = 'starttls' | 'tls' | 'none';
+export type UpstreamAuth = 'password' | 'oauth2' | 'none';
+export type UpstreamPreset = 'microsoft365' | 'microsoft365-direct-send' | 'google' | 'custom';
+
+export interface OAuth2Config {
+  tenant: string;
+  clientId: string;
+  /** Defaults to https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token */
+  tokenUrl: string;
+}
+
+export interface UpstreamConfig {
+  type: 'smtp' | 'graph';
+  preset: UpstreamPreset;
+  host: string;
+  port: number;
+  security: UpstreamSecurity;
+  auth: UpstreamAuth;
+  /** The mailbox that authenticates (SMTP AUTH user, XOAUTH2 `user=`). */
+  user: string | null;
+  /** Extra trusted CA (PEM file path) for private smart hosts and tests. */
+  caFile: string | null;
+  maxConnections: number;
+  messagesPerMinute: number;
+  /** The largest message the upstream takes, in bytes (35 MB for a Microsoft 365 mailbox). */
+  maxMessageBytes: number;
+  oauth2: OAuth2Config | null;
+  /** Graph upstream only. */
+  mailbox: string | null;
+  graphUrl: string;
+  sendAs: 'mailbox' | 'from';
+  saveToSentItems: boolean;
+  /** Seconds to wait for any one upstream reply. */
+  timeoutSeconds: number;
+  /** The name RelayDesk gives in EHLO; defaults to the computer's host name. */
+  heloName: string | null;
+}
+
+export interface LimitsConfig {
+  maxMessageBytes: number;
+  maxRecipients: number;
+  /** Simultaneous LAN connections from one IP; the next gets 421 4.7.0. */
+  maxConnectionsPerClient: number;
+  /** All LAN connections together. */
+  maxConnections: number;
+  /** Seconds a LAN client may stay silent between commands, and mid-DATA. */
+  idleTimeoutSeconds: number;
+}
+
+export interface QueueConfig {
+  retryForHours: number;
+  /** First retry delay after a transient failure; doubles per attempt up to maxRetrySeconds. */
+  minRetrySeconds: number;
+  maxRetrySeconds: number;
+}
+
+export interface SenderConfig {
+  /** `keep`: relay From as is; `rewrite`: envelope sender and header From become the mailbox. */
+  mode: 'keep' | 'rewrite';
+  /** Per device (IP or CIDR) sender address. */
+  byClient: Record<string, string>;
+}
+
+export interface LanAuthUser {
+  user: string;
+  /** scrypt hash as written by `relaydesk lan-user add` (never a plain password). */
+  passwordHash: string;
+}
+
+export interface LanAuthConfig {
+  /** `ignore`: any AUTH succeeds, trust is by IP (default); `check`: credentials are verified against `users`. */
+  mode: 'ignore' | 'check';
+  users: LanAuthUser[];
+}
+
+export interface LanTlsConfig {
+  /** PEM paths; null means a self-signed certificate generated on first run in the data folder. */
+  certFile: string | null;
+  keyFile: string | null;
+  /** Admit TLS 1.0/1.1 from old devices on the LAN side. Upstream always stays TLS 1.2+. */
+  allowLegacyTls: boolean;
+}
+
+export interface RelayConfig {
+  listen: ListenerConfig;
+  /** Further listeners beside `listen` (for example 2525, or 465 with implicit TLS). */
+  extraListeners: ListenerConfig[];
+  allowedClients: string[];
+  upstream: UpstreamConfig;
+  limits: LimitsConfig;
+  queue: QueueConfig;
+  sender: SenderConfig;
+  lanAuth: LanAuthConfig;
+  lanTls: LanTlsConfig;
+}
+
+/** One problem in a config file, named by its field path (`upstream.port`). */
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}

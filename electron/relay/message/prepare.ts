@@ -1,0 +1,173 @@
+/**
+ * Turns a spooled message into what goes upstream: one Received header for this hop, the sender
+ * the upstream will accept (send-as handling), and the headers Microsoft 365 insists on. The
+ * device's original bytes stay untouched in the spool; only the header block is rebuilt here, the
+ * body is streamed from disk.
+ */
+import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { SenderConfig } from '../../config/types.ts';
+import { createClientMatcher } from '../access.ts';
+import { isQualifiedAddress } from '../lan/address.ts';
+import type { Spool, SpooledMessage } from '../spool.ts';
+import type { OutboundJob } from '../transport.ts';
+import {
+  fieldValue,
+  findField,
+  formatDate,
+  formatMailbox,
+  parseHeaderBlock,
+  parseMailbox,
+  type HeaderField,
+} from './headers.ts';
+
+export interface PrepareOptions {
+  spool: Spool;
+  /** This relay's name in Received and Message-ID. */
+  hostname: string;
+  /** The mailbox that authenticates upstream: the fallback sender. */
+  mailbox: string | null;
+  sender: SenderConfig;
+}
+
+/** Headers beyond this are treated as body: nothing legitimate from a device comes close. */
+const MAX_HEADER_BYTES = 256 * 1024;
+
+export interface SenderDecision {
+  envelopeSender: string;
+  /** The address the header From gets, or null to leave the header From as it is. */
+  headerFrom: string | null;
+}
+
+/**
+ * Which sender goes upstream. A device mapped in `sender.byClient` sends as its own address;
+ * `rewrite` sends everything as the mailbox; `keep` relays the device's sender, except that an
+ * empty or unqualified one (`scanner`) cannot be relayed and becomes the mailbox.
+ */
+export function decideSender(
+  envelopeSender: string,
+  headerFromAddress: string | null,
+  clientIp: string,
+  sender: SenderConfig,
+  mailbox: string | null,
+  byClientMatch: (ip: string) => string | null,
+): SenderDecision {
+  const mapped = byClientMatch(clientIp);
+  const forced = mapped ?? (sender.mode === 'rewrite' ? mailbox : null);
+  if (forced) return { envelopeSender: forced, headerFrom: forced };
+  const fallback = mailbox ?? envelopeSender;
+  const envelope = isQualifiedAddress(envelopeSender) ? envelopeSender : fallback;
+  const headerOk = headerFromAddress !== null && isQualifiedAddress(headerFromAddress);
+  return { envelopeSender: envelope, headerFrom: headerOk ? null : envelope };
+}
+
+export function createPreparer(options: PrepareOptions): (message: SpooledMessage) => Promise<OutboundJob> {
+  const byClientEntries = Object.keys(options.sender.byClient);
+  const byClientMatcher = createClientMatcher(byClientEntries);
+  const byClientMatch = (ip: string) => {
+    const entry = byClientMatcher.find(ip);
+    return entry ? (options.sender.byClient[entry] ?? null) : null;
+  };
+
+  return async function prepare(message) {
+    const { envelope } = message;
+    const head = await readHead(
+      options.spool.emlPath(envelope.id),
+      message.bodyOffset,
+      Math.min(message.size, MAX_HEADER_BYTES),
+    );
+    const block = parseHeaderBlock(head, message.size);
+    const fromField = findField(block.fields, 'From');
+    const original = fromField ? parseMailbox(fieldValue(fromField)) : null;
+    const decision = decideSender(
+      envelope.mailFrom,
+      original?.address ?? null,
+      envelope.client.ip,
+      options.sender,
+      options.mailbox,
+      byClientMatch,
+    );
+
+    const fields: string[] = [receivedHeader(message, options.hostname)];
+    let replyToAdded = false;
+    for (const field of block.fields) {
+      if (field.name.toLowerCase() === 'from' && decision.headerFrom) {
+        fields.push(rewrittenFrom(field, original, decision.headerFrom));
+        if (
+          original &&
+          isQualifiedAddress(original.address) &&
+          !findField(block.fields, 'Reply-To') &&
+          !replyToAdded
+        ) {
+          // Replies still reach the device's address, not the mailbox that relayed it.
+          fields.push(`Reply-To: ${formatMailbox(original)}`);
+          replyToAdded = true;
+        }
+        continue;
+      }
+      fields.push(field.raw);
+    }
+    if (!fromField) fields.push(`From: <${decision.headerFrom ?? decision.envelopeSender}>`);
+    // Exchange Online and many recipients' filters want both; old printers send neither.
+    if (!findField(block.fields, 'Date')) fields.push(`Date: ${formatDate(envelope.receivedAt)}`);
+    if (!findField(block.fields, 'Message-ID'))
+      fields.push(`Message-ID: <${envelope.id}@${options.hostname}>`);
+
+    const header = Buffer.from(`${fields.join('\r\n')}\r\n\r\n`, 'latin1');
+    const bodyStart = block.bodyOffset;
+    const rcptTo = message.state.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
+    return {
+      message,
+      mailFrom: decision.envelopeSender,
+      rcptTo,
+      headerFrom: decision.headerFrom ?? original?.address ?? null,
+      size: header.length + Math.max(0, message.size - bodyStart),
+      eightBit: envelope.eightBit,
+      smtpUtf8: envelope.smtpUtf8,
+      open: () =>
+        Readable.from(
+          concatStreams(header, () => options.spool.openBody(message, { start: bodyStart })),
+          { objectMode: false },
+        ),
+    };
+  };
+}
+
+function rewrittenFrom(
+  field: HeaderField,
+  original: { displayName: string; address: string } | null,
+  address: string,
+): string {
+  if (!original) return `From: <${address}>`;
+  // People still see which device sent it: "Scanner 2F (scanner@contoso.com)" <john@contoso.com>.
+  const label = original.displayName ? `${original.displayName} (${original.address})` : original.address;
+  return `${field.name}: ${formatMailbox({ displayName: label, address })}`;
+}
+
+function receivedHeader(message: SpooledMessage, hostname: string): string {
+  const { client, id, receivedAt } = message.envelope;
+  const protocol = `ESMTP${client.tls ? 'S' : ''}${client.authUser ? 'A' : ''}`;
+  const helo = client.helo.replace(/[^\x21-\x7e]/g, '') || 'unknown';
+  return `Received: from ${helo} ([${client.ip}])\r\n\tby ${hostname} (RelayDesk) with ${protocol} id ${id};\r\n\t${formatDate(receivedAt)}`;
+}
+
+async function* concatStreams(first: Buffer, rest: () => Readable): AsyncGenerator<Buffer> {
+  yield first;
+  const stream = rest();
+  try {
+    for await (const chunk of stream) yield chunk as Buffer;
+  } finally {
+    stream.destroy();
+  }
+}
+
+async function readHead(path: string, offset: number, length: number): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, offset);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}

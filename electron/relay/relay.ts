@@ -1,0 +1,306 @@
+/**
+ * The relay engine: LAN listeners, spool, queue, delivery and status, wired together. The CLI's
+ * `serve` and the desktop app's main process both run exactly this.
+ */
+import { statfs } from 'node:fs/promises';
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import type { RelayConfig } from '../config/types.ts';
+import type { SecretStore } from '../secrets/index.ts';
+import { createClientMatcher } from './access.ts';
+import { createDelivery, type Delivery } from './delivery.ts';
+import type { Diagnosis } from './diagnosis.ts';
+import { startListener, type LanListener } from './lan/listener.ts';
+import type { SessionHost } from './lan/session.ts';
+import type { Logger } from './log.ts';
+import { createPreparer } from './message/prepare.ts';
+import { createQueue, type Queue, type QueueCounts, type QueueEntry } from './queue.ts';
+import { createSpool, type Spool } from './spool.ts';
+import {
+  createStatusTracker,
+  type DayCounters,
+  type DeviceRecord,
+  type StatusTracker,
+  type UpstreamStatus,
+} from './status.ts';
+import { createUpstreamTransport, relayHostname } from './upstream.ts';
+import { describeFailure } from './upstream-failure.ts';
+
+export interface RelayOptions {
+  config: RelayConfig;
+  dataDir: string;
+  secrets: SecretStore;
+  logger: Logger;
+  env?: NodeJS.ProcessEnv;
+  fetch?: typeof fetch;
+}
+
+export interface RelayStatus {
+  running: boolean;
+  pid: number;
+  startedAt: number;
+  listeners: { host: string; port: number; tls: string }[];
+  upstream: UpstreamStatus & {
+    hold: { since: number; reason: string; diagnosis: Diagnosis; retryAt: number } | null;
+  };
+  queue: QueueCounts;
+  today: DayCounters;
+  devices: DeviceRecord[];
+}
+
+export interface Relay {
+  readonly events: EventEmitter;
+  start(): Promise<void>;
+  /** Stops accepting (421), lets sessions mid-DATA and deliveries in flight finish, then closes. */
+  stop(timeoutMs?: number): Promise<void>;
+  status(): RelayStatus;
+  listQueue(): QueueEntry[];
+  flush(): number;
+  retry(id: string): boolean;
+  remove(id: string): Promise<boolean>;
+}
+
+/** Space kept free on the spool's disk, so the queue's own state files can still be written. */
+const DISK_RESERVE_BYTES = 64 * 1024 * 1024;
+
+export function createRelay(options: RelayOptions): Relay {
+  const { config, logger } = options;
+  const events = new EventEmitter();
+  const hostname = relayHostname(config.upstream);
+  const allowed = createClientMatcher(config.allowedClients);
+  const listeners: LanListener[] = [];
+  let spool: Spool;
+  let queue: Queue;
+  let delivery: Delivery;
+  let status: StatusTracker;
+  let draining = false;
+  let startedAt = 0;
+  let sizeLimit = config.limits.maxMessageBytes;
+
+  const upstreamDescription = `${config.upstream.host}:${config.upstream.port} (${config.upstream.security}, auth ${config.upstream.auth}${config.upstream.user ? ` as ${config.upstream.user}` : ''})`;
+
+  async function hasRoomFor(bytes: number): Promise<boolean> {
+    try {
+      const stats = await statfs(spool.root);
+      return stats.bavail * stats.bsize > bytes + DISK_RESERVE_BYTES;
+    } catch {
+      return true;
+    }
+  }
+
+  function sessionHost(): SessionHost {
+    return {
+      hostname,
+      limits: {
+        maxMessageBytes: sizeLimit,
+        maxRecipients: config.limits.maxRecipients,
+        idleTimeoutMs: config.limits.idleTimeoutSeconds * 1000,
+      },
+      startTls: null,
+      isAllowed: (ip) => allowed.matches(ip),
+      authenticate: async (ip) => allowed.matches(ip),
+      authGrantsRelay: false,
+      denied(ip, sender) {
+        status.deviceSeen(ip, sender, false);
+        status.count('denied');
+        logger.warn('denied', { client: ip, mailFrom: sender, reason: 'not in allowedClients' });
+        events.emit('denied', { ip, sender });
+      },
+      hasRoomFor,
+      beginMessage: (envelope) => spool.begin(envelope),
+      accepted(message) {
+        const { envelope } = message;
+        status.count('accepted');
+        status.deviceSeen(envelope.client.ip, envelope.mailFrom, true);
+        logger.info('accepted', {
+          queueId: envelope.id,
+          client: envelope.client.ip,
+          helo: envelope.client.helo,
+          mailFrom: envelope.mailFrom,
+          rcptTo: envelope.rcptTo,
+          size: message.size,
+        });
+        queue.add(message);
+        events.emit('accepted', message);
+      },
+      rejected(info, reason, envelope) {
+        logger.warn('rejected', {
+          client: info.remoteAddress,
+          reason,
+          mailFrom: envelope.mailFrom,
+          rcptTo: envelope.rcptTo,
+        });
+      },
+      draining: () => draining,
+    };
+  }
+
+  async function start(): Promise<void> {
+    startedAt = Date.now();
+    spool = await createSpool(join(options.dataDir, 'spool'));
+    status = createStatusTracker(options.dataDir, upstreamDescription);
+    const loaded = await spool.load();
+    for (const name of loaded.discardedIncoming) {
+      logger.warn('discarded', {
+        queueId: name,
+        reason: 'half-received when the relay stopped; never acknowledged',
+      });
+    }
+    for (const { file, reason } of loaded.quarantined) {
+      logger.error('quarantined', { file, reason, folder: join(spool.root, 'quarantine') });
+    }
+
+    queue = createQueue(spool, config.queue, {
+      delivered(message, recipients) {
+        status.count('delivered');
+        logger.info('delivered', {
+          queueId: message.envelope.id,
+          client: message.envelope.client.ip,
+          mailFrom: message.envelope.mailFrom,
+          rcptTo: recipients.map((r) => r.address),
+          size: message.size,
+          reply: recipients[0]?.response,
+        });
+        events.emit('delivered', message);
+      },
+      deferred(message, response, diagnosis, retryAt) {
+        status.count('deferred');
+        logger.warn('deferred', {
+          queueId: message.envelope.id,
+          client: message.envelope.client.ip,
+          mailFrom: message.envelope.mailFrom,
+          rcptTo: message.envelope.rcptTo,
+          reply: response,
+          diagnosis: diagnosis.id,
+          retryAt: new Date(retryAt).toISOString(),
+        });
+      },
+      failed(message, recipients, diagnosis) {
+        status.count('failed');
+        logger.error('failed', {
+          queueId: message.envelope.id,
+          client: message.envelope.client.ip,
+          mailFrom: message.envelope.mailFrom,
+          rcptTo: recipients.map((r) => r.address),
+          reply: recipients[0]?.response,
+          diagnosis: diagnosis.id,
+          fix: diagnosis.fix,
+        });
+        events.emit('failed', { message, recipients, diagnosis });
+      },
+      held(hold) {
+        status.upstreamHeld(true);
+        logger.error('held', {
+          reason: hold.reason,
+          diagnosis: hold.diagnosis.id,
+          explanation: hold.diagnosis.explanation,
+          fix: hold.diagnosis.fix,
+          queued: queue.size,
+        });
+        events.emit('held', hold);
+      },
+      released() {
+        status.upstreamHeld(false);
+        logger.info('released', { queued: queue.size });
+        events.emit('released');
+      },
+      ready: () => delivery?.kick(),
+    });
+
+    const transport = await createUpstreamTransport(config.upstream, {
+      secrets: options.secrets,
+      env: options.env,
+      fetch: options.fetch,
+    });
+    delivery = createDelivery({
+      queue,
+      transport,
+      maxConnections: config.upstream.maxConnections,
+      messagesPerMinute: config.upstream.messagesPerMinute,
+      prepare: createPreparer({ spool, hostname, mailbox: config.upstream.user, sender: config.sender }),
+      diagnosisContext: {
+        mailbox: config.upstream.user ?? undefined,
+        appId: config.upstream.oauth2?.clientId,
+      },
+      onAttempt(event) {
+        if (event.kind === 'success') status.upstreamSuccess(event.response);
+        else status.upstreamError(describeFailure(event.failure), event.diagnosis);
+        events.emit('attempt', event);
+      },
+    });
+
+    sizeLimit = Math.min(config.limits.maxMessageBytes, config.upstream.maxMessageBytes);
+    try {
+      for (const listen of [config.listen, ...config.extraListeners]) {
+        const listener = await startListener(
+          {
+            host: listen.host,
+            port: listen.port,
+            tls: listen.tls,
+            secureContext: null,
+            maxConnectionsPerClient: config.limits.maxConnectionsPerClient,
+            maxConnections: config.limits.maxConnections,
+          },
+          sessionHost(),
+        );
+        listeners.push(listener);
+        logger.info('listening', { host: listen.host, port: listener.port, tls: listen.tls });
+      }
+    } catch (error) {
+      await Promise.all(listeners.map((l) => l.close()));
+      await delivery.stop(0);
+      throw error;
+    }
+
+    for (const message of loaded.messages) queue.add(message);
+    logger.info('started', {
+      upstream: upstreamDescription,
+      queued: loaded.messages.length,
+      allowedClients: config.allowedClients,
+      dataDir: options.dataDir,
+    });
+    delivery.kick();
+  }
+
+  async function stop(timeoutMs = 30_000): Promise<void> {
+    draining = true;
+    logger.info('stopping', { queued: queue?.size ?? 0 });
+    await Promise.all(listeners.map((l) => l.drain(timeoutMs)));
+    await Promise.all(listeners.map((l) => l.close()));
+    if (delivery) await delivery.stop(timeoutMs);
+    status?.flush();
+    logger.info('stopped', { queued: queue?.size ?? 0 });
+  }
+
+  return {
+    events,
+    start,
+    stop,
+    status() {
+      const hold = queue.holdInfo;
+      return {
+        running: true,
+        pid: process.pid,
+        startedAt,
+        listeners: listeners.map((l, i) => ({
+          host: l.address,
+          port: l.port,
+          tls: [config.listen, ...config.extraListeners][i]?.tls ?? 'none',
+        })),
+        upstream: {
+          ...status.upstream,
+          hold: hold
+            ? { since: hold.since, reason: hold.reason, diagnosis: hold.diagnosis, retryAt: hold.retryAt }
+            : null,
+        },
+        queue: queue.counts(),
+        today: { ...status.today() },
+        devices: status.devices(),
+      };
+    },
+    listQueue: () => queue.list(),
+    flush: () => queue.flush(),
+    retry: (id) => queue.retry(id),
+    remove: (id) => queue.remove(id),
+  };
+}

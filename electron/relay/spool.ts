@@ -1,0 +1,379 @@
+/**
+ * The on-disk spool. A message is written once, as `queue/<id>.eml`: one JSON line with the envelope,
+ * then the device's bytes exactly as received. It is fsynced (file, then directory) before the
+ * client sees 250. Delivery progress lives beside it in `<id>.state.json`, replaced atomically.
+ * Files still in `incoming/` after a crash were never acknowledged and are discarded on start.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants, createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface EnvelopeClient {
+  ip: string;
+  port: number;
+  helo: string;
+  /** `host:port` of the listener that took the message. */
+  listener: string;
+  tls: boolean;
+  /** The LAN AUTH user name, when the device authenticated. */
+  authUser: string | null;
+}
+
+export interface Envelope {
+  id: string;
+  receivedAt: number;
+  client: EnvelopeClient;
+  /** The envelope sender as the device gave it (`''` for the null sender). */
+  mailFrom: string;
+  rcptTo: string[];
+  /** BODY=8BITMIME or SMTPUTF8 were declared. */
+  eightBit: boolean;
+  smtpUtf8: boolean;
+}
+
+export type RecipientStatus = 'pending' | 'delivered' | 'failed';
+
+export interface RecipientState {
+  address: string;
+  status: RecipientStatus;
+  attempts: number;
+  firstAttemptAt: number | null;
+  lastAttemptAt: number | null;
+  /** The upstream's reply (or the network/TLS failure) of the last attempt for this recipient. */
+  response: string | null;
+}
+
+export interface MessageState {
+  /** Earliest time of the next attempt (ms); 0 means now. */
+  nextAttemptAt: number;
+  attempts: number;
+  recipients: RecipientState[];
+  /** Diagnosis id of the last failure, for status and the app. */
+  lastDiagnosis: string | null;
+  lastError: string | null;
+}
+
+export interface SpooledMessage {
+  envelope: Envelope;
+  state: MessageState;
+  /** Byte length of the device's message (without the envelope line). */
+  size: number;
+  /** Where the device's bytes start inside the .eml file. */
+  bodyOffset: number;
+}
+
+export interface SpoolLoadReport {
+  messages: SpooledMessage[];
+  discardedIncoming: string[];
+  quarantined: { file: string; reason: string }[];
+}
+
+const SPOOL_MAGIC = 'RDQ1 ';
+/** Node reports a full disk as ENOSPC, a quota as EDQUOT: both become 452 4.3.1 at the device. */
+export const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+/** Sortable, unique, short: time in base 36 plus 40 random bits, uppercase like Postfix ids. */
+export function newMessageId(now = Date.now()): string {
+  return (now.toString(36) + randomBytes(5).toString('hex')).toUpperCase();
+}
+
+export function initialState(rcptTo: string[]): MessageState {
+  return {
+    nextAttemptAt: 0,
+    attempts: 0,
+    recipients: rcptTo.map((address) => ({
+      address,
+      status: 'pending',
+      attempts: 0,
+      firstAttemptAt: null,
+      lastAttemptAt: null,
+      response: null,
+    })),
+    lastDiagnosis: null,
+    lastError: null,
+  };
+}
+
+/**
+ * Coalesces directory fsyncs: every caller gets a sync that started after its call, and
+ * concurrent callers share one. This is what lets many devices commit at once without
+ * paying one directory fsync each.
+ */
+class DirectorySync {
+  private running: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+
+  constructor(private readonly dir: string) {}
+
+  sync(): Promise<void> {
+    if (!this.running) {
+      this.running = this.syncNow().finally(() => {
+        this.running = null;
+      });
+      return this.running;
+    }
+    this.next ??= this.running.then(
+      () => this.startQueued(),
+      () => this.startQueued(),
+    );
+    return this.next;
+  }
+
+  private startQueued(): Promise<void> {
+    this.next = null;
+    return this.sync();
+  }
+
+  private async syncNow(): Promise<void> {
+    const handle = await open(this.dir, fsConstants.O_RDONLY);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** One message being received: bytes go straight to disk, nothing is kept in memory. */
+export interface SpoolWriter {
+  readonly id: string;
+  readonly bytesWritten: number;
+  write(chunk: Buffer): Promise<void>;
+  /** fsync, move into the queue, fsync the directory. After this resolves the message is safe. */
+  commit(): Promise<SpooledMessage>;
+  /** Drop a half-received or refused message. Never throws. */
+  abort(): Promise<void>;
+}
+
+export interface Spool {
+  readonly root: string;
+  load(): Promise<SpoolLoadReport>;
+  begin(envelope: Omit<Envelope, 'id'>): Promise<SpoolWriter>;
+  saveState(id: string, state: MessageState): Promise<void>;
+  /** Where a queued message's file is (envelope line, then the device's bytes). */
+  emlPath(id: string): string;
+  /** The message's bytes as the device sent them. */
+  openBody(message: SpooledMessage, options?: { start?: number; end?: number }): ReadStream;
+  remove(id: string): Promise<void>;
+  quarantine(id: string, reason: string): Promise<void>;
+}
+
+export async function createSpool(root: string): Promise<Spool> {
+  const incomingDir = join(root, 'incoming');
+  const queueDir = join(root, 'queue');
+  const quarantineDir = join(root, 'quarantine');
+  for (const dir of [incomingDir, queueDir, quarantineDir])
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  const queueSync = new DirectorySync(queueDir);
+
+  const emlPath = (id: string) => join(queueDir, `${id}.eml`);
+  const statePath = (id: string) => join(queueDir, `${id}.state.json`);
+
+  async function begin(partial: Omit<Envelope, 'id'>): Promise<SpoolWriter> {
+    const envelope: Envelope = { id: newMessageId(partial.receivedAt), ...partial };
+    const header = Buffer.from(`${SPOOL_MAGIC}${JSON.stringify(envelope)}\n`, 'utf8');
+    const incomingPath = join(incomingDir, envelope.id);
+    const handle = await open(incomingPath, 'wx', 0o600);
+    let bytesWritten = 0;
+    let closed = false;
+    try {
+      await handle.write(header);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await unlink(incomingPath).catch(() => undefined);
+      throw error;
+    }
+
+    const closeOnce = async () => {
+      if (closed) return;
+      closed = true;
+      await handle.close();
+    };
+
+    return {
+      id: envelope.id,
+      get bytesWritten() {
+        return bytesWritten;
+      },
+      async write(chunk) {
+        bytesWritten += chunk.length;
+        await writeAll(handle, chunk);
+      },
+      async commit() {
+        await handle.sync();
+        await closeOnce();
+        await rename(incomingPath, emlPath(envelope.id));
+        await queueSync.sync();
+        return {
+          envelope,
+          state: initialState(envelope.rcptTo),
+          size: bytesWritten,
+          bodyOffset: header.length,
+        };
+      },
+      async abort() {
+        await closeOnce().catch(() => undefined);
+        await unlink(incomingPath).catch(() => undefined);
+      },
+    };
+  }
+
+  async function load(): Promise<SpoolLoadReport> {
+    const report: SpoolLoadReport = { messages: [], discardedIncoming: [], quarantined: [] };
+    for (const name of await readdir(incomingDir)) {
+      await rm(join(incomingDir, name), { force: true, recursive: true });
+      report.discardedIncoming.push(name);
+    }
+    const names = await readdir(queueDir);
+    const stateFiles = new Set(names.filter((n) => n.endsWith('.state.json')));
+    for (const name of names) {
+      if (name.endsWith('.tmp')) {
+        await rm(join(queueDir, name), { force: true });
+        continue;
+      }
+      if (!name.endsWith('.eml')) continue;
+      const id = name.slice(0, -'.eml'.length);
+      try {
+        const message = await readSpooled(
+          emlPath(id),
+          stateFiles.has(`${id}.state.json`) ? statePath(id) : null,
+        );
+        report.messages.push(message);
+      } catch (error) {
+        const reason = (error as Error).message;
+        await quarantine(id, reason);
+        report.quarantined.push({ file: name, reason });
+      }
+    }
+    for (const stateName of stateFiles) {
+      const id = stateName.slice(0, -'.state.json'.length);
+      if (!names.includes(`${id}.eml`)) await rm(join(queueDir, stateName), { force: true });
+    }
+    report.messages.sort((a, b) => a.envelope.receivedAt - b.envelope.receivedAt);
+    return report;
+  }
+
+  async function saveState(id: string, state: MessageState): Promise<void> {
+    const tmp = `${statePath(id)}.${randomBytes(3).toString('hex')}.tmp`;
+    const handle = await open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(state));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, statePath(id));
+    await queueSync.sync();
+  }
+
+  async function remove(id: string): Promise<void> {
+    await rm(statePath(id), { force: true });
+    await rm(emlPath(id), { force: true });
+    await queueSync.sync();
+  }
+
+  async function quarantine(id: string, _reason: string): Promise<void> {
+    for (const suffix of ['.eml', '.state.json']) {
+      await rename(join(queueDir, id + suffix), join(quarantineDir, id + suffix)).catch((error) => {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      });
+    }
+    await queueSync.sync();
+  }
+
+  return {
+    root,
+    load,
+    begin,
+    saveState,
+    remove,
+    quarantine,
+    emlPath,
+    openBody(message, options = {}) {
+      const start = message.bodyOffset + (options.start ?? 0);
+      const end = options.end === undefined ? undefined : message.bodyOffset + options.end - 1;
+      return createReadStream(emlPath(message.envelope.id), { start, end, highWaterMark: 256 * 1024 });
+    },
+  };
+}
+
+/**
+ * Reads the queue without changing anything (no discarding, no quarantine): for `status` and
+ * `queue list` while no relay is running. Damaged files are skipped.
+ */
+export async function inspectSpool(root: string): Promise<SpooledMessage[]> {
+  const queueDir = join(root, 'queue');
+  let names: string[];
+  try {
+    names = await readdir(queueDir);
+  } catch {
+    return [];
+  }
+  const messages: SpooledMessage[] = [];
+  for (const name of names.filter((n) => n.endsWith('.eml'))) {
+    const id = name.slice(0, -'.eml'.length);
+    const stateName = `${id}.state.json`;
+    try {
+      messages.push(
+        await readSpooled(join(queueDir, name), names.includes(stateName) ? join(queueDir, stateName) : null),
+      );
+    } catch {
+      // Quarantined by the relay when it next starts.
+    }
+  }
+  return messages.sort((a, b) => a.envelope.receivedAt - b.envelope.receivedAt);
+}
+
+async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Reads and checks a spooled message; throws with a reason when it is damaged. */
+async function readSpooled(emlFile: string, stateFile: string | null): Promise<SpooledMessage> {
+  const handle = await open(emlFile, 'r');
+  let envelope: Envelope;
+  let bodyOffset: number;
+  let size: number;
+  try {
+    const { size: fileSize } = await handle.stat();
+    const head = Buffer.alloc(Math.min(fileSize, 1024 * 1024));
+    await handle.read(head, 0, head.length, 0);
+    const newline = head.indexOf(0x0a);
+    if (!head.subarray(0, SPOOL_MAGIC.length).equals(Buffer.from(SPOOL_MAGIC)) || newline < 0) {
+      throw new Error('no envelope line at the start of the file');
+    }
+    envelope = JSON.parse(head.subarray(SPOOL_MAGIC.length, newline).toString('utf8')) as Envelope;
+    if (
+      typeof envelope.id !== 'string' ||
+      typeof envelope.mailFrom !== 'string' ||
+      !Array.isArray(envelope.rcptTo) ||
+      envelope.rcptTo.length === 0 ||
+      typeof envelope.client?.ip !== 'string'
+    ) {
+      throw new Error('the envelope line is incomplete');
+    }
+    bodyOffset = newline + 1;
+    size = fileSize - bodyOffset;
+  } finally {
+    await handle.close();
+  }
+  let state = initialState(envelope.rcptTo);
+  if (stateFile) {
+    const stateHandle = await open(stateFile, 'r');
+    try {
+      const parsed = JSON.parse(await stateHandle.readFile('utf8')) as MessageState;
+      if (Array.isArray(parsed.recipients) && parsed.recipients.length === envelope.rcptTo.length)
+        state = parsed;
+    } catch {
+      // A torn state file only loses delivery progress; the message itself is intact, so start over.
+    } finally {
+      await stateHandle.close();
+    }
+  }
+  return { envelope, state, size, bodyOffset };
+}

@@ -1,0 +1,163 @@
+/**
+ * What `status`, the tray and the window show: upstream health, today's counters, the devices seen
+ * and denied. Kept in memory and written to `status.json` in the data folder (atomically, at most
+ * once a second) so `relaydesk status` can still answer when the relay is not running.
+ */
+import { mkdirSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Diagnosis } from './diagnosis.ts';
+
+export interface UpstreamStatus {
+  description: string;
+  /** ok: last attempt worked; error: last attempt failed (mail deferred); held: waiting for the admin; unknown: nothing tried yet. */
+  state: 'ok' | 'error' | 'held' | 'unknown';
+  lastSuccessAt: number | null;
+  lastSuccessReply: string | null;
+  lastError: { at: number; reply: string; diagnosis: Diagnosis } | null;
+  heldSince: number | null;
+}
+
+export interface DayCounters {
+  date: string;
+  accepted: number;
+  delivered: number;
+  deferred: number;
+  failed: number;
+  denied: number;
+}
+
+export interface DeviceRecord {
+  ip: string;
+  firstSeen: number;
+  lastSeen: number;
+  /** Messages accepted (allowed devices) or attempts refused (denied ones). */
+  count: number;
+  lastSender: string;
+  allowed: boolean;
+}
+
+export interface PersistedStatus {
+  upstream: UpstreamStatus;
+  today: DayCounters;
+  devices: DeviceRecord[];
+}
+
+export function localDate(ms = Date.now()): string {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+function emptyCounters(date: string): DayCounters {
+  return { date, accepted: 0, delivered: 0, deferred: 0, failed: 0, denied: 0 };
+}
+
+export function readPersistedStatus(dataDir: string): PersistedStatus | null {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, 'status.json'), 'utf8')) as PersistedStatus;
+  } catch {
+    return null;
+  }
+}
+
+export interface StatusTracker {
+  readonly upstream: UpstreamStatus;
+  today(): DayCounters;
+  devices(): DeviceRecord[];
+  count(counter: Exclude<keyof DayCounters, 'date'>, n?: number): void;
+  deviceSeen(ip: string, sender: string, allowed: boolean): void;
+  upstreamSuccess(reply: string): void;
+  upstreamError(reply: string, diagnosis: Diagnosis): void;
+  upstreamHeld(held: boolean): void;
+  /** Writes now (shutdown). */
+  flush(): void;
+}
+
+const MAX_DEVICES = 500;
+
+export function createStatusTracker(dataDir: string, description: string): StatusTracker {
+  const previous = readPersistedStatus(dataDir);
+  const upstream: UpstreamStatus = {
+    description,
+    state: 'unknown',
+    lastSuccessAt: previous?.upstream.lastSuccessAt ?? null,
+    lastSuccessReply: previous?.upstream.lastSuccessReply ?? null,
+    lastError: previous?.upstream.lastError ?? null,
+    heldSince: null,
+  };
+  let counters = previous?.today.date === localDate() ? previous.today : emptyCounters(localDate());
+  const devices = new Map((previous?.devices ?? []).map((d) => [d.ip, d]));
+  let timer: NodeJS.Timeout | null = null;
+
+  function today(): DayCounters {
+    const date = localDate();
+    if (counters.date !== date) counters = emptyCounters(date);
+    return counters;
+  }
+
+  function write(): void {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    mkdirSync(dataDir, { recursive: true });
+    const file = join(dataDir, 'status.json');
+    const snapshot: PersistedStatus = { upstream, today: today(), devices: [...devices.values()] };
+    writeFileSync(`${file}.tmp`, JSON.stringify(snapshot, null, 2), { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+  }
+
+  function changed(): void {
+    timer ??= setTimeout(write, 1000);
+    timer.unref?.();
+  }
+
+  return {
+    upstream,
+    today,
+    devices: () => [...devices.values()].sort((a, b) => b.lastSeen - a.lastSeen),
+    count(counter, n = 1) {
+      today()[counter] += n;
+      changed();
+    },
+    deviceSeen(ip, sender, allowed) {
+      const now = Date.now();
+      const record = devices.get(ip) ?? {
+        ip,
+        firstSeen: now,
+        lastSeen: now,
+        count: 0,
+        lastSender: '',
+        allowed,
+      };
+      record.lastSeen = now;
+      record.count += 1;
+      record.lastSender = sender;
+      record.allowed = allowed;
+      devices.set(ip, record);
+      if (devices.size > MAX_DEVICES) {
+        const oldest = [...devices.values()].sort((a, b) => a.lastSeen - b.lastSeen)[0]!;
+        devices.delete(oldest.ip);
+      }
+      changed();
+    },
+    upstreamSuccess(reply) {
+      upstream.lastSuccessAt = Date.now();
+      upstream.lastSuccessReply = reply;
+      if (upstream.state !== 'held') upstream.state = 'ok';
+      changed();
+    },
+    upstreamError(reply, diagnosis) {
+      upstream.lastError = { at: Date.now(), reply, diagnosis };
+      if (upstream.state !== 'held') upstream.state = 'error';
+      changed();
+    },
+    upstreamHeld(held) {
+      upstream.state = held
+        ? 'held'
+        : upstream.lastSuccessAt && upstream.lastError && upstream.lastError.at > upstream.lastSuccessAt
+          ? 'error'
+          : 'ok';
+      upstream.heldSince = held ? Date.now() : null;
+      changed();
+    },
+    flush: write,
+  };
+}

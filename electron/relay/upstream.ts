@@ -1,0 +1,87 @@
+/**
+ * Builds the configured upstream: credentials (password from the environment or keychain, or an
+ * OAuth 2.0 token) and the transport that uses them.
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
+import type { UpstreamConfig } from '../config/types.ts';
+import { resolveSecret, type SecretStore } from '../secrets/index.ts';
+import { createTokenProvider, SMTP_SCOPE, type TokenProvider } from './oauth-token.ts';
+import type { SmtpClientOptions, UpstreamAuthMethod } from './smtp-client.ts';
+import { createSmtpTransport } from './smtp-transport.ts';
+import type { Transport } from './transport.ts';
+
+export interface UpstreamDeps {
+  secrets: SecretStore;
+  env?: NodeJS.ProcessEnv;
+  fetch?: typeof fetch;
+}
+
+/** The name RelayDesk gives in EHLO and Received: the configured one, else this computer's name. */
+export function relayHostname(upstream: Pick<UpstreamConfig, 'heloName'>): string {
+  const name = upstream.heloName ?? osHostname();
+  // EHLO needs a domain or an address literal; a bare Windows computer name is accepted by Exchange.
+  return name.replace(/[^A-Za-z0-9.-]/g, '') || 'relaydesk.local';
+}
+
+export function createTokenProviderFor(
+  upstream: UpstreamConfig,
+  scope: string,
+  deps: UpstreamDeps,
+): TokenProvider {
+  const oauth2 = upstream.oauth2!;
+  return createTokenProvider({
+    tokenUrl: oauth2.tokenUrl,
+    clientId: oauth2.clientId,
+    scope,
+    fetch: deps.fetch,
+    getClientSecret: async () =>
+      (await resolveSecret('client-secret', upstream, { env: deps.env, store: deps.secrets })).secret,
+  });
+}
+
+/** AUTH credentials for the SMTP upstream; `forceRefresh` fetches a new OAuth token. */
+export function createAuthSource(
+  upstream: UpstreamConfig,
+  deps: UpstreamDeps,
+): (forceRefresh: boolean) => Promise<UpstreamAuthMethod> {
+  if (upstream.auth === 'none') return async () => null;
+  if (upstream.auth === 'oauth2') {
+    const tokens = createTokenProviderFor(upstream, SMTP_SCOPE, deps);
+    return async (forceRefresh) => ({
+      method: 'xoauth2',
+      user: upstream.user ?? '',
+      accessToken: await tokens.getToken({ forceRefresh }),
+    });
+  }
+  return async () => ({
+    method: 'password',
+    user: upstream.user ?? '',
+    password: (await resolveSecret('password', upstream, { env: deps.env, store: deps.secrets })).secret,
+  });
+}
+
+export async function smtpConnectionOptions(
+  upstream: UpstreamConfig,
+): Promise<Omit<SmtpClientOptions, 'auth'>> {
+  return {
+    host: upstream.host,
+    port: upstream.port,
+    security: upstream.security,
+    ca: upstream.caFile ? await readFile(upstream.caFile, 'utf8') : null,
+    heloName: relayHostname(upstream),
+    timeoutMs: upstream.timeoutSeconds * 1000,
+    connectTimeoutMs: Math.min(30_000, upstream.timeoutSeconds * 1000),
+  };
+}
+
+export async function createUpstreamTransport(
+  upstream: UpstreamConfig,
+  deps: UpstreamDeps,
+): Promise<Transport> {
+  return createSmtpTransport({
+    connection: await smtpConnectionOptions(upstream),
+    maxConnections: upstream.maxConnections,
+    getAuth: createAuthSource(upstream, deps),
+  });
+}

@@ -1,0 +1,11 @@
+export type { SecretStore } from './store.ts';
+export { createMemoryStore } from './store.ts';
+export {
+  CLIENT_SECRET_ENV,
+  KeychainUnavailableError,
+  PASSWORD_ENV,
+  createKeychainStore,
+} from './keychain.ts';
+export type { ResolvedSecret, SecretKind } from './resolve.ts';
+export { resolveSecret, secretAccount, secretEnvName } from './resolve.ts';
+export { SecretInputError, readSecretFromStdin } from './prompt.ts';
