@@ -154,7 +154,7 @@ export function createDataEncoder(): Transform {
           }
         }
       }
-      if (segmentStart === 0 && !pendingCr && pieces.length === 0) {
+      if (pieces.length === 0) {
         callback(null, chunk);
         return;
       }
@@ -690,12 +690,12 @@ class Connection implements SmtpConnection {
     try {
       await this.#await(pipeline(source, createDataEncoder(), sink, { signal: abort.signal }));
     } catch (error) {
+      // Stops the pipeline when the connection failed under it, and releases the source (a spool file).
+      abort.abort();
       if (this.#failure) throw this.#failure;
       // The message could not be read: close rather than let the server accept a truncated message.
       this.#teardown(networkError('message', 'ECONNABORTED', 'message stream failed'));
       throw error;
-    } finally {
-      abort.abort();
     }
   }
 }

@@ -1,0 +1,339 @@
+/**
+ * Test harness: runs the real `relaydesk serve` as a child process against a config in a temp data
+ * folder, and talks SMTP to it over loopback like a device would.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+const BIN = join(ROOT, 'bin/relaydesk.js');
+export const UPSTREAM_PASSWORD = 'correct horse battery staple';
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function tempDir(prefix = 'relaydesk-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export type LogRecord = Record<string, unknown> & { event: string; level: string };
+
+export interface RelayProcess {
+  port: number;
+  dataDir: string;
+  configPath: string;
+  logs: LogRecord[];
+  stderr(): string;
+  waitForLog(predicate: (record: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
+  /** SIGTERM (or another signal) and the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** The other relaydesk commands against this relay's data folder. */
+  cli(args: string[], env?: NodeJS.ProcessEnv): Promise<CliResult>;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<CliResult> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdin.end(input ?? '');
+    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
+
+/** Config for a relay on a free loopback port that relays to `upstreamPort` with the test CA. */
+export function testConfig(
+  port: number,
+  upstreamPort: number,
+  caFile: string,
+  extra: Record<string, unknown> = {},
+) {
+  const { upstream, queue, limits, ...rest } = extra as {
+    upstream?: Record<string, unknown>;
+    queue?: Record<string, unknown>;
+    limits?: Record<string, unknown>;
+  };
+  return {
+    listen: { host: '127.0.0.1', port },
+    allowedClients: ['127.0.0.1'],
+    upstream: {
+      host: '127.0.0.1',
+      port: upstreamPort,
+      security: 'starttls',
+      auth: 'password',
+      user: 'john@contoso.com',
+      caFile,
+      timeoutSeconds: 10,
+      ...upstream,
+    },
+    queue: { retryForHours: 48, minRetrySeconds: 1, maxRetrySeconds: 4, ...queue },
+    limits: { ...limits },
+    ...rest,
+  };
+}
+
+export interface StartRelayOptions {
+  config: Record<string, unknown>;
+  dataDir?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Wait for the listener (default); false for runs expected to fail at start. */
+  waitForListening?: boolean;
+}
+
+export async function startRelay(
+  options: StartRelayOptions,
+): Promise<RelayProcess & { process: ChildProcess; exited: Promise<number | null> }> {
+  const dataDir = options.dataDir ?? (await tempDir());
+  const configPath = join(dataDir, 'config.json');
+  await writeFile(configPath, JSON.stringify(options.config, null, 2));
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath, '--data-dir', dataDir], {
+    cwd: ROOT,
+    env: { ...process.env, RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogRecord[] = [];
+  const waiters: { predicate: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = [];
+  let stdoutBuffer = '';
+  let stderrText = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdoutBuffer += chunk.toString();
+    let newline: number;
+    while ((newline = stdoutBuffer.indexOf('\n')) >= 0) {
+      const line = stdoutBuffer.slice(0, newline);
+      stdoutBuffer = stdoutBuffer.slice(newline + 1);
+      try {
+        const record = JSON.parse(line) as LogRecord;
+        logs.push(record);
+        for (const waiter of [...waiters]) {
+          if (waiter.predicate(record)) {
+            waiters.splice(waiters.indexOf(waiter), 1);
+            waiter.resolve(record);
+          }
+        }
+      } catch {
+        // Not a log line.
+      }
+    }
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderrText += chunk.toString()));
+  const exited = new Promise<number | null>((resolveExit) => child.on('exit', (code) => resolveExit(code)));
+
+  const waitForLog = (predicate: (record: LogRecord) => boolean, timeoutMs = 15_000) => {
+    const found = logs.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise<LogRecord>((resolveLog, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new Error(
+            `No matching log line within ${timeoutMs} ms. Logs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${stderrText}`,
+          ),
+        );
+      }, timeoutMs);
+      waiters.push({
+        predicate,
+        resolve: (record) => {
+          clearTimeout(timer);
+          resolveLog(record);
+        },
+      });
+    });
+  };
+
+  const listen = options.config.listen as { port: number };
+  const relay = {
+    process: child,
+    exited,
+    port: listen.port,
+    dataDir,
+    configPath,
+    logs,
+    stderr: () => stderrText,
+    waitForLog,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      return exited;
+    },
+    cli: (args: string[], env?: NodeJS.ProcessEnv) => runCli([...args, '--data-dir', dataDir], env),
+  };
+  if (options.waitForListening !== false) {
+    await Promise.race([
+      waitForLog((r) => r.event === 'started', 20_000),
+      exited.then((code) => {
+        throw new Error(`relaydesk serve exited with ${code} before listening:\n${stderrText}`);
+      }),
+    ]);
+  }
+  return relay;
+}
+
+export async function cleanup(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** A device on the LAN: a raw SMTP client that sends what it is told and collects the replies. */
+export class SmtpDevice {
+  private buffer = '';
+  private waiting: ((reply: string) => void) | null = null;
+  private replies: string[] = [];
+  closed = false;
+
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      this.buffer += chunk;
+      this.drain();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.waiting?.('');
+      this.waiting = null;
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static connect(port: number, options: { host?: string; localAddress?: string } = {}): Promise<SmtpDevice> {
+    return new Promise((resolveDevice, reject) => {
+      const socket = connect({ port, host: options.host ?? '127.0.0.1', localAddress: options.localAddress });
+      socket.once('connect', () => resolveDevice(new SmtpDevice(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  private drain(): void {
+    // A reply is complete at a line whose 4th character is a space (or a bare 3-digit line).
+    for (;;) {
+      const lines = this.buffer.split('\r\n');
+      let end = -1;
+      for (let i = 0; i < lines.length - 1; i += 1) {
+        if (/^\d{3}( |$)/.test(lines[i]!)) {
+          end = i;
+          break;
+        }
+      }
+      if (end < 0) return;
+      const reply = lines.slice(0, end + 1).join('\r\n');
+      this.buffer = lines.slice(end + 1).join('\r\n');
+      if (this.waiting) {
+        const waiter = this.waiting;
+        this.waiting = null;
+        waiter(reply);
+      } else {
+        this.replies.push(reply);
+      }
+    }
+  }
+
+  /** The next reply (multi-line replies joined with CRLF); '' when the connection closed. */
+  read(timeoutMs = 15_000): Promise<string> {
+    const queued = this.replies.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.closed) return Promise.resolve('');
+    return new Promise((resolveRead, reject) => {
+      const timer = setTimeout(() => reject(new Error('No SMTP reply within the timeout')), timeoutMs);
+      this.waiting = (reply) => {
+        clearTimeout(timer);
+        resolveRead(reply);
+      };
+    });
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  async command(line: string): Promise<string> {
+    this.write(`${line}\r\n`);
+    return this.read();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+export interface SendResult {
+  replies: string[];
+  final: string;
+  queueId: string | null;
+}
+
+/** One complete SMTP transaction, the way a well-behaved device sends it. */
+export async function sendMail(
+  port: number,
+  mail: { from: string; to: string[]; data: string | Buffer; localAddress?: string; helo?: string },
+): Promise<SendResult> {
+  const device = await SmtpDevice.connect(port, { localAddress: mail.localAddress });
+  const replies: string[] = [await device.read()];
+  try {
+    replies.push(await device.command(`EHLO ${mail.helo ?? 'scanner.local'}`));
+    const mailReply = await device.command(`MAIL FROM:<${mail.from}>`);
+    replies.push(mailReply);
+    if (!mailReply.startsWith('250')) return { replies, final: mailReply, queueId: null };
+    for (const rcpt of mail.to) replies.push(await device.command(`RCPT TO:<${rcpt}>`));
+    const dataReply = await device.command('DATA');
+    replies.push(dataReply);
+    if (!dataReply.startsWith('354')) return { replies, final: dataReply, queueId: null };
+    const body = Buffer.isBuffer(mail.data) ? mail.data : Buffer.from(mail.data, 'latin1');
+    device.write(dotStuff(body));
+    device.write('.\r\n');
+    const final = await device.read(60_000);
+    replies.push(final);
+    await device.command('QUIT').catch(() => '');
+    return { replies, final, queueId: /queued as (\S+)/.exec(final)?.[1] ?? null };
+  } finally {
+    device.close();
+  }
+}
+
+/** Dot-stuffs a CRLF message and makes sure it ends with CRLF, as an SMTP client must. */
+export function dotStuff(message: Buffer): Buffer {
+  let text = message.toString('latin1');
+  if (!text.endsWith('\r\n')) text += '\r\n';
+  text = text.replace(/(^|\r\n)\./g, '$1..');
+  return Buffer.from(text, 'latin1');
+}
+
+/** Waits until `check` returns a truthy value (bounded). */
+export async function eventually<T>(
+  check: () => Promise<T> | T,
+  timeoutMs = 15_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`Condition not met within ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
+}
