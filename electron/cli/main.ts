@@ -2,7 +2,9 @@
  * The `relaydesk` command line. Command names and flags are a contract: scripts depend on them.
  */
 import { parseArgs } from 'node:util';
+import { checkCommand, sendTestCommand } from './check.ts';
 import type { CliIo } from './context.ts';
+import { passwordCommand } from './password.ts';
 import { queueCommand } from './queue.ts';
 import { serveCommand } from './serve.ts';
 import { statusCommand } from './status.ts';
@@ -17,6 +19,11 @@ Usage: relaydesk <command> [options]
   queue flush                                retry everything now
   queue retry ID                             retry one message now (also a failed one)
   queue delete ID                            delete one message
+  check [--config FILE] [--json]             test the upstream: connect, EHLO, STARTTLS, AUTH (sends nothing)
+  send-test --to ADDR [--config FILE]        send a test message through the upstream, show its reply
+  password set [--config FILE]               store the upstream password (OAuth/Graph: the client secret)
+                                             in the OS keychain, read from standard input
+  password clear [--config FILE]             remove it from the keychain
 
 --data-dir defaults to the per-user app-data folder (~/.config/RelayDesk on Linux,
 ~/Library/Application Support/RelayDesk on macOS, %APPDATA%\\RelayDesk on Windows);
@@ -27,6 +34,7 @@ const OPTIONS = {
   config: { type: 'string' },
   'data-dir': { type: 'string' },
   json: { type: 'boolean' },
+  to: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -51,6 +59,12 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       return statusCommand(values, io);
     case 'queue':
       return queueCommand(rest, values, io);
+    case 'check':
+      return checkCommand(values, io);
+    case 'send-test':
+      return sendTestCommand(values, io);
+    case 'password':
+      return passwordCommand(rest, values, io);
     default:
       io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
       return 64;
