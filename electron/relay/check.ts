@@ -6,7 +6,14 @@
 import type { RelayConfig } from '../config/types.ts';
 import { diagnose, type Diagnosis } from './diagnosis.ts';
 import { connectSmtp } from './smtp-client.ts';
-import { createAuthSource, smtpConnectionOptions, type UpstreamDeps } from './upstream.ts';
+import { probeGraphMailbox, type GraphProbeStep } from './graph/index.ts';
+import { GRAPH_SCOPE } from './oauth-token.ts';
+import {
+  createAuthSource,
+  createTokenProviderFor,
+  smtpConnectionOptions,
+  type UpstreamDeps,
+} from './upstream.ts';
 import { describeFailure, UpstreamError, type UpstreamFailure } from './upstream-failure.ts';
 
 export interface CheckStep {
@@ -61,6 +68,8 @@ export async function checkUpstream(config: RelayConfig, deps: UpstreamDeps): Pr
     diagnosis: diagnose(failure, context),
   });
 
+  if (config.upstream.type === 'graph') return checkGraph(config, deps, steps, fail, upstream);
+
   const started = Date.now();
   let auth;
   try {
@@ -93,5 +102,53 @@ export async function checkUpstream(config: RelayConfig, deps: UpstreamDeps): Pr
   } catch (error) {
     return fail(failureOf(error));
   }
+  return { ok: true, upstream, steps, failure: null, reason: null, diagnosis: null };
+}
+
+/** Graph: a token, then a permission probe on the mailbox that sends nothing. */
+async function checkGraph(
+  config: RelayConfig,
+  deps: UpstreamDeps,
+  steps: CheckStep[],
+  fail: (failure: UpstreamFailure) => CheckResult,
+  upstream: string,
+): Promise<CheckResult> {
+  const tokens = createTokenProviderFor(config.upstream, GRAPH_SCOPE, deps);
+  let started = Date.now();
+  try {
+    await tokens.getToken();
+    steps.push({
+      name: 'token',
+      ok: true,
+      ms: Date.now() - started,
+      detail: `token issued for ${GRAPH_SCOPE}`,
+    });
+  } catch (error) {
+    const failure = failureOf(error);
+    steps.push({ name: 'token', ok: false, ms: Date.now() - started, detail: describeFailure(failure) });
+    return fail(failure);
+  }
+  started = Date.now();
+  let probe;
+  try {
+    // Reuses the cached token; the probe's own time is the mailbox checks.
+    probe = await probeGraphMailbox(config.upstream, tokens, deps.fetch);
+  } catch (error) {
+    return fail(failureOf(error));
+  }
+  const probeMs = Date.now() - started;
+  const probeSteps: [string, GraphProbeStep | null][] = [
+    ['send', probe.send],
+    ['drafts', probe.drafts],
+  ];
+  let failure: UpstreamFailure | null = null;
+  for (const [name, step] of probeSteps) {
+    if (!step) continue;
+    steps.push({ name: `mailbox ${name}`, ok: step.ok, ms: probeMs, detail: step.detail });
+    // A missing Mail.ReadWrite only matters for large messages unless Sent Items are skipped.
+    const fatal = name !== 'drafts' || !config.upstream.saveToSentItems;
+    if (!step.ok && fatal && !failure) failure = step.failure;
+  }
+  if (failure) return fail(failure);
   return { ok: true, upstream, steps, failure: null, reason: null, diagnosis: null };
 }

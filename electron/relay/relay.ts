@@ -5,15 +5,18 @@
 import { statfs } from 'node:fs/promises';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import type { RelayConfig } from '../config/types.ts';
+import type { ListenerConfig, RelayConfig } from '../config/types.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { createClientMatcher } from './access.ts';
+import { describeUpstream } from './check.ts';
 import { createDelivery, type Delivery } from './delivery.ts';
 import type { Diagnosis } from './diagnosis.ts';
-import { startListener, type LanListener } from './lan/listener.ts';
+import { ListenError, startListener, type LanListener } from './lan/listener.ts';
 import type { SessionHost } from './lan/session.ts';
+import { createLanAuth, type LanAuth } from './lan-auth.ts';
+import { LanTlsError, loadLanTls, type LanTls } from './lan-tls.ts';
 import type { Logger } from './log.ts';
-import { createPreparer } from './message/prepare.ts';
+import { createPreparer, PREPARE_GROWTH_ALLOWANCE } from './message/prepare.ts';
 import { createQueue, type Queue, type QueueCounts, type QueueEntry } from './queue.ts';
 import { createSpool, type Spool } from './spool.ts';
 import {
@@ -77,7 +80,9 @@ export function createRelay(options: RelayOptions): Relay {
   let startedAt = 0;
   let sizeLimit = config.limits.maxMessageBytes;
 
-  const upstreamDescription = `${config.upstream.host}:${config.upstream.port} (${config.upstream.security}, auth ${config.upstream.auth}${config.upstream.user ? ` as ${config.upstream.user}` : ''})`;
+  /** The mailbox mail goes out as: SMTP AUTH's user, or Graph's configured mailbox. */
+  const sendingMailbox = config.upstream.type === 'graph' ? config.upstream.mailbox : config.upstream.user;
+  const upstreamDescription = describeUpstream(config);
 
   async function hasRoomFor(bytes: number): Promise<boolean> {
     try {
@@ -88,7 +93,7 @@ export function createRelay(options: RelayOptions): Relay {
     }
   }
 
-  function sessionHost(): SessionHost {
+  function sessionHost(listen: ListenerConfig, lanTls: LanTls | null, lanAuth: LanAuth): SessionHost {
     return {
       hostname,
       limits: {
@@ -96,10 +101,25 @@ export function createRelay(options: RelayOptions): Relay {
         maxRecipients: config.limits.maxRecipients,
         idleTimeoutMs: config.limits.idleTimeoutSeconds * 1000,
       },
-      startTls: null,
+      startTls: listen.tls === 'starttls' && lanTls ? (socket) => lanTls.wrap(socket) : null,
+      tlsFailed(ip, error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        logger.warn('tls-failed', {
+          client: ip,
+          listener: `${listen.host}:${listen.port}`,
+          reason: error.message,
+          ...(code === 'ERR_SSL_UNSUPPORTED_PROTOCOL' && !config.lanTls.allowLegacyTls
+            ? { fix: 'the device speaks only TLS 1.0/1.1: set "lanTls.allowLegacyTls" to true' }
+            : {}),
+        });
+      },
       isAllowed: (ip) => allowed.matches(ip),
-      authenticate: async (ip) => allowed.matches(ip),
-      authGrantsRelay: false,
+      async authenticate(ip, user, password) {
+        const ok = await lanAuth.authenticate(ip, user, password);
+        if (!ok) logger.warn('auth-failed', { client: ip, user, mode: config.lanAuth.mode });
+        return ok;
+      },
+      authGrantsRelay: lanAuth.grantsRelay,
       denied(ip, sender) {
         status.deviceSeen(ip, sender, false);
         status.count('denied');
@@ -217,9 +237,9 @@ export function createRelay(options: RelayOptions): Relay {
       transport,
       maxConnections: config.upstream.maxConnections,
       messagesPerMinute: config.upstream.messagesPerMinute,
-      prepare: createPreparer({ spool, hostname, mailbox: config.upstream.user, sender: config.sender }),
+      prepare: createPreparer({ spool, hostname, mailbox: sendingMailbox, sender: config.sender }),
       diagnosisContext: {
-        mailbox: config.upstream.user ?? undefined,
+        mailbox: sendingMailbox ?? undefined,
         appId: config.upstream.oauth2?.clientId,
       },
       onAttempt(event) {
@@ -229,19 +249,41 @@ export function createRelay(options: RelayOptions): Relay {
       },
     });
 
-    sizeLimit = Math.min(config.limits.maxMessageBytes, config.upstream.maxMessageBytes);
+    // A device's message arrives MIME-encoded, base64's third already in it: it is compared with the
+    // upstream's limit as it is, less what preparing adds (docs/devices.md, "Huge scans").
+    sizeLimit = Math.max(
+      1024,
+      Math.min(config.limits.maxMessageBytes, config.upstream.maxMessageBytes - PREPARE_GROWTH_ALLOWANCE),
+    );
+    const lanAuth = createLanAuth(config.lanAuth, { isAllowed: (ip) => allowed.matches(ip) });
     try {
-      for (const listen of [config.listen, ...config.extraListeners]) {
+      const listens = [config.listen, ...config.extraListeners];
+      const tlsListen = listens.find((listen) => listen.tls !== 'none');
+      let lanTls: LanTls | null = null;
+      if (tlsListen) {
+        lanTls = await loadLanTls(config.lanTls, options.dataDir, hostname).catch((error: unknown) => {
+          throw error instanceof LanTlsError
+            ? new ListenError('ETLSCERT', tlsListen.host, tlsListen.port, error)
+            : error;
+        });
+        logger.info('lan-tls', {
+          certFile: lanTls.certFile,
+          generated: lanTls.generated,
+          fingerprint: lanTls.fingerprint,
+          allowLegacyTls: config.lanTls.allowLegacyTls,
+        });
+      }
+      for (const listen of listens) {
         const listener = await startListener(
           {
             host: listen.host,
             port: listen.port,
             tls: listen.tls,
-            secureContext: null,
+            secureContext: listen.tls === 'implicit' ? lanTls!.secureContext : null,
             maxConnectionsPerClient: config.limits.maxConnectionsPerClient,
             maxConnections: config.limits.maxConnections,
           },
-          sessionHost(),
+          sessionHost(listen, lanTls, lanAuth),
         );
         listeners.push(listener);
         logger.info('listening', { host: listen.host, port: listener.port, tls: listen.tls });

@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import type { UpstreamConfig } from '../config/types.ts';
 import { resolveSecret, type SecretStore } from '../secrets/index.ts';
-import { createTokenProvider, SMTP_SCOPE, type TokenProvider } from './oauth-token.ts';
+import { createGraphTransport } from './graph/index.ts';
+import { createTokenProvider, GRAPH_SCOPE, SMTP_SCOPE, type TokenProvider } from './oauth-token.ts';
 import type { SmtpClientOptions, UpstreamAuthMethod } from './smtp-client.ts';
 import { createSmtpTransport } from './smtp-transport.ts';
 import type { Transport } from './transport.ts';
@@ -79,6 +80,13 @@ export async function createUpstreamTransport(
   upstream: UpstreamConfig,
   deps: UpstreamDeps,
 ): Promise<Transport> {
+  if (upstream.type === 'graph') {
+    return createGraphTransport({
+      upstream,
+      tokens: createTokenProviderFor(upstream, GRAPH_SCOPE, deps),
+      fetch: deps.fetch,
+    });
+  }
   return createSmtpTransport({
     connection: await smtpConnectionOptions(upstream),
     maxConnections: upstream.maxConnections,
