@@ -1440,9 +1440,11 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     title: 'The app may not send from this mailbox',
     explanation:
       'Microsoft Graph refused: the app lacks the Mail.Send application permission or its admin consent, ' +
-      'or an Application Access Policy or an RBAC for Applications scope leaves this mailbox out.',
+      'or an Application Access Policy or an RBAC for Applications scope leaves this mailbox out. Messages ' +
+      'over about 4 MB, and `saveToSentItems: false`, also need Mail.ReadWrite (they go through a draft).',
     fix:
-      'Check API permissions (Microsoft Graph → Application → Mail.Send, admin consent granted). ' +
+      'Check API permissions (Microsoft Graph → Application → Mail.Send, and Mail.ReadWrite for large ' +
+      'messages, admin consent granted). ' +
       '`Test-ApplicationAccessPolicy -Identity <mailbox> -AppId <appId>` tells whether an access policy ' +
       'blocks it. With RBAC for Applications, give the app the role over a scope that includes the mailbox ' +
       '(PowerShell below).',
@@ -1464,12 +1466,10 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     action: 'fail-message',
     title: 'Message too large for Graph',
     explanation:
-      'Microsoft Graph refused the message as too large. Graph takes messages up to about 4 MB this way, ' +
-      "far less than the mailbox's own limit.",
-    fix:
-      'Scan at a lower resolution or fewer pages per message, or use the SMTP upstream (up to 35 MB, or ' +
-      'more with `Set-Mailbox -MaxSendSize`) for large scans.',
-    powershell: null,
+      'Microsoft Graph refused the message as too large for the mailbox. RelayDesk already sends messages ' +
+      "over about 4 MB as a draft with upload sessions, so this is the mailbox's own size limit (35 MB by default).",
+    fix: "Scan at a lower resolution or fewer pages per message, or raise the mailbox's MaxSendSize (up to 150 MB).",
+    powershell: 'Set-Mailbox -Identity <mailbox> -MaxSendSize 150MB',
     example: graphFailure(413, 'ErrorMessageSizeExceeded', 'The message exceeds the maximum supported size.'),
   },
   {
