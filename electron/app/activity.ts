@@ -42,22 +42,27 @@ const HEAD_BYTES = 16 * 1024;
 export function decodeEncodedWords(value: string): string {
   return value
     .replace(/\?=\s+=\?/g, '?==?')
-    .replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (whole, charset: string, encoding: string, data: string) => {
-      try {
-        const bytes =
-          encoding.toUpperCase() === 'B'
-            ? Buffer.from(data, 'base64')
-            : Buffer.from(
-                data
-                  .replace(/_/g, ' ')
-                  .replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
-                'latin1',
-              );
-        return new TextDecoder(charset.toLowerCase(), { fatal: false }).decode(bytes);
-      } catch {
-        return whole;
-      }
-    });
+    .replace(
+      /=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g,
+      (whole, charset: string, encoding: string, data: string) => {
+        try {
+          const bytes =
+            encoding.toUpperCase() === 'B'
+              ? Buffer.from(data, 'base64')
+              : Buffer.from(
+                  data
+                    .replace(/_/g, ' ')
+                    .replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) =>
+                      String.fromCharCode(parseInt(hex, 16)),
+                    ),
+                  'latin1',
+                );
+          return new TextDecoder(charset.toLowerCase(), { fatal: false }).decode(bytes);
+        } catch {
+          return whole;
+        }
+      },
+    );
 }
 
 /**

@@ -58,7 +58,8 @@ export function summaryOf(input: HealthInput): string {
     }
     const hold = input.upstream.hold;
     if (hold) return `Delivery on hold: ${hold.diagnosis.title}`;
-    if (input.queue.failed > 0) return `RelayDesk: ${plural(input.queue.failed, 'message')} failed, see the queue`;
+    if (input.queue.failed > 0)
+      return `RelayDesk: ${plural(input.queue.failed, 'message')} failed, see the queue`;
     if (input.queue.deferred > 0) {
       const last = input.upstream.lastError?.reply;
       return `RelayDesk: ${plural(input.queue.deferred, 'message')} deferred${last ? ` (${last})` : ''}`;

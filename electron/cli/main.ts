@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { checkCommand, sendTestCommand } from './check.ts';
 import type { CliIo } from './context.ts';
+import { lanUserCommand } from './lan-user.ts';
 import { passwordCommand } from './password.ts';
 import { queueCommand } from './queue.ts';
 import { serveCommand } from './serve.ts';
@@ -14,6 +15,7 @@ const USAGE = `RelayDesk: an SMTP relay from office devices to Microsoft 365 and
 Usage: relaydesk <command> [options]
 
   serve [--config FILE] [--data-dir DIR]     run the relay in the foreground until Ctrl+C / SIGTERM
+        [--admin HOST:PORT]                  ... and the RelayDesk window in a browser (e.g. 127.0.0.1:8025)
   status [--data-dir DIR] [--json]           listener, upstream state, queue counts, today's counters
   queue list [--json]                        the messages waiting, deferred, held or failed
   queue flush                                retry everything now
@@ -24,6 +26,8 @@ Usage: relaydesk <command> [options]
   password set [--config FILE]               store the upstream password (OAuth/Graph: the client secret)
                                              in the OS keychain, read from standard input
   password clear [--config FILE]             remove it from the keychain
+  lan-user add NAME [--config FILE]          add a LAN user for devices that sign in (lanAuth "check"),
+                                             the password read from standard input
 
 --data-dir defaults to the per-user app-data folder (~/.config/RelayDesk on Linux,
 ~/Library/Application Support/RelayDesk on macOS, %APPDATA%\\RelayDesk on Windows);
@@ -33,6 +37,7 @@ Usage: relaydesk <command> [options]
 const OPTIONS = {
   config: { type: 'string' },
   'data-dir': { type: 'string' },
+  admin: { type: 'string' },
   json: { type: 'boolean' },
   to: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -65,6 +70,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       return sendTestCommand(values, io);
     case 'password':
       return passwordCommand(rest, values, io);
+    case 'lan-user':
+      return lanUserCommand(rest, values, io);
     default:
       io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
       return 64;

@@ -3,6 +3,7 @@
  * accepting (new connections and new transactions get 421), lets what is in flight finish, exits 0.
  */
 import { join } from 'node:path';
+import { serveAdminCommand } from '../admin/command.ts';
 import { createKeychainStore } from '../secrets/index.ts';
 import { AlreadyRunningError, startControlServer } from '../relay/control.ts';
 import { ListenError } from '../relay/lan/listener.ts';
@@ -13,9 +14,12 @@ import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliI
 export interface ServeFlags {
   config?: string;
   'data-dir'?: string;
+  /** HOST:PORT: also serve the window and its API to a browser (electron/admin). */
+  admin?: string;
 }
 
 export async function serveCommand(flags: ServeFlags, io: CliIo): Promise<number> {
+  if (flags.admin !== undefined) return serveAdminCommand({ ...flags, admin: flags.admin }, io);
   const dataDir = dataDirFrom(flags['data-dir'], io.env);
   const configPath = configPathFrom(flags.config, dataDir);
   const config = await loadConfigOrReport(configPath, io);

@@ -74,6 +74,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       });
       inFlight.add(run);
     }
+    // With every connection busy, the next completion kicks again: no need to scan the queue now.
+    if (inFlight.size >= options.maxConnections) return;
     const wake = queue.nextWakeAt();
     if (wake !== null && Number.isFinite(wake)) schedule(wake);
   }

@@ -70,6 +70,7 @@ export interface SpoolLoadReport {
 }
 
 const SPOOL_MAGIC = 'RDQ1 ';
+const DIRECTORY_HANDLE_IDLE_MS = 2000;
 /** Node reports a full disk as ENOSPC, a quota as EDQUOT: both become 452 4.3.1 at the device. */
 export const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
 
@@ -103,6 +104,9 @@ export function initialState(rcptTo: string[]): MessageState {
 class DirectorySync {
   private running: Promise<void> | null = null;
   private next: Promise<void> | null = null;
+  /** Kept open while syncs keep coming: an open and a close less per message under load. */
+  private handle: FileHandle | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly dir: string) {}
 
@@ -126,12 +130,23 @@ class DirectorySync {
   }
 
   private async syncNow(): Promise<void> {
-    const handle = await open(this.dir, fsConstants.O_RDONLY);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.handle ??= await open(this.dir, fsConstants.O_RDONLY);
+    const handle = this.handle;
     try {
       await handle.sync();
-    } finally {
-      await handle.close();
+    } catch (error) {
+      this.handle = null;
+      await handle.close().catch(() => undefined);
+      throw error;
     }
+    // Closed once the spool is quiet, so an idle relay holds no directory handle.
+    this.idleTimer = setTimeout(() => {
+      if (this.running || this.handle !== handle) return;
+      this.handle = null;
+      void handle.close().catch(() => undefined);
+    }, DIRECTORY_HANDLE_IDLE_MS);
+    this.idleTimer.unref();
   }
 }
 
@@ -166,6 +181,8 @@ export async function createSpool(root: string): Promise<Spool> {
   for (const dir of [incomingDir, queueDir, quarantineDir])
     await mkdir(dir, { recursive: true, mode: 0o700 });
   const queueSync = new DirectorySync(queueDir);
+  /** Messages that have a state file: most are delivered at the first try and never get one. */
+  const withState = new Set<string>();
 
   const emlPath = (id: string) => join(queueDir, `${id}.eml`);
   const statePath = (id: string) => join(queueDir, `${id}.state.json`);
@@ -174,21 +191,19 @@ export async function createSpool(root: string): Promise<Spool> {
     const envelope: Envelope = { id: newMessageId(partial.receivedAt), ...partial };
     const header = Buffer.from(`${SPOOL_MAGIC}${JSON.stringify(envelope)}\n`, 'utf8');
     const incomingPath = join(incomingDir, envelope.id);
-    const handle = await open(incomingPath, 'wx', 0o600);
+    // Opened while the device already sends: its 354 does not wait for the file system. A file that
+    // cannot be created fails the first write or the commit, so the device gets 452/451, never 250.
+    const opening = open(incomingPath, 'wx', 0o600);
+    opening.catch(() => undefined);
     let bytesWritten = 0;
     let closed = false;
-    try {
-      await handle.write(header);
-    } catch (error) {
-      await handle.close().catch(() => undefined);
-      await unlink(incomingPath).catch(() => undefined);
-      throw error;
-    }
+    // The envelope line goes out with the first body bytes: one write less per message.
+    let headerPending = true;
 
     const closeOnce = async () => {
       if (closed) return;
       closed = true;
-      await handle.close();
+      await (await opening).close();
     };
 
     return {
@@ -198,9 +213,16 @@ export async function createSpool(root: string): Promise<Spool> {
       },
       async write(chunk) {
         bytesWritten += chunk.length;
-        await writeAll(handle, chunk);
+        const chunks = headerPending ? [header, chunk] : [chunk];
+        headerPending = false;
+        await writeAll(await opening, chunks);
       },
       async commit() {
+        const handle = await opening;
+        if (headerPending) {
+          headerPending = false;
+          await writeAll(handle, [header]);
+        }
         await handle.sync();
         await closeOnce();
         await rename(incomingPath, emlPath(envelope.id));
@@ -240,6 +262,7 @@ export async function createSpool(root: string): Promise<Spool> {
           stateFiles.has(`${id}.state.json`) ? statePath(id) : null,
         );
         report.messages.push(message);
+        if (stateFiles.has(`${id}.state.json`)) withState.add(id);
       } catch (error) {
         const reason = (error as Error).message;
         await quarantine(id, reason);
@@ -264,16 +287,19 @@ export async function createSpool(root: string): Promise<Spool> {
       await handle.close();
     }
     await rename(tmp, statePath(id));
+    withState.add(id);
     await queueSync.sync();
   }
 
   async function remove(id: string): Promise<void> {
-    await rm(statePath(id), { force: true });
-    await rm(emlPath(id), { force: true });
+    // unlink, not rm: rm stats first, and this runs once per delivered message.
+    if (withState.delete(id)) await unlinkIfPresent(statePath(id));
+    await unlinkIfPresent(emlPath(id));
     await queueSync.sync();
   }
 
   async function quarantine(id: string, _reason: string): Promise<void> {
+    withState.delete(id);
     for (const suffix of ['.eml', '.state.json']) {
       await rename(join(queueDir, id + suffix), join(quarantineDir, id + suffix)).catch((error) => {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
@@ -292,7 +318,12 @@ export async function createSpool(root: string): Promise<Spool> {
     emlPath,
     openBody(message, options = {}) {
       const start = message.bodyOffset + (options.start ?? 0);
-      const end = options.end === undefined ? undefined : message.bodyOffset + options.end - 1;
+      // Always bounded: an open-ended stream reads in full 256 KB buffers even for a 10 KB message.
+      // (At the end of the file `start` may pass the last byte; reading there gives nothing.)
+      const end =
+        options.end === undefined
+          ? Math.max(start, message.bodyOffset + message.size - 1)
+          : message.bodyOffset + options.end - 1;
       return createReadStream(emlPath(message.envelope.id), { start, end, highWaterMark: 256 * 1024 });
     },
   };
@@ -325,12 +356,23 @@ export async function inspectSpool(root: string): Promise<SpooledMessage[]> {
   return messages.sort((a, b) => a.envelope.receivedAt - b.envelope.receivedAt);
 }
 
-async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-    offset += bytesWritten;
+async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<void> {
+  let { bytesWritten: done } = await handle.writev(chunks);
+  // A short write (rare on a file) is finished chunk by chunk.
+  for (const chunk of chunks) {
+    let offset = Math.min(done, chunk.length);
+    done -= offset;
+    while (offset < chunk.length) {
+      const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+      offset += bytesWritten;
+    }
   }
+}
+
+async function unlinkIfPresent(path: string): Promise<void> {
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
 }
 
 /** Reads and checks a spooled message; throws with a reason when it is damaged. */

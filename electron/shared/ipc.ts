@@ -86,14 +86,7 @@ export interface QueueItem {
 }
 
 export type ActivityResult =
-  | 'queued'
-  | 'delivered'
-  | 'deferred'
-  | 'held'
-  | 'failed'
-  | 'denied'
-  | 'test-delivered'
-  | 'test-failed';
+  'queued' | 'delivered' | 'deferred' | 'held' | 'failed' | 'denied' | 'test-delivered' | 'test-failed';
 
 export interface ActivityEntry {
   /** Row id: the queue id for relayed mail, a generated one for denials and test emails. */

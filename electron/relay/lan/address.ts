@@ -72,7 +72,9 @@ function addressProblem(address: string, keyword: 'FROM' | 'TO'): string | null 
     return `501 ${code} Local part too long (RFC 5321 allows 64 octets)`;
   if (at >= 0) {
     const domain = address.slice(at + 1);
-    if (!/^(\[[^\]\s]+\]|[^\s@()[\]\\,;:]+)$/.test(domain)) return `501 ${code} Bad domain in address`;
+    // A sender with a broken domain (`scanner@`) is mapped to a real address like an unqualified one.
+    if (keyword === 'TO' && !/^(\[[^\]\s]+\]|[^\s@()[\]\\,;:]+)$/.test(domain))
+      return `501 ${code} Bad domain in address`;
   } else if (keyword === 'TO' && address.toLowerCase() !== 'postmaster') {
     // An unqualified sender is mapped to a real address later; a recipient without a domain cannot be delivered.
     return `501 ${code} Recipient address must include a domain (user@example.com)`;
@@ -86,8 +88,20 @@ export function printable(text: string, max = 64): string {
   return cleaned.length > max ? `${cleaned.slice(0, max)}...` : cleaned;
 }
 
-/** Whether an envelope sender is a usable address to hand to Microsoft 365 (has a local part and a domain). */
+const DOT_ATOM =
+  /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+)*$/;
+const QUOTED_STRING = /^"([^"\\\r\n]|\\.)*"$/;
+const DOMAIN_LABEL = /^[A-Za-z0-9\u0080-\uffff]([A-Za-z0-9\u0080-\uffff-]*[A-Za-z0-9\u0080-\uffff])?$/;
+
+/**
+ * Whether a sender is an address Microsoft 365 takes (RFC 5321 Mailbox with a dotted domain). What
+ * fails, `scanner`, `user.@dom`, `a..b@x.com`, `fax@printer`, is replaced by the mapped sender.
+ */
 export function isQualifiedAddress(address: string): boolean {
   const at = address.lastIndexOf('@');
-  return at > 0 && at < address.length - 1 && /\./.test(address.slice(at + 1));
+  if (at <= 0) return false;
+  const local = address.slice(0, at);
+  const labels = address.slice(at + 1).split('.');
+  if (!DOT_ATOM.test(local) && !QUOTED_STRING.test(local)) return false;
+  return labels.length >= 2 && labels.every((label) => DOMAIN_LABEL.test(label));
 }

@@ -6,13 +6,14 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { normalizeIp } from '../access.ts';
-import { LanSession, type SessionHost } from './session.ts';
+import { LanSession, watchHandshake, type SessionHost } from './session.ts';
 
 export interface ListenerOptions {
   host: string;
   port: number;
-  /** `implicit`: TLS from the first byte (port 465 style). */
+  /** `implicit`: TLS from the first byte (port 465 style); STARTTLS is the session host's `startTls`. */
   tls: 'none' | 'starttls' | 'implicit';
+  /** Required for `implicit`. */
   secureContext: SecureContext | null;
   maxConnectionsPerClient: number;
   maxConnections: number;
@@ -58,6 +59,10 @@ function listenErrorMessage(code: string, host: string, port: number, detail: st
 }
 
 export async function startListener(options: ListenerOptions, host: SessionHost): Promise<LanListener> {
+  const { secureContext } = options;
+  if (options.tls === 'implicit' && !secureContext) {
+    throw new Error(`The implicit-TLS listener ${options.host}:${options.port} needs a certificate`);
+  }
   const sessions = new Set<LanSession>();
   const perClient = new Map<string, number>();
   let draining = false;
@@ -81,9 +86,11 @@ export async function startListener(options: ListenerOptions, host: SessionHost)
     }
     perClient.set(ip, count + 1);
     let connection: Socket = socket;
-    if (options.tls === 'implicit' && options.secureContext) {
-      connection = new TLSSocket(socket, { isServer: true, secureContext: options.secureContext });
-      connection.on('error', () => undefined);
+    if (options.tls === 'implicit' && secureContext) {
+      const secure = new TLSSocket(socket, { isServer: true, secureContext });
+      secure.on('error', () => undefined);
+      watchHandshake(secure, (error) => host.tlsFailed(ip, error));
+      connection = secure;
     }
     const session = new LanSession(connection, host, {
       id: nextSessionId++,

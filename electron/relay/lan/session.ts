@@ -32,6 +32,8 @@ export interface SessionHost {
   limits: SessionLimits;
   /** STARTTLS is offered only when this is set and the connection is still plain. */
   startTls: ((socket: Socket) => TLSSocket) | null;
+  /** A TLS handshake failed (an old device and TLS 1.2, a device that rejects the certificate). */
+  tlsFailed(ip: string, error: Error): void;
   isAllowed(ip: string): boolean;
   /** Checks LAN AUTH credentials; resolves whether they are accepted (trust-by-IP mode accepts any). */
   authenticate(ip: string, user: string, password: string): Promise<boolean>;
@@ -126,7 +128,9 @@ export class LanSession {
 
   /** Processes buffered input until it runs out or an async step (spool, auth) is pending. */
   private pump(): void {
-    this.socket.cork();
+    // STARTTLS swaps this.socket mid-loop: uncork the socket that was corked.
+    const corked = this.socket;
+    corked.cork();
     try {
       while (!this.busy && this.phase !== 'closed' && this.input.length > 0) {
         if (this.phase === 'data') {
@@ -157,7 +161,7 @@ export class LanSession {
         this.handleLine(line);
       }
     } finally {
-      this.socket.uncork();
+      corked.uncork();
     }
     if (this.socket.writableLength > MAX_PENDING_OUTPUT) this.socket.pause();
   }
@@ -286,9 +290,7 @@ export class LanSession {
     const sizeParam = params.get('SIZE');
     const declaredSize = typeof sizeParam === 'string' && /^\d+$/.test(sizeParam) ? Number(sizeParam) : 0;
     if (declaredSize > this.host.limits.maxMessageBytes) {
-      this.error(
-        `552 5.3.4 Message size exceeds fixed maximum message size of ${this.host.limits.maxMessageBytes} bytes`,
-      );
+      this.error(tooBigReply(this.host.limits.maxMessageBytes));
       return;
     }
     const body = params.get('BODY');
@@ -389,7 +391,7 @@ export class LanSession {
     }
     if (this.oversize && this.receivedBytes > 2 * limit && !done) {
       // A client that keeps streaming far past the limit is not going to stop by itself.
-      this.replyAndClose(`552 5.3.4 Message size exceeds fixed maximum message size of ${limit} bytes`);
+      this.replyAndClose(tooBigReply(limit));
       return;
     }
     if (done) this.finishData();
@@ -424,9 +426,7 @@ export class LanSession {
     if (this.oversize || !writer) {
       this.resetTransaction();
       this.host.rejected(this.info, 'message too big', envelope);
-      this.reply(
-        `552 5.3.4 Message size exceeds fixed maximum message size of ${this.host.limits.maxMessageBytes} bytes`,
-      );
+      this.reply(tooBigReply(this.host.limits.maxMessageBytes));
       return;
     }
     this.runAsync(async () => {
@@ -460,8 +460,9 @@ export class LanSession {
       }
       this.writer = null;
       this.resetTransaction();
-      this.host.accepted(message, this.info);
+      // The message is on disk: answer first, then log and queue it (which starts its delivery).
       this.reply(`250 2.0.0 Ok: queued as ${message.envelope.id}`);
+      this.host.accepted(message, this.info);
     });
   }
 
@@ -564,10 +565,13 @@ export class LanSession {
     }
     this.reply('220 2.0.0 Ready to start TLS');
     const plain = this.socket;
+    // The 220 must be on the wire before the handshake takes the socket over.
+    while (plain.writableCorked > 0) plain.uncork();
     plain.removeAllListeners('data');
     plain.removeAllListeners('timeout');
     plain.removeAllListeners('drain');
     const secure = this.host.startTls(plain);
+    watchHandshake(secure, (error) => this.host.tlsFailed(this.info.remoteAddress, error));
     this.socket = secure;
     this.info.tls = true;
     this.helo = null;
@@ -636,10 +640,26 @@ export class LanSession {
   }
 }
 
+/** Reports a failed handshake once; errors after the handshake are ordinary connection ends. */
+export function watchHandshake(socket: TLSSocket, report: (error: Error) => void): void {
+  socket.once('error', report);
+  socket.once('secure', () => socket.off('error', report));
+}
+
 function decodeBase64(text: string): string | null {
   const trimmed = text.trim();
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed)) return null;
   return Buffer.from(trimmed, 'base64').toString('utf8');
+}
+
+/** Says the limit in bytes (what SIZE advertised) and in MB or KB (what an admin reads on a panel). */
+function tooBigReply(limit: number): string {
+  // Rounded down: "35 MB" for a limit a little under it would invite a scan that is refused again.
+  const readable =
+    limit >= 1024 * 1024
+      ? `${(Math.floor((limit / (1024 * 1024)) * 10) / 10).toFixed(1)} MB`
+      : `${Math.floor(limit / 1024)} KB`;
+  return `552 5.3.4 Message size exceeds fixed maximum message size of ${limit} bytes (${readable}): scan fewer pages or at a lower resolution`;
 }
 
 function storageFailureReply(error: unknown): string {

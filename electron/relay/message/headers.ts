@@ -82,11 +82,20 @@ function unquote(name: string): string {
   return name;
 }
 
-/** A display name as a quoted-string (RFC 5322 §3.2.4), RFC 2047-encoded when it is not ASCII. */
+const ENCODED_WORD = /=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=/;
+
+/** A display name the device already wrote as encoded-words, with nothing that needs quoting. */
+export function isEncodedPhrase(name: string): boolean {
+  return ENCODED_WORD.test(name) && /^[^"(),:;<>@[\\\]]*$/.test(name);
+}
+
+/**
+ * A display name as a phrase (RFC 5322 §3.2.5): the device's own encoded-words as they are (inside
+ * quotes no reader would decode them, RFC 2047 §5), anything else as a quoted-string. Raw 8-bit
+ * text keeps the device's bytes; normalize.ts encodes it for the upstream, charset detected.
+ */
 export function formatDisplayName(name: string): string {
-  if (/[^\x20-\x7e]/.test(name)) {
-    return `=?UTF-8?B?${Buffer.from(name, 'utf8').toString('base64')}?=`;
-  }
+  if (isEncodedPhrase(name)) return name;
   return `"${name.replace(/(["\\])/g, '\\$1')}"`;
 }
 

@@ -1,11 +1,12 @@
 /**
  * Turns a spooled message into what goes upstream: one Received header for this hop, the sender
- * the upstream will accept (send-as handling), and the headers Microsoft 365 insists on. The
- * device's original bytes stay untouched in the spool; only the header block is rebuilt here, the
- * body is streamed from disk.
+ * the upstream will accept (send-as handling), the headers Microsoft 365 insists on, and what
+ * normalize.ts makes of raw 8-bit header text and lines over 998 characters. The device's original
+ * bytes stay untouched in the spool; the header block is rebuilt here and the body streamed from
+ * disk, through normalize.ts's re-wrap only when it has overlong lines.
  */
 import { open } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import type { SenderConfig } from '../../config/types.ts';
 import { createClientMatcher } from '../access.ts';
 import { isQualifiedAddress } from '../lan/address.ts';
@@ -15,11 +16,15 @@ import {
   fieldValue,
   findField,
   formatDate,
+  formatDisplayName,
   formatMailbox,
+  isEncodedPhrase,
   parseHeaderBlock,
   parseMailbox,
   type HeaderField,
+  type Mailbox,
 } from './headers.ts';
+import { normalizeMessage } from './normalize.ts';
 
 export interface PrepareOptions {
   spool: Spool;
@@ -29,6 +34,13 @@ export interface PrepareOptions {
   mailbox: string | null;
   sender: SenderConfig;
 }
+
+/**
+ * What preparing may add to a message at most in practice (Received, Date, Message-ID, a rewritten
+ * From and Reply-To, re-encoded headers). Devices are told the upstream's limit less this, so that a
+ * message the upstream would refuse is refused at the device instead.
+ */
+export const PREPARE_GROWTH_ALLOWANCE = 16 * 1024;
 
 /** Headers beyond this are treated as body: nothing legitimate from a device comes close. */
 const MAX_HEADER_BYTES = 256 * 1024;
@@ -88,11 +100,11 @@ export function createPreparer(options: PrepareOptions): (message: SpooledMessag
       byClientMatch,
     );
 
-    const fields: string[] = [receivedHeader(message, options.hostname)];
+    const fields: HeaderField[] = [added(receivedHeader(message, options.hostname))];
     let replyToAdded = false;
     for (const field of block.fields) {
       if (field.name.toLowerCase() === 'from' && decision.headerFrom) {
-        fields.push(rewrittenFrom(field, original, decision.headerFrom));
+        fields.push({ name: field.name, raw: rewrittenFrom(field, original, decision.headerFrom) });
         if (
           original &&
           isQualifiedAddress(original.address) &&
@@ -100,48 +112,52 @@ export function createPreparer(options: PrepareOptions): (message: SpooledMessag
           !replyToAdded
         ) {
           // Replies still reach the device's address, not the mailbox that relayed it.
-          fields.push(`Reply-To: ${formatMailbox(original)}`);
+          fields.push(added(`Reply-To: ${formatMailbox(original)}`));
           replyToAdded = true;
         }
         continue;
       }
-      fields.push(field.raw);
+      fields.push(field);
     }
-    if (!fromField) fields.push(`From: <${decision.headerFrom ?? decision.envelopeSender}>`);
+    if (!fromField) fields.push(added(`From: <${decision.headerFrom ?? decision.envelopeSender}>`));
     // Exchange Online and many recipients' filters want both; old printers send neither.
-    if (!findField(block.fields, 'Date')) fields.push(`Date: ${formatDate(envelope.receivedAt)}`);
+    if (!findField(block.fields, 'Date')) fields.push(added(`Date: ${formatDate(envelope.receivedAt)}`));
     if (!findField(block.fields, 'Message-ID'))
-      fields.push(`Message-ID: <${envelope.id}@${options.hostname}>`);
+      fields.push(added(`Message-ID: <${envelope.id}@${options.hostname}>`));
 
-    const header = Buffer.from(`${fields.join('\r\n')}\r\n\r\n`, 'latin1');
     const bodyStart = block.bodyOffset;
+    const openBody = () => options.spool.openBody(message, { start: bodyStart });
+    const normalized = await normalizeMessage(fields, openBody, { smtpUtf8: envelope.smtpUtf8 });
+    const header = Buffer.from(`${normalized.fields.join('\r\n')}\r\n\r\n`, 'latin1');
+    const { bodyTransform } = normalized;
+    const body = bodyTransform ? () => pipeline(openBody(), bodyTransform(), () => undefined) : openBody;
     const rcptTo = message.state.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
     return {
       message,
       mailFrom: decision.envelopeSender,
       rcptTo,
       headerFrom: decision.headerFrom ?? original?.address ?? null,
-      size: header.length + Math.max(0, message.size - bodyStart),
+      size: header.length + (normalized.bodySize ?? Math.max(0, message.size - bodyStart)),
       eightBit: envelope.eightBit,
       smtpUtf8: envelope.smtpUtf8,
-      open: () =>
-        Readable.from(
-          concatStreams(header, () => options.spool.openBody(message, { start: bodyStart })),
-          { objectMode: false },
-        ),
+      open: () => Readable.from(concatStreams(header, body), { objectMode: false }),
     };
   };
 }
 
-function rewrittenFrom(
-  field: HeaderField,
-  original: { displayName: string; address: string } | null,
-  address: string,
-): string {
-  if (!original) return `From: <${address}>`;
+function added(raw: string): HeaderField {
+  return { name: raw.slice(0, raw.indexOf(':')), raw };
+}
+
+function rewrittenFrom(field: HeaderField, original: Mailbox | null, address: string): string {
+  if (!original) return `${field.name}: <${address}>`;
   // People still see which device sent it: "Scanner 2F (scanner@contoso.com)" <john@contoso.com>.
-  const label = original.displayName ? `${original.displayName} (${original.address})` : original.address;
-  return `${field.name}: ${formatMailbox({ displayName: label, address })}`;
+  const phrase = !original.displayName
+    ? formatDisplayName(original.address)
+    : isEncodedPhrase(original.displayName)
+      ? `${original.displayName} ${formatDisplayName(`(${original.address})`)}`
+      : formatDisplayName(`${original.displayName} (${original.address})`);
+  return `${field.name}: ${phrase} <${address}>`;
 }
 
 function receivedHeader(message: SpooledMessage, hostname: string): string {

@@ -1,0 +1,51 @@
+/**
+ * One handler per channel of the IPC contract, over the relay service. Main's IPC registration and the
+ * admin web server both call `handle`, which validates the payload first: neither trusts its caller.
+ */
+import type { Logger } from '../relay/log.ts';
+import { validatePayload, type Channel, type PayloadOf, type ResultOf } from '../shared/ipc.ts';
+import type { RelayService } from './service.ts';
+
+export type Handlers = { [C in Channel]: (payload: PayloadOf<C>) => Promise<ResultOf<C>> };
+
+export interface HandlerDeps {
+  service: RelayService;
+  /** Where the window's own errors go (electron-log in the app, the relay's log in admin mode). */
+  reportRendererError(message: string, stack: string | null): void;
+}
+
+export function createHandlers({ service, reportRendererError }: HandlerDeps): Handlers {
+  return {
+    'relay:status': async () => service.status(),
+    'relay:pause': () => service.pause(),
+    'relay:resume': () => service.resume(),
+    'queue:list': async () => service.listQueue(),
+    'queue:retry': async ({ id }) => service.retry(id),
+    'queue:delete': ({ id }) => service.remove(id),
+    'queue:flush': async () => service.flush(),
+    'activity:list': async () => service.activity(),
+    'config:get': () => service.getConfig(),
+    'config:validate': async ({ config }) => service.validateConfig(config),
+    'config:apply': ({ config }) => service.applyConfig(config),
+    'secret:store': ({ kind, secret, config }) => service.storeSecret(kind, secret, config),
+    'upstream:check': ({ config }) => service.testConnection(config),
+    'mail:send-test': ({ to }) => service.sendTestEmail(to),
+    'device:allow': ({ ip }) => service.allowDevice(ip),
+    'network:suggest': async () => service.suggestNetwork(),
+    'log:renderer-error': async ({ message, stack }) => {
+      reportRendererError(message, stack);
+      return null;
+    },
+  };
+}
+
+/** Validates `payload` for `channel` (throws PayloadError) and runs its handler. */
+export async function handle(handlers: Handlers, channel: Channel, payload: unknown): Promise<unknown> {
+  const valid = validatePayload(channel, payload);
+  return (handlers[channel] as (p: typeof valid) => Promise<unknown>)(valid);
+}
+
+/** For callers that log a refused request: the channel and why, never the payload itself. */
+export function logRefusal(logger: Logger, source: string, channel: string, reason: string): void {
+  logger.warn('request-refused', { source, channel: channel.slice(0, 60), reason });
+}

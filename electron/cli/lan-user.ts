@@ -1,0 +1,76 @@
+/**
+ * `relaydesk lan-user add NAME`: a LAN account for devices and apps that sign in (`lanAuth.mode:
+ * "check"`). The password is read from standard input, never from the command line, and only its
+ * scrypt hash goes in the config file.
+ */
+import type { Writable } from 'node:stream';
+import { saveConfigFile } from '../config/index.ts';
+import { readSecretFromStdin, SecretInputError } from '../secrets/index.ts';
+import { hashLanPassword } from '../relay/lan-auth.ts';
+import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
+
+export interface LanUserFlags {
+  config?: string;
+  'data-dir'?: string;
+}
+
+const USAGE =
+  'Usage: relaydesk lan-user add NAME [--config FILE]   (the password is read from standard input)\n';
+
+/** What a device can type into its SMTP settings and send in AUTH: printable, no spaces. */
+function userNameProblem(name: string): string | null {
+  if (name.length > 128) return 'is longer than 128 characters';
+  if (!/^[\x21-\x7e]+$/.test(name)) return 'may hold only printable ASCII characters, without spaces';
+  return null;
+}
+
+export async function lanUserCommand(args: string[], flags: LanUserFlags, io: CliIo): Promise<number> {
+  const [action, name, ...extra] = args;
+  if (action !== 'add' || name === undefined || extra.length > 0) {
+    io.stderr.write(USAGE);
+    return 64;
+  }
+  const problem = userNameProblem(name);
+  if (problem) {
+    io.stderr.write(`The user name ${problem}.\n`);
+    return 64;
+  }
+  const dataDir = dataDirFrom(flags['data-dir'], io.env);
+  const configPath = configPathFrom(flags.config, dataDir);
+  // A config that is already broken is not made worse: nothing is written until it is fixed.
+  const config = await loadConfigOrReport(configPath, io);
+  if (!config) return EXIT_CONFIG;
+
+  let password: string;
+  try {
+    password = await readSecretFromStdin(
+      io.stdin as NodeJS.ReadStream,
+      io.stderr as Writable,
+      `Password for LAN user ${name}: `,
+    );
+  } catch (error) {
+    if (error instanceof SecretInputError) {
+      io.stderr.write(`${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  const passwordHash = await hashLanPassword(password);
+
+  // Read again right before writing, so a change made while the password was typed is kept.
+  const next = await loadConfigOrReport(configPath, io);
+  if (!next) return EXIT_CONFIG;
+  const existing = next.lanAuth.users.find((entry) => entry.user === name);
+  if (existing) existing.passwordHash = passwordHash;
+  else next.lanAuth.users.push({ user: name, passwordHash });
+  await saveConfigFile(configPath, next);
+
+  io.stdout.write(`${existing ? 'Changed the password of' : 'Added'} LAN user ${name} in ${configPath}.\n`);
+  if (next.lanAuth.mode === 'ignore') {
+    io.stdout.write(
+      'lanAuth.mode is "ignore", so passwords are not checked yet: set it to "check" to require them.\n',
+    );
+  }
+  io.stdout.write('Restart RelayDesk for the change to take effect.\n');
+  return 0;
+}

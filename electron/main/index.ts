@@ -1,0 +1,143 @@
+/**
+ * RelayDesk's Electron main process: one instance, the relay service, the tray, the window, IPC,
+ * notifications and start at login. Everything that is not Electron lives in electron/app and the
+ * engine; this file only wires them to the desktop.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { app, BrowserWindow, ipcMain } from 'electron';
+import log from 'electron-log/main';
+import { createHandlers } from '../app/handlers.ts';
+import { createRelayService } from '../app/service.ts';
+import { defaultConfigPath, defaultDataDir } from '../config/index.ts';
+import { AlreadyRunningError } from '../relay/control.ts';
+import { createLogger } from '../relay/log.ts';
+import { createKeychainStore } from '../secrets/index.ts';
+import type { PushEvents } from '../shared/ipc.ts';
+import { registerIpc } from './ipc.ts';
+import { showNotice, testEmailNotice } from './notifications.ts';
+import { registerAppScheme, serveRenderer } from './protocol.ts';
+import { createTray, type TrayController } from './tray.ts';
+import { createMainWindow } from './window.ts';
+
+/** Built layout: out/main/index.js, out/preload/index.cjs, renderer/dist, build/ beside them in the app. */
+const appRoot = fileURLToPath(new URL('../../', import.meta.url));
+const HIDDEN_ARG = '--hidden';
+
+log.transports.file.level = 'info';
+log.errorHandler.startCatching();
+
+if (!app.requestSingleInstanceLock()) {
+  app.quit();
+} else {
+  registerAppScheme();
+  void app.whenReady().then(start, (error: Error) => {
+    log.error('startup failed', error);
+    app.exit(1);
+  });
+}
+
+async function start(): Promise<void> {
+  const dataDir = process.env.RELAYDESK_DATA_DIR ?? defaultDataDir();
+  const relayLogger = createLogger({ dir: join(dataDir, 'logs'), console: false });
+  const service = createRelayService({
+    dataDir,
+    configPath: defaultConfigPath(dataDir),
+    secrets: createKeychainStore(),
+    logger: relayLogger,
+  });
+  let window: BrowserWindow | null = null;
+  let tray: TrayController | null = null;
+  let quitting = false;
+
+  function openWindow(): void {
+    if (!window) {
+      const created = createMainWindow({
+        preloadPath: join(appRoot, 'out/preload/index.cjs'),
+        iconPath: join(appRoot, 'build/icon.png'),
+        isQuitting: () => quitting,
+      });
+      created.once('closed', () => (window = null));
+      created.once('ready-to-show', () => created.show());
+      window = created;
+      return;
+    }
+    window.show();
+    window.focus();
+  }
+
+  function push<C extends keyof PushEvents>(channel: C, value: PushEvents[C]): void {
+    if (window && !window.isDestroyed()) window.webContents.send(channel, value);
+  }
+
+  async function sendTestEmail(): Promise<void> {
+    const result = await service.sendTestEmail(null);
+    showNotice(testEmailNotice(result), openWindow);
+  }
+
+  app.on('second-instance', openWindow);
+  app.on('window-all-closed', () => {
+    // The relay lives in the tray: no window is a normal state, not a reason to quit.
+  });
+  app.on('before-quit', (event) => {
+    if (quitting) return;
+    quitting = true;
+    event.preventDefault();
+    tray?.destroy();
+    void service
+      .stop()
+      .catch((error: Error) => log.error('stop failed', error))
+      .finally(() => {
+        void relayLogger.close().finally(() => app.exit(0));
+      });
+  });
+
+  serveRenderer(join(appRoot, 'renderer/dist'));
+  registerIpc(
+    ipcMain,
+    createHandlers({
+      service,
+      reportRendererError: (message, stack) => log.error('window error', { message, stack }),
+    }),
+    log,
+  );
+
+  try {
+    await service.start();
+  } catch (error) {
+    if (error instanceof AlreadyRunningError) {
+      log.error(error.message);
+      app.exit(1);
+      return;
+    }
+    throw error;
+  }
+  log.info('started', { dataDir, state: service.status().state });
+
+  service.events.on('status', (status) => {
+    tray?.update(status);
+    push('push:status', status);
+  });
+  service.events.on('activity', (entry) => push('push:activity', entry));
+  service.events.on('test-email', (result) => push('push:test-email', result));
+  service.events.on('notice', (notice) => showNotice(notice, openWindow));
+
+  tray = createTray(
+    join(appRoot, 'build/tray'),
+    {
+      open: openWindow,
+      sendTestEmail: () => void sendTestEmail(),
+      togglePause: () => void (service.status().state === 'paused' ? service.resume() : service.pause()),
+      startAtLogin: () => (process.platform === 'linux' ? null : app.getLoginItemSettings().openAtLogin),
+      setStartAtLogin: (enabled) => {
+        app.setLoginItemSettings({ openAtLogin: enabled, args: [HIDDEN_ARG] });
+        tray?.update(service.status());
+      },
+      quit: () => app.quit(),
+    },
+    service.status(),
+  );
+
+  const startedAtLogin = process.argv.includes(HIDDEN_ARG) || app.getLoginItemSettings().wasOpenedAtLogin;
+  if (!startedAtLogin || service.status().state === 'unconfigured') openWindow();
+}

@@ -1,0 +1,81 @@
+/**
+ * The tray icon: its picture and tooltip from the relay's health, and its menu (Open, Send test
+ * email, Pause/Resume, Start at login, Quit). `trayView` and `trayMenu` are plain functions of the
+ * status, so what the tray shows is tested without a desktop.
+ */
+import { join } from 'node:path';
+import { Menu, nativeImage, Tray, type MenuItemConstructorOptions } from 'electron';
+import type { AppStatus, Health } from '../shared/ipc.ts';
+
+export interface TrayView {
+  icon: Health;
+  tooltip: string;
+  paused: boolean;
+}
+
+export interface TrayActions {
+  open(): void;
+  sendTestEmail(): void;
+  togglePause(): void;
+  /** Null where the OS has no login items Electron can set (Linux). */
+  startAtLogin(): boolean | null;
+  setStartAtLogin(enabled: boolean): void;
+  quit(): void;
+}
+
+export function trayView(status: AppStatus): TrayView {
+  return { icon: status.health, tooltip: status.summary, paused: status.state === 'paused' };
+}
+
+export function trayIconFile(iconDir: string, health: Health): string {
+  return join(iconDir, `tray-${health}.png`);
+}
+
+export function trayMenu(
+  view: TrayView,
+  actions: TrayActions,
+  configured: boolean,
+): MenuItemConstructorOptions[] {
+  const loginItem = actions.startAtLogin();
+  const items: MenuItemConstructorOptions[] = [
+    { label: view.tooltip, enabled: false },
+    { type: 'separator' },
+    { label: 'Open RelayDesk', click: () => actions.open() },
+    { label: 'Send test email', enabled: configured && !view.paused, click: () => actions.sendTestEmail() },
+    { label: view.paused ? 'Resume' : 'Pause', enabled: configured, click: () => actions.togglePause() },
+  ];
+  if (loginItem !== null) {
+    items.push({
+      label: 'Start at login',
+      type: 'checkbox',
+      checked: loginItem,
+      click: (item) => actions.setStartAtLogin(item.checked),
+    });
+  }
+  items.push({ type: 'separator' }, { label: 'Quit RelayDesk', click: () => actions.quit() });
+  return items;
+}
+
+export interface TrayController {
+  update(status: AppStatus): void;
+  destroy(): void;
+}
+
+export function createTray(iconDir: string, actions: TrayActions, initial: AppStatus): TrayController {
+  const tray = new Tray(nativeImage.createFromPath(trayIconFile(iconDir, initial.health)));
+  tray.on('click', () => actions.open());
+  let shown: Health | null = initial.health;
+
+  function update(status: AppStatus): void {
+    const view = trayView(status);
+    if (view.icon !== shown) {
+      tray.setImage(nativeImage.createFromPath(trayIconFile(iconDir, view.icon)));
+      shown = view.icon;
+    }
+    tray.setToolTip(view.tooltip);
+    tray.setContextMenu(Menu.buildFromTemplate(trayMenu(view, actions, status.state !== 'unconfigured')));
+  }
+
+  update(initial);
+  return { update, destroy: () => tray.destroy() };
+}

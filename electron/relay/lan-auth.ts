@@ -1,0 +1,152 @@
+/**
+ * What a device's SMTP AUTH means on the LAN. In `ignore` mode (the default) trust comes from
+ * `allowedClients` alone and any credentials an allowed device offers are accepted: copiers and .NET
+ * apps that insist on signing in get to send. In `check` mode the credentials are verified against
+ * per-device users whose passwords are stored as scrypt hashes, and a client that signs in may relay
+ * from outside the allow-list (a laptop, an app on another network).
+ */
+import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import type { LanAuthConfig } from '../config/types.ts';
+
+export interface LanAuth {
+  /** Resolves whether the credentials are accepted; a refusal comes after a delay that grows per client. */
+  authenticate(ip: string, user: string, password: string): Promise<boolean>;
+  /** True in `check` mode: a verified user may relay from any address. */
+  readonly grantsRelay: boolean;
+}
+
+export interface LanAuthOptions {
+  /** Whether `ip` is in `allowedClients`. */
+  isAllowed(ip: string): boolean;
+  /** Delay after a client's first failed attempt; it doubles with each further failure. Default 500 ms. */
+  failureDelayMs?: number;
+  /** The longest delay. Default 8 s. */
+  maxFailureDelayMs?: number;
+  /** How a refusal waits; a timer unless a test watches the delays. */
+  wait?: (ms: number) => Promise<void>;
+}
+
+/** scrypt with N = 2^15, r = 8, p = 1: 32 MiB and some tens of milliseconds per check. */
+const COST = 32768;
+const BLOCK_SIZE = 8;
+const PARALLELISM = 1;
+const KEY_LENGTH = 32;
+const SALT_LENGTH = 16;
+/** Hashes with parameters above these are refused, so a tampered config cannot make a check take gigabytes. */
+const MAX_COST = 1 << 20;
+const MAX_BLOCK_SIZE = 32;
+const MAX_PARALLELISM = 16;
+
+/** Failures are forgotten after this long without another. */
+const FAILURE_MEMORY_MS = 15 * 60 * 1000;
+/** Clients tracked for delays at most; the oldest are forgotten first. */
+const MAX_TRACKED_CLIENTS = 10_000;
+
+function scryptAsync(
+  password: string,
+  salt: Buffer,
+  length: number,
+  options: ScryptOptions,
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(password, salt, length, options, (error, key) => (error ? reject(error) : resolve(key)));
+  });
+}
+
+function scryptOptions(cost: number, blockSize: number, parallelism: number): ScryptOptions {
+  // Node's default maxmem (32 MiB) is exactly what N = 2^15, r = 8 needs, which it refuses.
+  return { N: cost, r: blockSize, p: parallelism, maxmem: 256 * cost * blockSize + 1024 * 1024 };
+}
+
+/** `scrypt$32768$8$1$<salt, base64>$<key, base64>`: the form `relaydesk lan-user add` writes. */
+export async function hashLanPassword(password: string): Promise<string> {
+  const salt = randomBytes(SALT_LENGTH);
+  const key = await scryptAsync(password, salt, KEY_LENGTH, scryptOptions(COST, BLOCK_SIZE, PARALLELISM));
+  return ['scrypt', COST, BLOCK_SIZE, PARALLELISM, salt.toString('base64'), key.toString('base64')].join('$');
+}
+
+interface ParsedHash {
+  cost: number;
+  blockSize: number;
+  parallelism: number;
+  salt: Buffer;
+  key: Buffer;
+}
+
+function parseHash(hash: string): ParsedHash | null {
+  const match = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/.exec(hash);
+  if (!match) return null;
+  const [cost, blockSize, parallelism] = [match[1], match[2], match[3]].map(Number) as [
+    number,
+    number,
+    number,
+  ];
+  const powerOfTwo = cost > 1 && (cost & (cost - 1)) === 0;
+  if (!powerOfTwo || cost > MAX_COST || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) return null;
+  if (parallelism < 1 || parallelism > MAX_PARALLELISM) return null;
+  const salt = Buffer.from(match[4]!, 'base64');
+  const key = Buffer.from(match[5]!, 'base64');
+  if (key.length < 16) return null;
+  return { cost, blockSize, parallelism, salt, key };
+}
+
+/** Whether `hash` is a password hash RelayDesk can check. */
+export function isLanPasswordHash(hash: string): boolean {
+  return parseHash(hash) !== null;
+}
+
+export async function verifyLanPassword(password: string, hash: string): Promise<boolean> {
+  const parsed = parseHash(hash);
+  if (!parsed) return false;
+  const key = await scryptAsync(
+    password,
+    parsed.salt,
+    parsed.key.length,
+    scryptOptions(parsed.cost, parsed.blockSize, parsed.parallelism),
+  );
+  return timingSafeEqual(key, parsed.key);
+}
+
+export function createLanAuth(config: LanAuthConfig, options: LanAuthOptions): LanAuth {
+  const baseDelay = options.failureDelayMs ?? 500;
+  const maxDelay = options.maxFailureDelayMs ?? 8000;
+  const wait = options.wait ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const failures = new Map<string, { count: number; last: number }>();
+
+  async function refuse(ip: string): Promise<false> {
+    const now = Date.now();
+    const previous = failures.get(ip);
+    const count = previous && now - previous.last < FAILURE_MEMORY_MS ? previous.count + 1 : 1;
+    failures.delete(ip);
+    if (failures.size >= MAX_TRACKED_CLIENTS) failures.delete(failures.keys().next().value!);
+    failures.set(ip, { count, last: now });
+    // A guesser gets slower with every wrong password; Postfix's smtpd_error_sleep_time works alike.
+    await wait(Math.min(maxDelay, baseDelay * 2 ** Math.min(count - 1, 30)));
+    return false;
+  }
+
+  if (config.mode === 'ignore') {
+    return {
+      grantsRelay: false,
+      async authenticate(ip) {
+        return options.isAllowed(ip) ? true : refuse(ip);
+      },
+    };
+  }
+
+  const users = new Map(config.users.map((entry) => [entry.user, entry.passwordHash]));
+  // Checked for unknown user names too, so a refusal takes as long whether or not the user exists.
+  const decoyHash = hashLanPassword(randomBytes(16).toString('hex'));
+  return {
+    grantsRelay: true,
+    async authenticate(ip, user, password) {
+      const hash = users.get(user);
+      const ok = await verifyLanPassword(password, hash ?? (await decoyHash));
+      if (ok && hash !== undefined) {
+        failures.delete(ip);
+        return true;
+      }
+      return refuse(ip);
+    },
+  };
+}

@@ -1,0 +1,159 @@
+/**
+ * The setup wizard's draft: the config being built, step by step, and what the relay said about it.
+ * Secrets typed here go to the keychain as soon as the step is done and are cleared from the page.
+ */
+import type { ConfigProblem, UpstreamPreset } from '../../../electron/config/types.ts';
+import type { CheckView, ConfigView, RelayDeskApi } from '../../../electron/shared/ipc.ts';
+import { cloneDraft, getPath, setPath, type Draft } from '../lib/config-path.ts';
+
+export const STEPS = ['Provider', 'Sign-in', 'Test connection', 'Devices', 'Finish'] as const;
+
+export type SignIn = 'password' | 'oauth2';
+
+/** Entries this broad let far more than an office's devices send: warn before they are saved. */
+export function isBroadRange(entry: string): boolean {
+  const prefix = /\/(\d+)$/.exec(entry.trim());
+  if (!prefix) return false;
+  return entry.includes(':') ? Number(prefix[1]) < 48 : Number(prefix[1]) < 16;
+}
+
+export class WizardState {
+  step = $state(0);
+  draft = $state<Draft>({});
+  signIn = $state<SignIn>('password');
+  secret = $state('');
+  /** The mailbox or app a secret was stored for: changing either asks for the secret again. */
+  storedFor = $state<string | null>(null);
+  secretError = $state<string | null>(null);
+  problems = $state<ConfigProblem[]>([]);
+  /** Problems show once the admin typed in the step or tried to go on, not on an untouched form. */
+  revealed = $state(false);
+  check = $state<CheckView | null>(null);
+  checking = $state(false);
+  applying = $state(false);
+  applied = $state(false);
+  applyProblems = $state<ConfigProblem[]>([]);
+
+  readonly api: RelayDeskApi;
+  readonly view: ConfigView;
+
+  constructor(api: RelayDeskApi, view: ConfigView) {
+    this.api = api;
+    this.view = view;
+    this.draft = cloneDraft(view.config) as unknown as Draft;
+    this.signIn = view.config.upstream.auth === 'oauth2' ? 'oauth2' : 'password';
+    if (view.secrets.password !== null || view.secrets.clientSecret !== null)
+      this.storedFor = this.accountKey;
+  }
+
+  get accountKey(): string {
+    return this.signIn === 'oauth2'
+      ? `${String(this.get('upstream.oauth2.tenant'))}:${String(this.get('upstream.oauth2.clientId'))}`
+      : `${String(this.get('upstream.user'))}@${String(this.get('upstream.host'))}`.toLowerCase();
+  }
+
+  get secretStored(): boolean {
+    return this.storedFor === this.accountKey;
+  }
+
+  get preset(): UpstreamPreset {
+    return (getPath(this.draft, 'upstream.preset') as UpstreamPreset | undefined) ?? 'custom';
+  }
+
+  get(path: string): unknown {
+    return getPath(this.draft, path);
+  }
+
+  set(path: string, value: unknown): void {
+    setPath(this.draft, path, value);
+  }
+
+  choosePreset(preset: UpstreamPreset): void {
+    const fields = this.view.presets.find((p) => p.id === preset)?.fields ?? {};
+    const upstream = { ...(this.get('upstream') as Draft), ...fields, preset };
+    if (preset === 'custom' || preset === 'microsoft365-direct-send') upstream.host = fields.host ?? '';
+    this.set('upstream', upstream);
+    this.chooseSignIn(preset === 'microsoft365-direct-send' ? 'password' : this.signIn);
+    this.check = null;
+  }
+
+  chooseSignIn(signIn: SignIn): void {
+    this.signIn = signIn;
+    if (this.preset === 'microsoft365-direct-send') {
+      this.set('upstream.auth', 'none');
+      this.set('upstream.oauth2', null);
+      return;
+    }
+    if (signIn === 'oauth2') {
+      this.set('upstream.auth', 'oauth2');
+      if (!this.get('upstream.oauth2')) this.set('upstream.oauth2', { tenant: '', clientId: '' });
+    } else {
+      if (this.get('upstream.auth') === 'oauth2') this.set('upstream.auth', 'password');
+      this.set('upstream.oauth2', null);
+    }
+  }
+
+  get needsSecret(): boolean {
+    return this.get('upstream.auth') !== 'none';
+  }
+
+  get secretKind(): 'password' | 'client-secret' {
+    return this.signIn === 'oauth2' ? 'client-secret' : 'password';
+  }
+
+  /** Problems of the fields this step shows. */
+  problemsFor(prefixes: string[]): ConfigProblem[] {
+    if (!this.revealed) return [];
+    return this.problems.filter((p) =>
+      prefixes.some((prefix) => p.path === prefix || p.path.startsWith(prefix)),
+    );
+  }
+
+  async validate(): Promise<void> {
+    this.problems = await this.api.validateConfig($state.snapshot(this.draft));
+  }
+
+  /** Stores the typed secret for the mailbox or app of the draft, then forgets it. */
+  async storeSecret(): Promise<boolean> {
+    this.secretError = null;
+    if (!this.needsSecret) return true;
+    if (this.secret === '') {
+      if (this.secretStored) return true;
+      this.secretError =
+        this.secretKind === 'password' ? 'Enter the mailbox password.' : "Enter the app's client secret.";
+      return false;
+    }
+    const result = await this.api.storeSecret(this.secretKind, this.secret, $state.snapshot(this.draft));
+    if (!result.ok) {
+      this.secretError = result.error;
+      return false;
+    }
+    this.secret = '';
+    this.storedFor = this.accountKey;
+    // A new secret makes the last connection test stale.
+    this.check = null;
+    return true;
+  }
+
+  async testConnection(): Promise<void> {
+    this.checking = true;
+    this.check = null;
+    try {
+      this.check = await this.api.testConnection($state.snapshot(this.draft));
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  async apply(): Promise<boolean> {
+    this.applying = true;
+    try {
+      const result = await this.api.applyConfig($state.snapshot(this.draft));
+      this.applyProblems = result.problems;
+      this.applied = result.ok;
+      return result.ok;
+    } finally {
+      this.applying = false;
+    }
+  }
+}

@@ -1,0 +1,233 @@
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAdminAddress } from '../../electron/admin/command.ts';
+import { startAdminServer, type AdminServer } from '../../electron/admin/server.ts';
+import { CONTENT_SECURITY_POLICY } from '../../electron/app/csp.ts';
+import { readOrCreateToken } from '../../electron/admin/token.ts';
+import { createHandlers } from '../../electron/app/handlers.ts';
+import { createRelayService, type RelayService } from '../../electron/app/service.ts';
+import { createLogger } from '../../electron/relay/log.ts';
+import { createMemoryStore } from '../../electron/secrets/index.ts';
+
+let dir: string;
+let service: RelayService;
+let admin: AdminServer;
+let token: string;
+const rendererErrors: string[] = [];
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  ms: number;
+}
+
+function request(
+  method: string,
+  path: string,
+  options: { host?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Answer> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: admin.port,
+        method,
+        path,
+        headers: { Host: options.host ?? `127.0.0.1:${admin.port}`, ...options.headers },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: Date.now() - started }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+function call(channel: string, payload: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+  return request('POST', `/api/rpc/${channel}`, {
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify(payload),
+  });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'relaydesk-admin-'));
+  const rendererDir = join(dir, 'renderer');
+  await mkdir(join(rendererDir, 'assets'), { recursive: true });
+  await writeFile(join(rendererDir, 'index.html'), '<!doctype html><title>RelayDesk</title>');
+  await writeFile(join(rendererDir, 'assets', 'app.js'), 'console.log(1)');
+  await writeFile(join(dir, 'secret.txt'), 'not for the web');
+  const logger = createLogger({ dir: null, console: false });
+  service = createRelayService({
+    dataDir: join(dir, 'data'),
+    configPath: join(dir, 'data', 'config.json'),
+    secrets: createMemoryStore(),
+    logger,
+    env: {},
+    control: false,
+  });
+  await service.start();
+  token = await readOrCreateToken(dir);
+  admin = await startAdminServer({
+    host: '127.0.0.1',
+    port: 0,
+    token,
+    rendererDir,
+    handlers: createHandlers({ service, reportRendererError: (message) => rendererErrors.push(message) }),
+    events: service.events,
+    logger,
+    failureDelayMs: 100,
+  });
+});
+
+afterAll(async () => {
+  await admin?.close();
+  await service?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('the admin web server (serve --admin)', () => {
+  it('keeps its token in the data folder, readable by the owner only, across restarts', async () => {
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect((await stat(join(dir, 'admin-token'))).mode & 0o777).toBe(0o600);
+    expect(await readOrCreateToken(dir)).toBe(token);
+    expect((await readFile(join(dir, 'admin-token'), 'utf8')).trim()).toBe(token);
+  });
+
+  it('serves the window with a strict CSP and no framing', async () => {
+    const page = await request('GET', '/');
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('RelayDesk');
+    expect(page.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
+    expect(CONTENT_SECURITY_POLICY).toContain("script-src 'self'");
+    expect(CONTENT_SECURITY_POLICY).not.toContain('unsafe');
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    expect(page.headers['x-content-type-options']).toBe('nosniff');
+    expect((await request('GET', '/assets/app.js')).headers['content-type']).toMatch(/^text\/javascript/);
+  });
+
+  it('refuses a Host header that does not name its address (DNS rebinding): 421', async () => {
+    const rebound = await request('GET', '/', { host: `attacker.example:${admin.port}` });
+    expect(rebound.status).toBe(421);
+    const api = await call('relay:status', null, { Host: `attacker.example:${admin.port}` });
+    expect(api.status).toBe(421);
+    expect((await request('GET', '/', { host: `localhost:${admin.port}` })).status).toBe(200);
+  });
+
+  it('refuses API requests without the token, and a cookie is no substitute: 401', async () => {
+    const none = await request('POST', '/api/rpc/relay:status', {
+      headers: { 'Content-Type': 'application/json', Cookie: `token=${token}` },
+      body: 'null',
+    });
+    expect(none.status).toBe(401);
+    expect(none.headers['www-authenticate']).toContain('Bearer');
+    expect(none.body).not.toContain('state');
+    expect((await request('GET', '/api/events')).status).toBe(401);
+  });
+
+  it('answers wrong tokens slower each time, and the right one at once', async () => {
+    const wrong = (n: number) =>
+      request('POST', '/api/rpc/queue:flush', {
+        headers: { 'Content-Type': 'application/json', 'X-RelayDesk-Token': `guess-${n}` },
+        body: 'null',
+      });
+    const first = await wrong(1);
+    await wrong(2);
+    const third = await wrong(3);
+    expect(first.status).toBe(401);
+    expect(third.status).toBe(401);
+    expect(first.ms).toBeGreaterThanOrEqual(90);
+    expect(third.ms).toBeGreaterThanOrEqual(390);
+    const right = await call('relay:status', null);
+    expect(right.status).toBe(200);
+    expect(right.ms).toBeLessThan(300);
+    expect(JSON.parse(right.body).result).toMatchObject({ state: 'unconfigured', health: 'attention' });
+  });
+
+  it('refuses a cross-site form post (not JSON: 415) and a foreign Origin (403), even with the token', async () => {
+    const form = await call('queue:flush', null, { 'Content-Type': 'application/x-www-form-urlencoded' });
+    expect(form.status).toBe(415);
+    const foreign = await call('queue:flush', null, { Origin: 'http://attacker.example' });
+    expect(foreign.status).toBe(403);
+    const own = await call('queue:flush', null, { Origin: `http://127.0.0.1:${admin.port}` });
+    expect(own.status).toBe(200);
+  });
+
+  it('validates every payload and names the bad field, never echoing the value', async () => {
+    const badId = await call('queue:retry', { id: '../../etc/passwd' });
+    expect(badId.status).toBe(400);
+    expect(JSON.parse(badId.body).error).toContain('id must be a queue id');
+    expect(badId.body).not.toContain('passwd');
+    const extra = await call('device:allow', { ip: '10.0.0.5', admin: true });
+    expect(extra.status).toBe(400);
+    const notIp = await call('device:allow', { ip: 'evil.example' });
+    expect(notIp.status).toBe(400);
+    const secret = await call('secret:store', { kind: 'password', secret: 'hunter2', config: 'x' });
+    expect(secret.status).toBe(400);
+    expect(secret.body).not.toContain('hunter2');
+    expect((await call('no:such-channel', null)).status).toBe(404);
+    expect(
+      (await request('GET', '/api/rpc/relay:status', { headers: { Authorization: `Bearer ${token}` } }))
+        .status,
+    ).toBe(405);
+  });
+
+  it('serves only files of the window, nothing outside its folder', async () => {
+    expect((await request('GET', '/..%2fsecret.txt')).status).toBe(404);
+    expect((await request('GET', '/assets/..%2f..%2fsecret.txt')).status).toBe(404);
+  });
+
+  it('runs the same API as the preload: errors from the window are forwarded', async () => {
+    const answer = await call('log:renderer-error', { message: 'TypeError: x is undefined', stack: null });
+    expect(answer.status).toBe(200);
+    expect(rendererErrors).toContain('TypeError: x is undefined');
+  });
+
+  it('pushes status changes over Server-Sent Events to a token holder', async () => {
+    const frames = await new Promise<string>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: admin.port,
+          path: '/api/events',
+          headers: { Host: `127.0.0.1:${admin.port}`, Authorization: `Bearer ${token}` },
+        },
+        (res) => {
+          expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            text += chunk;
+            if (text.includes('event: push:status')) {
+              req.destroy();
+              resolve(text);
+            }
+          });
+          void service.pause();
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(frames).toMatch(/event: push:status\ndata: \{.*"state"/);
+  });
+
+  it('parses --admin addresses', () => {
+    expect(parseAdminAddress('127.0.0.1:8025')).toEqual({ host: '127.0.0.1', port: 8025 });
+    expect(parseAdminAddress('[::1]:8025')).toEqual({ host: '::1', port: 8025 });
+    expect(parseAdminAddress('8025')).toEqual({ host: '127.0.0.1', port: 8025 });
+    expect(parseAdminAddress('evil.example:8025')).toBeNull();
+    expect(parseAdminAddress('127.0.0.1:99999')).toBeNull();
+  });
+});

@@ -1,0 +1,328 @@
+/**
+ * Bad days: an upstream that refuses, resets, stalls or speaks the wrong TLS; a full disk; a damaged
+ * spool file. Acknowledged mail stays queued with the reason shown, is delivered once the fault is
+ * gone, and is not sent twice; a full disk gets 452 4.3.1, never a 250 that cannot be kept.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { testCa } from '../fixtures/tls.ts';
+import {
+  cleanup,
+  eventually,
+  freePort,
+  sendMail,
+  SmtpDevice,
+  startRelay,
+  tempDir,
+  testConfig,
+  UPSTREAM_PASSWORD,
+} from './harness.ts';
+
+type Relay = Awaited<ReturnType<typeof startRelay>>;
+let emulator: Emulator | null = null;
+let relays: Relay[] = [];
+let mounts: string[] = [];
+let dirs: string[] = [];
+
+afterEach(async () => {
+  for (const relay of relays) await relay.stop('SIGKILL');
+  relays = [];
+  await emulator?.close();
+  emulator = null;
+  for (const mount of mounts) execFileSync('umount', [mount]);
+  mounts = [];
+  for (const dir of dirs) await cleanup(dir);
+  dirs = [];
+});
+
+const MESSAGE =
+  'From: john@contoso.com\r\nTo: alice@contoso.com\r\nSubject: fault\r\nMessage-ID: <fault@scanner>\r\n\r\nScan attached.\r\n';
+
+async function setup(extra: Record<string, unknown> = {}, emulatorOptions: EmulatorOptions = {}) {
+  emulator = await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions });
+  const port = await freePort();
+  const relay = await startRelay({
+    config: testConfig(port, emulator.port, testCa.file, {
+      // Retries are driven by `queue flush` below, so nothing is retried behind the test's back.
+      queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
+      ...extra,
+    }),
+  });
+  relays.push(relay);
+  dirs.push(relay.dataDir);
+  return { emulator, relay };
+}
+
+async function send(relay: Relay, to = 'alice@contoso.com') {
+  const sent = await sendMail(relay.port, { from: 'john@contoso.com', to: [to], data: MESSAGE });
+  expect(sent.final).toMatch(/^250 2\.0\.0 Ok: queued as /);
+  return sent.queueId!;
+}
+
+async function statusOf(relay: Relay) {
+  return JSON.parse((await relay.cli(['status', '--json'])).stdout);
+}
+
+async function queueFiles(dataDir: string): Promise<string[]> {
+  return (await readdir(join(dataDir, 'spool', 'queue'))).filter((n) => n.endsWith('.eml'));
+}
+
+/**
+ * After the fault: the message is still queued and `status` and `queue list` say why; once the fault
+ * is gone and the admin flushes, it arrives exactly once and leaves the spool.
+ */
+async function expectQueuedThenDeliveredOnce(
+  relay: Relay,
+  emulator: Emulator,
+  queueId: string,
+  expected: { state: 'error' | 'held'; diagnosis: string; reason: RegExp },
+  fix: () => void,
+) {
+  const status = await eventually(async () => {
+    const report = await statusOf(relay);
+    return report.upstream.lastError?.diagnosis.id === expected.diagnosis ? report : null;
+  });
+  expect(status.upstream.state).toBe(expected.state);
+  expect(status.upstream.lastError.reply).toMatch(expected.reason);
+  expect(status.queue[expected.state === 'held' ? 'held' : 'deferred']).toBe(1);
+  const text = (await relay.cli(['status'])).stdout;
+  expect(text).toContain(status.upstream.lastError.reply);
+  expect(text).toContain(status.upstream.lastError.diagnosis.explanation);
+  const [entry] = JSON.parse((await relay.cli(['queue', 'list', '--json'])).stdout);
+  expect(entry).toMatchObject({ id: queueId, attempts: 1 });
+  expect(entry.lastError).toMatch(expected.reason);
+  expect(await queueFiles(relay.dataDir)).toEqual([`${queueId}.eml`]);
+  const before = emulator.messages.length;
+
+  fix();
+  expect((await relay.cli(['queue', 'flush'])).stdout).toContain('Retrying 1 message(s) now.');
+  await emulator.waitForMessages(before + 1);
+  await relay.waitForLog((r) => r.event === 'delivered' && r.queueId === queueId);
+  await eventually(async () => (await queueFiles(relay.dataDir)).length === 0);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const copies = emulator.messages.filter((m) => m.data.toString('latin1').includes(`id ${queueId};`));
+  expect(copies).toHaveLength(1);
+}
+
+describe('upstream faults', () => {
+  it('keeps the message queued while the upstream refuses it with 451, then delivers it once', async () => {
+    const { emulator, relay } = await setup();
+    emulator.script('message', '451 4.3.0 Temporary server error. Please try again later');
+    const id = await send(relay);
+    await expectQueuedThenDeliveredOnce(
+      relay,
+      emulator,
+      id,
+      { state: 'error', diagnosis: 'reply-4xx', reason: /451 4\.3\.0 Temporary server error/ },
+      () => emulator.clearScript(),
+    );
+    expect(emulator.messages).toHaveLength(1);
+  });
+
+  it('keeps the message queued while the upstream turns every connection away with 421', async () => {
+    const { emulator, relay } = await setup();
+    emulator.script('connect', '421 4.3.2 Service not available, closing transmission channel');
+    const id = await send(relay);
+    await expectQueuedThenDeliveredOnce(
+      relay,
+      emulator,
+      id,
+      { state: 'error', diagnosis: 'reply-421', reason: /421 4\.3\.2 Service not available/ },
+      () => emulator.clearScript(),
+    );
+  });
+
+  it('keeps the message queued when the connection is reset mid-DATA, then delivers it once', async () => {
+    const { emulator, relay } = await setup();
+    emulator.script('message', { resetMidData: true });
+    const id = await send(relay);
+    await expectQueuedThenDeliveredOnce(
+      relay,
+      emulator,
+      id,
+      { state: 'error', diagnosis: 'connection-reset', reason: /ECONNRESET|reset|closed/i },
+      () => emulator.clearScript(),
+    );
+    expect(emulator.transcript.some((line) => line.includes('reset after'))).toBe(true);
+  });
+
+  it('gives up on an upstream that stalls after DATA within upstream.timeoutSeconds, keeps the message, delivers it once', async () => {
+    const { emulator, relay } = await setup({ upstream: { timeoutSeconds: 2 } });
+    emulator.script('data', { stall: true });
+    const started = Date.now();
+    const id = await send(relay);
+    await expectQueuedThenDeliveredOnce(
+      relay,
+      emulator,
+      id,
+      { state: 'error', diagnosis: 'connection-timeout', reason: /ETIMEDOUT/ },
+      () => emulator.clearScript(),
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('holds the queue on an untrusted certificate, explains it, and delivers once it is fixed', async () => {
+    const { emulator, relay } = await setup({}, { certificate: 'untrusted' });
+    const id = await send(relay);
+    await expectQueuedThenDeliveredOnce(
+      relay,
+      emulator,
+      id,
+      { state: 'held', diagnosis: 'tls-untrusted-certificate', reason: /self[- ]signed|certificate/i },
+      () => emulator.setOptions({ certificate: 'trusted' }),
+    );
+  });
+
+  it('holds the queue on an upstream that only speaks TLS 1.0, and never downgrades', async () => {
+    const { emulator, relay } = await setup({}, { tlsVersions: { min: 'TLSv1', max: 'TLSv1' } });
+    const id = await send(relay);
+    await expectQueuedThenDeliveredOnce(
+      relay,
+      emulator,
+      id,
+      { state: 'held', diagnosis: 'tls-old-version', reason: /protocol|version/i },
+      () => emulator.setOptions({ tlsVersions: { min: 'TLSv1.2', max: 'TLSv1.3' } }),
+    );
+    expect(emulator.messages[0]!.tlsProtocol).toMatch(/^TLSv1\.[23]$/);
+  });
+});
+
+/** Mounting a small tmpfs needs root (CAP_SYS_ADMIN); CI and the dev machines run as root. */
+function canMount(): boolean {
+  try {
+    return process.getuid?.() === 0 && execFileSync('which', ['mount']).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** A data folder whose spool is a tmpfs of `megabytes`: a disk that really fills up. */
+async function dataDirWithSmallSpool(megabytes: number): Promise<string> {
+  const dataDir = await tempDir();
+  dirs.push(dataDir);
+  const spool = join(dataDir, 'spool');
+  await mkdir(spool);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${megabytes}m`, 'tmpfs', spool]);
+  mounts.push(spool);
+  return dataDir;
+}
+
+/** Writes into `file` until the file system says ENOSPC. */
+async function fillUp(file: string): Promise<void> {
+  const handle = await open(file, 'w');
+  const block = Buffer.alloc(1024 * 1024, 0x61);
+  try {
+    for (;;) await handle.write(block);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)', () => {
+  it('answers MAIL with 452 4.3.1 when the spool disk has no room left, and stores nothing', async () => {
+    emulator = await startExchangeEmulator({ password: UPSTREAM_PASSWORD });
+    const dataDir = await dataDirWithSmallSpool(2);
+    const port = await freePort();
+    const relay = await startRelay({ config: testConfig(port, emulator.port, testCa.file), dataDir });
+    relays.push(relay);
+    const sent = await sendMail(port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: MESSAGE });
+    expect(sent.final).toBe('452 4.3.1 Insufficient system storage');
+    expect(await queueFiles(dataDir)).toEqual([]);
+    expect(emulator.messages).toHaveLength(0);
+  });
+
+  it('answers 452 4.3.1, not 250, when the disk fills up during DATA, and keeps what it acknowledged', async () => {
+    const upstreamPort = await freePort();
+    // 72 MB: just above the 64 MB the relay keeps free, so MAIL is accepted and the write itself fails.
+    const dataDir = await dataDirWithSmallSpool(72);
+    const port = await freePort();
+    const relay = await startRelay({
+      config: testConfig(port, upstreamPort, testCa.file, {
+        queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
+      }),
+      dataDir,
+    });
+    relays.push(relay);
+    const kept = await send(relay);
+
+    const device = await SmtpDevice.connect(port);
+    await device.read();
+    await device.command('EHLO scanner');
+    expect(await device.command('MAIL FROM:<john@contoso.com>')).toBe('250 2.1.0 Ok');
+    expect(await device.command('RCPT TO:<bob@contoso.com>')).toBe('250 2.1.5 Ok');
+    const filler = join(dataDir, 'spool', 'filler');
+    await fillUp(filler);
+    expect(await device.command('DATA')).toMatch(/^354 /);
+    device.write(`${MESSAGE}${'x'.repeat(998)}\r\n`.repeat(64));
+    expect(await device.command('.')).toBe('452 4.3.1 Insufficient system storage');
+    expect(await device.command('MAIL FROM:<john@contoso.com>')).toBe(
+      '452 4.3.1 Insufficient system storage',
+    );
+    device.close();
+    const rejected = await relay.waitForLog((r) => r.event === 'rejected');
+    expect(String(rejected.reason)).toContain('ENOSPC');
+    expect(await readdir(join(dataDir, 'spool', 'incoming'))).toEqual([]);
+
+    // Room again: the acknowledged message was kept and goes out; the refused one never existed.
+    await rm(filler);
+    emulator = await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD });
+    await relay.cli(['queue', 'flush']);
+    const [received] = await emulator.waitForMessages(1);
+    expect(received!.rcptTo).toEqual(['alice@contoso.com']);
+    expect(received!.data.toString('latin1')).toContain(`id ${kept};`);
+    await send(relay, 'carol@contoso.com');
+    await emulator.waitForMessages(2);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(emulator.messages.map((m) => m.rcptTo[0])).toEqual(['alice@contoso.com', 'carol@contoso.com']);
+  });
+});
+
+describe('a damaged spool', () => {
+  it('quarantines damaged spool files with a log line, delivers the rest, and keeps serving', async () => {
+    const upstreamPort = await freePort();
+    const port = await freePort();
+    const dataDir = await tempDir();
+    dirs.push(dataDir);
+    const config = testConfig(port, upstreamPort, testCa.file, {
+      queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
+    });
+    const first = await startRelay({ config, dataDir });
+    relays.push(first);
+    const good = await send(first);
+    const tornState = await send(first, 'bob@contoso.com');
+    await first.stop();
+
+    const queueDir = join(dataDir, 'spool', 'queue');
+    await writeFile(join(queueDir, 'GARBAGE0001.eml'), Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x0a, 0x00]));
+    const valid = await readFile(join(queueDir, `${good}.eml`), 'latin1');
+    // Cut inside the envelope line, as a disk error or a careless copy would.
+    await writeFile(join(queueDir, 'TRUNCATED0002.eml'), valid.slice(0, 40), 'latin1');
+    await writeFile(join(queueDir, `${tornState}.state.json`), '{"nextAttemptAt": 0, "recipi');
+
+    emulator = await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD });
+    const second = await startRelay({ config, dataDir });
+    relays.push(second);
+    await second.cli(['queue', 'flush']);
+    const quarantined = second.logs.filter((r) => r.event === 'quarantined');
+    expect(quarantined.map((r) => r.file).sort()).toEqual(['GARBAGE0001.eml', 'TRUNCATED0002.eml']);
+    expect(quarantined[0]!.level).toBe('error');
+    expect(String(quarantined[0]!.reason)).not.toBe('');
+    expect((await readdir(join(dataDir, 'spool', 'quarantine'))).sort()).toEqual([
+      'GARBAGE0001.eml',
+      'TRUNCATED0002.eml',
+    ]);
+
+    const received = await emulator.waitForMessages(2);
+    expect(received.map((m) => m.rcptTo[0]).sort()).toEqual(['alice@contoso.com', 'bob@contoso.com']);
+    await send(second, 'carol@contoso.com');
+    await emulator.waitForMessages(3);
+    await eventually(async () => (await queueFiles(dataDir)).length === 0);
+    expect(second.process.exitCode).toBeNull();
+  });
+});

@@ -1,0 +1,85 @@
+/**
+ * main's wiring (electron/main/index.ts) against the stand-in 'electron': on a first run it opens the
+ * window for the wizard, shows the tray in "attention", answers the window over IPC, hides the window
+ * on close, and stops the relay before it quits.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { APP_URL } from '../../electron/main/window.ts';
+import { CHANNELS } from '../../electron/shared/ipc.ts';
+import * as stub from '../fixtures/electron-stub.ts';
+
+vi.mock('electron', () => import('../fixtures/electron-stub.ts'));
+vi.mock('electron-log/main', () => ({
+  default: {
+    transports: { file: { level: 'info' } },
+    errorHandler: { startCatching: () => undefined },
+    info: () => undefined,
+    warn: () => undefined,
+    error: () => undefined,
+  },
+}));
+
+let dataDir: string;
+
+async function until<T>(what: string, probe: () => T | undefined | null | false): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'relaydesk-app-'));
+  process.env.RELAYDESK_DATA_DIR = dataDir;
+  await import('../../electron/main/index.ts');
+  await until('the tray', () => stub.Tray.created[0]);
+});
+
+afterAll(async () => {
+  delete process.env.RELAYDESK_DATA_DIR;
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('the Electron main process, wired up', () => {
+  it('registers the app:// scheme and every IPC channel', () => {
+    expect(stub.protocol.privileged).toEqual([expect.objectContaining({ scheme: 'app' })]);
+    expect(stub.protocol.handlers.has('app')).toBe(true);
+    expect([...stub.ipcMain.handlers.keys()].sort()).toEqual([...CHANNELS].sort());
+  });
+
+  it('on a first run shows the tray as needing attention and opens the window for the wizard', () => {
+    const tray = stub.Tray.created[0]!;
+    expect(tray.image.path).toMatch(/build[/\\]tray[/\\]tray-attention\.png$/);
+    expect(tray.tooltip).toBe('RelayDesk is not set up yet: open it to run the setup');
+    const window = stub.BrowserWindow.created[0]!;
+    expect(window.loadedUrl).toBe(APP_URL);
+    window.emit('ready-to-show');
+    expect(window.shown).toBe(true);
+  });
+
+  it('answers the window, and keeps running when the window is closed', async () => {
+    const handler = stub.ipcMain.handlers.get('relay:status')!;
+    expect(await handler({ senderFrame: { url: APP_URL, parent: null } }, null)).toMatchObject({
+      state: 'unconfigured',
+    });
+    const window = stub.BrowserWindow.created[0]!;
+    window.emit('close', { preventDefault: () => undefined });
+    expect(window.hidden).toBe(true);
+    expect(stub.app.exitCode).toBeNull();
+  });
+
+  it('stops the relay, then exits, on Quit', async () => {
+    let prevented = false;
+    stub.app.emit('before-quit', { preventDefault: () => (prevented = true) });
+    expect(prevented).toBe(true);
+    await until('the exit', () => stub.app.exitCode !== null);
+    expect(stub.app.exitCode).toBe(0);
+    expect(stub.Tray.created[0]!.destroyed).toBe(true);
+  });
+});
