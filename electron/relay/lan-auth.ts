@@ -90,11 +90,6 @@ function parseHash(hash: string): ParsedHash | null {
   return { cost, blockSize, parallelism, salt, key };
 }
 
-/** Whether `hash` is a password hash RelayDesk can check. */
-export function isLanPasswordHash(hash: string): boolean {
-  return parseHash(hash) !== null;
-}
-
 export async function verifyLanPassword(password: string, hash: string): Promise<boolean> {
   const parsed = parseHash(hash);
   if (!parsed) return false;

@@ -5,7 +5,7 @@
  * Files still in `incoming/` after a crash were never acknowledged and are discarded on start.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, createReadStream, type ReadStream } from 'node:fs';
+import { constants as fsConstants, createReadStream, unlinkSync, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -292,9 +292,11 @@ export async function createSpool(root: string): Promise<Spool> {
   }
 
   async function remove(id: string): Promise<void> {
-    // unlink, not rm: rm stats first, and this runs once per delivered message.
-    if (withState.delete(id)) await unlinkIfPresent(statePath(id));
-    await unlinkIfPresent(emlPath(id));
+    // Synchronous on purpose: until the file is gone, a crash means sending a delivered message again,
+    // and an async unlink waits in libuv's thread pool behind other messages' fsyncs. (unlink, not rm:
+    // rm stats first.)
+    if (withState.delete(id)) unlinkIfPresent(statePath(id));
+    unlinkIfPresent(emlPath(id));
     await queueSync.sync();
   }
 
@@ -369,10 +371,12 @@ async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<void> {
   }
 }
 
-async function unlinkIfPresent(path: string): Promise<void> {
-  await unlink(path).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw error;
-  });
+function unlinkIfPresent(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
 }
 
 /** Reads and checks a spooled message; throws with a reason when it is damaged. */

@@ -493,6 +493,8 @@ export function encodeHeaderField(raw: string, options: HeaderOptions): string {
     kind === 'address'
       ? addressPieces(value, decode)
       : unstructuredPieces(value, (word) => EIGHT_BIT.test(word), decode);
+  // 8-bit only inside addresses: nothing may be encoded, so the field stays as the device wrote it.
+  if (!pieces.some((piece) => piece.encode)) return raw;
   return layout(head, pieces);
 }
 
