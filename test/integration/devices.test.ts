@@ -16,15 +16,7 @@ import {
   type ReceivedMessage,
 } from '../fixtures/exchange-emulator.ts';
 import { serverCertificate, testCa } from '../fixtures/tls.ts';
-import {
-  cleanup,
-  freePort,
-  runCli,
-  startRelay,
-  tempDir,
-  testConfig,
-  UPSTREAM_PASSWORD,
-} from './harness.ts';
+import { cleanup, freePort, runCli, startRelay, tempDir, testConfig, UPSTREAM_PASSWORD } from './harness.ts';
 
 type Relay = Awaited<ReturnType<typeof startRelay>>;
 
