@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHandlers } from '../app/handlers.ts';
 import { createRelayService } from '../app/service.ts';
-import { configPathFrom, dataDirFrom, type CliIo } from '../cli/context.ts';
+import { configPathFrom, dataDirFrom, waitForStopSignal, type CliIo } from '../cli/context.ts';
 import { AlreadyRunningError } from '../relay/control.ts';
 import { createLogger } from '../relay/log.ts';
 import { createKeychainStore } from '../secrets/index.ts';
@@ -108,15 +108,7 @@ export async function serveAdminCommand(flags: AdminServeFlags, io: CliIo): Prom
   );
   io.stderr.write(`${lines.join('\n')}\n`);
 
-  await new Promise<void>((resolve) => {
-    const onSignal = () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  await waitForStopSignal();
   await admin.close();
   await service.stop();
   await logger.close();

@@ -45,3 +45,16 @@ export async function loadConfigOrReport(configPath: string, io: CliIo): Promise
   }
   return loaded.config;
 }
+
+/** Resolves on the first SIGINT (Ctrl+C) or SIGTERM (service stop): the cue for a clean shutdown. */
+export function waitForStopSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

@@ -9,7 +9,14 @@ import { AlreadyRunningError, startControlServer } from '../relay/control.ts';
 import { ListenError } from '../relay/lan/listener.ts';
 import { createLogger } from '../relay/log.ts';
 import { createRelay } from '../relay/relay.ts';
-import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
+import {
+  configPathFrom,
+  dataDirFrom,
+  EXIT_CONFIG,
+  loadConfigOrReport,
+  waitForStopSignal,
+  type CliIo,
+} from './context.ts';
 
 export interface ServeFlags {
   config?: string;
@@ -53,15 +60,7 @@ export async function serveCommand(flags: ServeFlags, io: CliIo): Promise<number
       `Allowed devices: ${config.allowedClients.join(', ')}. Data folder: ${dataDir}. Press Ctrl+C to stop.\n`,
   );
 
-  await new Promise<void>((resolve) => {
-    const onSignal = () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  await waitForStopSignal();
   await relay.stop();
   await control.close();
   await logger.close();
