@@ -144,7 +144,7 @@ describe('upstream faults', () => {
       relay,
       emulator,
       id,
-      { state: 'error', diagnosis: 'connection-reset', reason: /ECONNRESET|reset|closed/i },
+      { state: 'error', diagnosis: 'connection-reset', reason: /ECONNRESET|EPIPE|reset|closed/i },
       () => emulator.clearScript(),
     );
     expect(emulator.transcript.some((line) => line.includes('reset after'))).toBe(true);
