@@ -182,7 +182,6 @@ export function createQueue(spool: Spool, policy: RetryPolicy, events: QueueEven
       }
     }
 
-    if (result.delivered.length > 0) events.delivered(message, result.delivered);
     if (finalFailures.length > 0 && finalDiagnosis) events.failed(message, finalFailures, finalDiagnosis);
 
     const stillPending = pending(message);
@@ -214,6 +213,8 @@ export function createQueue(spool: Spool, policy: RetryPolicy, events: QueueEven
     } else {
       await spool.saveState(id, state);
     }
+    // Announced only once the spool knows: a crash in between costs a log line, not a second copy.
+    if (result.delivered.length > 0) events.delivered(message, result.delivered);
     events.ready();
   }
 

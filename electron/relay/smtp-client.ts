@@ -316,16 +316,15 @@ class Connection implements SmtpConnection {
   readonly #closeListeners: (() => void)[] = [];
   #timer: NodeJS.Timeout | null = null;
   #lock: Promise<unknown> = Promise.resolve();
-  readonly #failed: Promise<never>;
-  #rejectFailed: (error: UpstreamError) => void = () => undefined;
+  /**
+   * The waits in progress, rejected together when the connection fails. One entry per wait, removed
+   * when it settles: racing every reply against one connection-long promise would keep every
+   * settled wait reachable for as long as a pooled connection lives (a leak under steady load).
+   */
+  readonly #pendingRejects = new Set<(error: UpstreamError) => void>();
 
   constructor(options: SmtpClientOptions) {
     this.#options = options;
-    this.#failed = new Promise<never>((_resolve, reject) => {
-      this.#rejectFailed = reject;
-    });
-    // Only ever raced against; an unobserved failure must not become an unhandled rejection.
-    this.#failed.catch(() => undefined);
   }
 
   get capabilities(): SmtpCapabilities {
@@ -478,7 +477,8 @@ class Connection implements SmtpConnection {
     if (this.#closed) return;
     this.#closed = true;
     this.#failure = failure;
-    this.#rejectFailed(failure);
+    for (const reject of this.#pendingRejects) reject(failure);
+    this.#pendingRejects.clear();
     this.#waiters.length = 0;
     this.#clearTimer();
     for (const socket of this.#sockets) socket.destroy();
@@ -500,9 +500,15 @@ class Connection implements SmtpConnection {
       const what = this.#stage === 'connect' ? 'could not connect' : 'no reply from the server';
       this.#teardown(networkError(this.#stage, 'ETIMEDOUT', `${what} within ${timeoutMs} ms`));
     }, timeoutMs);
+    let reject: (error: UpstreamError) => void = () => undefined;
+    const failed = new Promise<never>((_resolve, rejectWait) => {
+      reject = rejectWait;
+    });
+    this.#pendingRejects.add(reject);
     try {
-      return await Promise.race([promise, this.#failed]);
+      return await Promise.race([promise, failed]);
     } finally {
+      this.#pendingRejects.delete(reject);
       this.#clearTimer();
     }
   }
