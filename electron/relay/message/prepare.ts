@@ -126,7 +126,12 @@ export function createPreparer(options: PrepareOptions): (message: SpooledMessag
       fields.push(added(`Message-ID: <${envelope.id}@${options.hostname}>`));
 
     const bodyStart = block.bodyOffset;
-    const openBody = () => options.spool.openBody(message, { start: bodyStart });
+    // A message that fits in the header read (most device mail) is not read from disk again: the
+    // normalizer's scan and the upstream stream both come from that one buffer.
+    const wholeBody = head.length === message.size ? head.subarray(bodyStart) : null;
+    const openBody = wholeBody
+      ? () => Readable.from(wholeBody.length > 0 ? [wholeBody] : [], { objectMode: false })
+      : () => options.spool.openBody(message, { start: bodyStart });
     const normalized = await normalizeMessage(fields, openBody, { smtpUtf8: envelope.smtpUtf8 });
     const header = Buffer.from(`${normalized.fields.join('\r\n')}\r\n\r\n`, 'latin1');
     const { bodyTransform } = normalized;
