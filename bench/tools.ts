@@ -213,6 +213,7 @@ export async function startRelayDesk(
   sinkPort: number,
   extra: { limits?: Record<string, unknown>; upstream?: Record<string, unknown> } = {},
   dataDir?: string,
+  nodeArgs: string[] = [],
 ): Promise<RelayDeskProcess> {
   const config = {
     listen: { host: '127.0.0.1', port },
@@ -236,7 +237,7 @@ export async function startRelayDesk(
     },
     queue: { minRetrySeconds: 1, maxRetrySeconds: 2 },
   };
-  return startRelay({ config, dataDir: dataDir ?? (await tempDir('relaydesk-bench-')) });
+  return startRelay({ config, dataDir: dataDir ?? (await tempDir('relaydesk-bench-')), nodeArgs });
 }
 
 /** One message on its own connection, the way a scanner sends; resolves with connect→250 in ms. */

@@ -77,7 +77,7 @@ export function createLogger(options: LoggerOptions): Logger {
     if (LEVELS[level] < threshold) return;
     const record = { time: new Date().toISOString(), level, event, ...redact(fields) };
     const line = `${JSON.stringify(record)}\n`;
-    if (options.console) process.stdout.write(line);
+    if (options.console) writeConsole(line);
     if (file) {
       if (fileBytes + line.length > maxFileBytes) rotate();
       file.write(line);
@@ -102,6 +102,23 @@ export function createLogger(options: LoggerOptions): Logger {
       }),
   };
 }
+
+/**
+ * Console lines of one turn of the event loop go out in one write: stdout to a pipe or a file is
+ * synchronous, and a write per line cost measurable time under load. Flushed on exit too.
+ */
+let consolePending = '';
+function writeConsole(line: string): void {
+  if (consolePending === '') setImmediate(flushConsole);
+  consolePending += line;
+}
+function flushConsole(): void {
+  if (consolePending === '') return;
+  const text = consolePending;
+  consolePending = '';
+  process.stdout.write(text);
+}
+process.on('exit', flushConsole);
 
 function safeSize(path: string): number {
   try {

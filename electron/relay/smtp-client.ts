@@ -5,8 +5,7 @@
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Readable, Transform, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable } from 'node:stream';
 import tls from 'node:tls';
 import { ReplyReader, ReplySyntaxError, parseReply } from './smtp-reply.ts';
 import { UpstreamError } from './upstream-failure.ts';
@@ -115,57 +114,87 @@ const BUFFER_SLICE = 64 * 1024;
  * one (RFC 5321 §4.5.2), and the end is CRLF.CRLF. So no `<LF>.<LF>`, `<CR>.<CR>` or `<LF>.<CR><LF>`
  * inside a message can end the DATA early at a server that is lenient about line ends (SMTP
  * smuggling), and Exchange Online gets the CRLF-only mail it requires (bare LF bounces with 5.6.11).
+ * Chunk boundaries may fall anywhere, even between the CR and LF of a line end.
  */
+export class DataEncoder {
+  #atLineStart = true;
+  /** A CR at the end of a chunk: whether it is bare or half of a CRLF depends on the next chunk. */
+  #pendingCr = false;
+
+  /** The encoded form of `chunk` (the chunk itself when nothing in it needs changing). */
+  encode(chunk: Buffer): Buffer {
+    const pieces: Buffer[] = [];
+    let segmentStart = 0;
+    let i = 0;
+    if (this.#pendingCr && chunk.length > 0) {
+      this.#pendingCr = false;
+      pieces.push(CRLF);
+      this.#atLineStart = true;
+      if (chunk[0] === LF) {
+        i = 1;
+        segmentStart = 1;
+      }
+    }
+    // Where the next CR and LF are (-1: none left), found natively and looked for again only once passed.
+    let nextCr = chunk.indexOf(CR, i);
+    let nextLf = chunk.indexOf(LF, i);
+    while (i < chunk.length) {
+      if (this.#atLineStart) {
+        this.#atLineStart = false;
+        if (chunk[i] === DOT) {
+          pieces.push(chunk.subarray(segmentStart, i), DOT_BYTE);
+          segmentStart = i;
+        }
+      }
+      // The rest of the line is copied as it is.
+      if (nextCr >= 0 && nextCr < i) nextCr = chunk.indexOf(CR, i);
+      if (nextLf >= 0 && nextLf < i) nextLf = chunk.indexOf(LF, i);
+      const end = nextCr < 0 ? nextLf : nextLf < 0 ? nextCr : Math.min(nextCr, nextLf);
+      if (end < 0) break;
+      if (chunk[end] === CR && end + 1 === chunk.length) {
+        // CR as the last byte: bare or half of a CRLF, the next chunk tells.
+        pieces.push(chunk.subarray(segmentStart, end));
+        segmentStart = chunk.length;
+        this.#pendingCr = true;
+        break;
+      }
+      this.#atLineStart = true;
+      if (chunk[end] === CR && chunk[end + 1] === LF) {
+        i = end + 2; // A proper CRLF stays in the segment.
+        continue;
+      }
+      // A bare CR or bare LF becomes CRLF.
+      pieces.push(chunk.subarray(segmentStart, end), CRLF);
+      i = end + 1;
+      segmentStart = i;
+    }
+    if (pieces.length === 0) return chunk;
+    pieces.push(chunk.subarray(segmentStart));
+    return Buffer.concat(pieces);
+  }
+
+  /** The end of the data: a line end if the message lacks a final one, then `.` CRLF. */
+  end(): Buffer {
+    const unfinished = this.#pendingCr || !this.#atLineStart;
+    return unfinished ? Buffer.concat([CRLF, END_OF_DATA]) : END_OF_DATA;
+  }
+}
+
+function* bufferSlices(buffer: Buffer): Generator<Buffer> {
+  for (let offset = 0; offset < buffer.length; offset += BUFFER_SLICE) {
+    yield buffer.subarray(offset, offset + BUFFER_SLICE);
+  }
+}
+
+/** DataEncoder as a stream transform. */
 export function createDataEncoder(): Transform {
-  let atLineStart = true;
-  // A CR at the end of a chunk: whether it is bare or half of a CRLF depends on the next chunk.
-  let pendingCr = false;
+  const encoder = new DataEncoder();
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      const pieces: Buffer[] = [];
-      let segmentStart = 0;
-      for (let i = 0; i < chunk.length; i++) {
-        const byte = chunk[i];
-        if (pendingCr) {
-          pendingCr = false;
-          pieces.push(CRLF);
-          atLineStart = true;
-          if (byte === LF) {
-            segmentStart = i + 1;
-            continue;
-          }
-        }
-        if (byte === CR || byte === LF) {
-          pieces.push(chunk.subarray(segmentStart, i));
-          segmentStart = i + 1;
-          if (byte === CR) {
-            pendingCr = true;
-          } else {
-            pieces.push(CRLF);
-            atLineStart = true;
-          }
-          continue;
-        }
-        if (atLineStart) {
-          atLineStart = false;
-          if (byte === DOT) {
-            pieces.push(chunk.subarray(segmentStart, i), DOT_BYTE);
-            segmentStart = i;
-          }
-        }
-      }
-      if (pieces.length === 0) {
-        callback(null, chunk);
-        return;
-      }
-      pieces.push(chunk.subarray(segmentStart));
-      callback(null, Buffer.concat(pieces));
+      callback(null, encoder.encode(chunk));
     },
     flush(callback) {
-      const pieces: Buffer[] = [];
-      if (pendingCr || !atLineStart) pieces.push(CRLF);
-      pieces.push(END_OF_DATA);
-      callback(null, Buffer.concat(pieces));
+      callback(null, encoder.end());
     },
   });
 }
@@ -273,12 +302,6 @@ function assertNoLineBreak(what: string, value: string): void {
 
 /** Errors Node raises for the TCP connection even while a TLS handshake is running over it. */
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT']);
-
-function* bufferSlices(buffer: Buffer): Generator<Buffer> {
-  for (let offset = 0; offset < buffer.length; offset += BUFFER_SLICE) {
-    yield buffer.subarray(offset, offset + BUFFER_SLICE);
-  }
-}
 
 function distinguishedName(name: tls.Certificate | undefined): string {
   if (!name) return 'unknown';
@@ -410,9 +433,12 @@ class Connection implements SmtpConnection {
 
   async #connect(): Promise<string> {
     const { host, port, localAddress, security } = this.#options;
+    // No Nagle: a command written right after the previous one's reply would otherwise wait for
+    // the peer's delayed ACK (up to 40 ms on Linux) before it leaves.
     const tcp: net.TcpNetConnectOpts = { host, port, localAddress };
     // tls.connect hands host, port and localAddress on to net.connect (its typings omit localAddress).
     const socket = security === 'tls' ? tls.connect({ ...tcp, ...this.#tlsOptions() }) : net.connect(tcp);
+    socket.setNoDelay(true);
     this.#attach(socket);
     if (socket instanceof tls.TLSSocket) this.#tlsSocket = socket;
     const connected = new Promise<void>((resolve) =>
@@ -676,33 +702,55 @@ class Connection implements SmtpConnection {
   }
 
   async #streamMessage(message: Readable | Buffer): Promise<void> {
-    const source = Buffer.isBuffer(message) ? Readable.from(bufferSlices(message)) : message;
-    // One chunk in flight at a time: the next is read only once the socket took this one (backpressure).
-    const sink = new Writable({
-      write: (chunk: Buffer, _encoding, callback) => {
-        const socket = this.#socket;
-        if (this.#closed || !socket) {
-          callback(networkError('message', 'ENOTCONN', 'connection is closed'));
-          return;
-        }
-        socket.write(chunk, (error) => {
-          if (error) this.#teardown(this.#mapError(error));
-          this.#timer?.refresh();
-          callback(error ?? null);
-        });
-      },
-    });
-    const abort = new AbortController();
+    const encoder = new DataEncoder();
+    if (Buffer.isBuffer(message) && message.length <= BUFFER_SLICE) {
+      // Small and in memory: encoded and written in one go, the end of data included.
+      this.#writeData([encoder.encode(message), encoder.end()]);
+      return;
+    }
+    // A big buffer goes in slices, so that each completed write tells the reply wait that data flows.
+    const source = Buffer.isBuffer(message) ? bufferSlices(message) : message;
     try {
-      await this.#await(pipeline(source, createDataEncoder(), sink, { signal: abort.signal }));
+      for await (const chunk of source) {
+        const encoded = encoder.encode(chunk as Buffer);
+        // Backpressure: the next chunk is read only once the socket has taken this one.
+        if (encoded.length > 0 && !this.#writeData([encoded])) await this.#drained();
+      }
+      this.#writeData([encoder.end()]);
     } catch (error) {
-      // Stops the pipeline when the connection failed under it, and releases the source (a spool file).
-      abort.abort();
+      if (!Buffer.isBuffer(message)) message.destroy();
       if (this.#failure) throw this.#failure;
       // The message could not be read: close rather than let the server accept a truncated message.
       this.#teardown(networkError('message', 'ECONNABORTED', 'message stream failed'));
       throw error;
     }
+  }
+
+  /** Writes message data; false when the socket's buffer is full (wait for `#drained`). */
+  #writeData(chunks: Buffer[]): boolean {
+    const socket = this.#socket;
+    if (this.#closed || !socket)
+      throw this.#failure ?? networkError('message', 'ENOTCONN', 'connection is closed');
+    let room = true;
+    // Corked: several chunks leave in one system call.
+    socket.cork();
+    for (const chunk of chunks) {
+      // A completed write restarts the silence clock of the reply wait that follows.
+      room = socket.write(chunk, () => this.#timer?.refresh());
+    }
+    socket.uncork();
+    return room;
+  }
+
+  /** Resolves when the socket can take more; fails with the connection (or its silence timeout). */
+  #drained(): Promise<void> {
+    const socket = this.#socket!;
+    let onDrain: () => void = () => undefined;
+    const drained = new Promise<void>((resolve) => {
+      onDrain = resolve;
+      socket.once('drain', onDrain);
+    });
+    return this.#await(drained).finally(() => socket.off('drain', onDrain));
   }
 }
 

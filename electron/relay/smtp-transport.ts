@@ -63,7 +63,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   }
 
   async function attempt(job: OutboundJob, connection: SmtpConnection): Promise<AttemptOutcome> {
-    const message = job.open();
+    const message = job.bytes ?? job.open();
     let result;
     try {
       result = await connection.send(
@@ -77,7 +77,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
         message,
       );
     } finally {
-      message.destroy();
+      if (!Buffer.isBuffer(message)) message.destroy();
     }
     putIdle(connection);
     const dataResponse = result.dataReply?.raw ?? '';

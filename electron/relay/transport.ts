@@ -20,6 +20,8 @@ export interface OutboundJob {
   smtpUtf8: boolean;
   /** A fresh stream of the prepared message each call (a retry on another connection reads it again). */
   open(): Readable;
+  /** The whole prepared message, when it is small and already in memory (what `open()` would stream). */
+  bytes?: Buffer;
 }
 
 export interface RecipientOutcome {

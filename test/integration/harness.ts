@@ -102,6 +102,8 @@ export interface StartRelayOptions {
   env?: NodeJS.ProcessEnv;
   /** Wait for the listener (default); false for runs expected to fail at start. */
   waitForListening?: boolean;
+  /** Options for node itself, before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export async function startRelay(
@@ -110,11 +112,15 @@ export async function startRelay(
   const dataDir = options.dataDir ?? (await tempDir());
   const configPath = join(dataDir, 'config.json');
   await writeFile(configPath, JSON.stringify(options.config, null, 2));
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath, '--data-dir', dataDir], {
-    cwd: ROOT,
-    env: { ...process.env, RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), BIN, 'serve', '--config', configPath, '--data-dir', dataDir],
+    {
+      cwd: ROOT,
+      env: { ...process.env, RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logs: LogRecord[] = [];
   const waiters: { predicate: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = [];
   let stdoutBuffer = '';

@@ -71,7 +71,7 @@ export function createGraphTransport(options: GraphTransportOptions): Transport 
         failure: { kind: 'config', code: 'NO_MAILBOX', message: 'upstream.mailbox is not set' },
       };
     }
-    const fit = fitRecipientsToEnvelope(toCrlf(await readAll(job.open())), job.rcptTo);
+    const fit = fitRecipientsToEnvelope(toCrlf(job.bytes ?? (await readAll(job.open()))), job.rcptTo);
     const notes: string[] = [];
     const own = senderMailbox(job, upstream);
     let sent: Sent;

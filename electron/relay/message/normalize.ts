@@ -782,9 +782,14 @@ class MimeWalker {
         else if (late === 'collect') this.#collectLineFeed();
       }
     }
+    // Where the next CR and LF are (-1: none left), found natively and looked for again only once passed.
+    let nextCr = chunk.indexOf(CR, i);
+    let nextLf = chunk.indexOf(LF, i);
     while (i < chunk.length) {
-      let end = i;
-      while (end < chunk.length && chunk[end] !== LF && chunk[end] !== CR) end++;
+      if (nextCr >= 0 && nextCr < i) nextCr = chunk.indexOf(CR, i);
+      if (nextLf >= 0 && nextLf < i) nextLf = chunk.indexOf(LF, i);
+      const lineEnd = nextCr < 0 ? nextLf : nextLf < 0 ? nextCr : Math.min(nextCr, nextLf);
+      const end = lineEnd < 0 ? chunk.length : lineEnd;
       if (end > i) this.#content(chunk, i, end);
       if (end === chunk.length) return;
       let after = end + 1;
@@ -1103,7 +1108,7 @@ function setTransferEncoding(fields: readonly HeaderField[], lines: string[]): v
  */
 export async function scanBody(
   fields: readonly HeaderField[],
-  body: AsyncIterable<Buffer>,
+  body: AsyncIterable<Buffer> | Iterable<Buffer>,
 ): Promise<BodyScan> {
   const walker = new MimeWalker(fields, null);
   for await (const chunk of body) walker.write(chunk);
@@ -1216,7 +1221,7 @@ export interface NormalizedMessage extends NormalizedHeaderBlock {
  */
 export async function normalizeMessage(
   fields: readonly HeaderField[],
-  openBody: () => Readable,
+  openBody: () => Readable | Iterable<Buffer>,
   options: HeaderOptions,
 ): Promise<NormalizedMessage> {
   const scan = await scanBody(fields, openBody());

@@ -83,11 +83,14 @@ export function createPreparer(options: PrepareOptions): (message: SpooledMessag
 
   return async function prepare(message) {
     const { envelope } = message;
-    const head = await readHead(
-      options.spool.emlPath(envelope.id),
-      message.bodyOffset,
-      Math.min(message.size, MAX_HEADER_BYTES),
-    );
+    // A small message's first attempt finds its bytes still in memory from receiving.
+    const head =
+      options.spool.takeMemoryCopy(envelope.id) ??
+      (await readHead(
+        options.spool.emlPath(envelope.id),
+        message.bodyOffset,
+        Math.min(message.size, MAX_HEADER_BYTES),
+      ));
     const block = parseHeaderBlock(head, message.size);
     const fromField = findField(block.fields, 'From');
     const original = fromField ? parseMailbox(fieldValue(fromField)) : null;
@@ -132,12 +135,16 @@ export function createPreparer(options: PrepareOptions): (message: SpooledMessag
     const openBody = wholeBody
       ? () => Readable.from(wholeBody.length > 0 ? [wholeBody] : [], { objectMode: false })
       : () => options.spool.openBody(message, { start: bodyStart });
-    const normalized = await normalizeMessage(fields, openBody, { smtpUtf8: envelope.smtpUtf8 });
+    const normalized = await normalizeMessage(fields, wholeBody ? () => [wholeBody] : openBody, {
+      smtpUtf8: envelope.smtpUtf8,
+    });
     const header = Buffer.from(`${normalized.fields.join('\r\n')}\r\n\r\n`, 'latin1');
     const { bodyTransform } = normalized;
     const body = bodyTransform ? () => pipeline(openBody(), bodyTransform(), () => undefined) : openBody;
     const rcptTo = message.state.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
     return {
+      // Small and untouched: the prepared message as one buffer, sent without a stream.
+      bytes: wholeBody && !bodyTransform ? Buffer.concat([header, wholeBody]) : undefined,
       message,
       mailFrom: decision.envelopeSender,
       rcptTo,

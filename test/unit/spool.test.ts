@@ -1,0 +1,104 @@
+/**
+ * The spool on a real disk: what a message's first delivery attempt can take from memory, the bound
+ * on that memory, and that removing and reloading agree with the files.
+ */
+import { readFile } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createSpool, newMessageId, type Spool } from '../../electron/relay/spool.ts';
+import { cleanup, tempDir } from '../integration/harness.ts';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await cleanup(dir);
+});
+
+async function freshSpool(): Promise<Spool> {
+  const dir = await tempDir('relaydesk-spool-');
+  dirs.push(dir);
+  return createSpool(dir);
+}
+
+const client = {
+  ip: '127.0.0.1',
+  port: 4000,
+  helo: 'scanner',
+  listener: '127.0.0.1:25',
+  tls: false,
+  authUser: null,
+};
+
+async function store(spool: Spool, chunks: Buffer[]) {
+  const writer = await spool.begin({
+    receivedAt: Date.now(),
+    client,
+    mailFrom: 'scanner@contoso.com',
+    rcptTo: ['anna@contoso.com'],
+    eightBit: false,
+    smtpUtf8: false,
+  });
+  for (const chunk of chunks) await writer.write(chunk);
+  return writer.commit();
+}
+
+function bytes(size: number, fill: string): Buffer {
+  return Buffer.alloc(size, fill);
+}
+
+describe('spool memory copies', () => {
+  it('hands a small message its bytes once, identical to the fsynced file', async () => {
+    const spool = await freshSpool();
+    const chunks = [Buffer.from('Subject: scan\r\n\r\n'), bytes(10_000, 'a'), Buffer.from('\r\nend\r\n')];
+    const message = await store(spool, chunks);
+    const onDisk = (await readFile(spool.emlPath(message.envelope.id))).subarray(message.bodyOffset);
+
+    const copy = spool.takeMemoryCopy(message.envelope.id);
+    expect(copy).not.toBeNull();
+    expect(copy!.equals(Buffer.concat(chunks))).toBe(true);
+    expect(copy!.equals(onDisk)).toBe(true);
+    // A retry reads the file.
+    expect(spool.takeMemoryCopy(message.envelope.id)).toBeNull();
+  });
+
+  it('keeps no copy of a message over 256 KB, which still lands on disk whole', async () => {
+    const spool = await freshSpool();
+    const chunks = Array.from({ length: 5 }, (_, i) => bytes(64 * 1024, String(i)));
+    const message = await store(spool, chunks);
+    expect(spool.takeMemoryCopy(message.envelope.id)).toBeNull();
+    const onDisk = (await readFile(spool.emlPath(message.envelope.id))).subarray(message.bodyOffset);
+    expect(onDisk.equals(Buffer.concat(chunks))).toBe(true);
+  });
+
+  it('stops keeping copies at 16 MB in all (an upstream outage), and keeps them again once some are taken', async () => {
+    const spool = await freshSpool();
+    const ids: string[] = [];
+    for (let i = 0; i < 80; i += 1) ids.push((await store(spool, [bytes(250 * 1024, 'x')])).envelope.id);
+    const withCopy = ids.filter((id) => spool.takeMemoryCopy(id) !== null);
+    // 16 MB / 250 KB = 65.5: the first 65 messages keep a copy, the rest wait on disk only.
+    expect(withCopy).toEqual(ids.slice(0, 65));
+    const later = await store(spool, [bytes(250 * 1024, 'y')]);
+    expect(spool.takeMemoryCopy(later.envelope.id)?.length).toBe(250 * 1024);
+  });
+
+  it('forgets a removed message, in memory and on disk, across a restart', async () => {
+    const spool = await freshSpool();
+    const kept = await store(spool, [Buffer.from('Subject: kept\r\n\r\nbody\r\n')]);
+    const removed = await store(spool, [Buffer.from('Subject: gone\r\n\r\nbody\r\n')]);
+    await spool.remove(removed.envelope.id);
+    expect(spool.takeMemoryCopy(removed.envelope.id)).toBeNull();
+
+    const reopened = await createSpool(spool.root);
+    const loaded = await reopened.load();
+    expect(loaded.messages.map((m) => m.envelope.id)).toEqual([kept.envelope.id]);
+    // Nothing in memory after a restart: the first attempt reads the file.
+    expect(reopened.takeMemoryCopy(kept.envelope.id)).toBeNull();
+  });
+});
+
+describe('newMessageId', () => {
+  it('gives distinct ids in the same millisecond, across refills of its random pool', () => {
+    const now = Date.now();
+    const ids = new Set(Array.from({ length: 5000 }, () => newMessageId(now)));
+    expect(ids.size).toBe(5000);
+    for (const id of ids) expect(id).toMatch(/^[0-9A-Z]{18,}$/);
+  });
+});
