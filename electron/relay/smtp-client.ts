@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Transform, type Readable } from 'node:stream';
 import tls from 'node:tls';
 import { ReplyReader, ReplySyntaxError, parseReply } from './smtp-reply.ts';
+import { noteStreamed } from './spent-buffers.ts';
 import { UpstreamError } from './upstream-failure.ts';
 import type { SmtpReply, SmtpStage } from './upstream-failure.ts';
 
@@ -712,6 +713,7 @@ class Connection implements SmtpConnection {
     const source = Buffer.isBuffer(message) ? bufferSlices(message) : message;
     try {
       for await (const chunk of source) {
+        noteStreamed((chunk as Buffer).length);
         const encoded = encoder.encode(chunk as Buffer);
         // Backpressure: the next chunk is read only once the socket has taken this one.
         if (encoded.length > 0 && !this.#writeData([encoded])) await this.#drained();

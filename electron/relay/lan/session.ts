@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { SpoolWriter, SpooledMessage, Envelope } from '../spool.ts';
 import { DISK_FULL_CODES } from '../spool.ts';
+import { noteStreamed } from '../spent-buffers.ts';
 import { DataReader } from './data-reader.ts';
 import { parsePathArgument, printable } from './address.ts';
 
@@ -121,6 +122,7 @@ export class LanSession {
   }
 
   private onData(chunk: Buffer): void {
+    noteStreamed(chunk.length);
     if (this.phase === 'closed') return;
     this.input = this.input.length ? Buffer.concat([this.input, chunk]) : chunk;
     this.pump();

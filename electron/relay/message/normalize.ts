@@ -18,6 +18,7 @@
 import { Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { noteStreamed } from '../spent-buffers.ts';
 import { fieldValue, parseHeaderBlock, type HeaderField } from './headers.ts';
 
 /** RFC 5322 §2.1.1: at most 998 characters on a line, without the CRLF. */
@@ -1111,7 +1112,10 @@ export async function scanBody(
   body: AsyncIterable<Buffer> | Iterable<Buffer>,
 ): Promise<BodyScan> {
   const walker = new MimeWalker(fields, null);
-  for await (const chunk of body) walker.write(chunk);
+  for await (const chunk of body) {
+    noteStreamed(chunk.length);
+    walker.write(chunk);
+  }
   walker.end();
   return walker.scan();
 }
@@ -1229,7 +1233,10 @@ export async function normalizeMessage(
   if (!block.bodyTransform) return { ...block, bodySize: null };
   let bodySize = 0;
   await pipeline(openBody(), block.bodyTransform(), async (source: AsyncIterable<Buffer>) => {
-    for await (const chunk of source) bodySize += chunk.length;
+    for await (const chunk of source) {
+      noteStreamed(chunk.length);
+      bodySize += chunk.length;
+    }
   });
   return { ...block, bodySize };
 }
