@@ -393,7 +393,7 @@ export class LanSession {
     }
     if (this.oversize && this.receivedBytes > 2 * limit && !done) {
       // A client that keeps streaming far past the limit is not going to stop by itself.
-      this.replyAndClose(tooBigReply(limit));
+      this.replyAndClose(tooBigReply(limit), true);
       return;
     }
     if (done) this.finishData();
@@ -624,11 +624,13 @@ export class LanSession {
     this.socket.write(`${text}\r\n`);
   }
 
-  private replyAndClose(text: string): void {
+  /** `stopReading`: for a client that keeps sending regardless; it is held off by TCP until closed. */
+  private replyAndClose(text: string, stopReading = false): void {
     if (this.phase === 'closed') return;
     this.reply(text);
     this.cleanup();
     this.socket.end();
+    if (stopReading) this.socket.pause();
     // A client that never reads must not keep the socket open forever.
     setTimeout(() => this.socket.destroy(), 2000).unref();
   }
