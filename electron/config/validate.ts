@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { isLanPasswordHash } from '../relay/lan-auth.ts';
 import { defaultConfig } from './defaults.ts';
 import { applyPreset, PRESET_NAMES } from './presets.ts';
 import type {
@@ -648,6 +649,12 @@ function readLanAuth(raw: unknown, defaults: LanAuthConfig, problems: Problems):
         if (!entry.has(key))
           entry.report(key, 'must be set (`relaydesk lan-user add` writes both user and passwordHash)');
       }
+    }
+    if (passwordHash !== '' && !isLanPasswordHash(passwordHash)) {
+      entry.report(
+        'passwordHash',
+        'is not a hash written by `relaydesk lan-user add` (scrypt$N$r$p$salt$key), so no password would ever match it; run `relaydesk lan-user add` for this user',
+      );
     }
     if (users.some((existing) => existing.user === user)) entry.report('user', `${user} is listed twice`);
     if (problems.list.length === before) users.push({ user, passwordHash });

@@ -90,6 +90,11 @@ function parseHash(hash: string): ParsedHash | null {
   return { cost, blockSize, parallelism, salt, key };
 }
 
+/** Whether `hash` has the form `relaydesk lan-user add` writes (and within the accepted costs). */
+export function isLanPasswordHash(hash: string): boolean {
+  return parseHash(hash) !== null;
+}
+
 export async function verifyLanPassword(password: string, hash: string): Promise<boolean> {
   const parsed = parseHash(hash);
   if (!parsed) return false;

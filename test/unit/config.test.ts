@@ -14,6 +14,7 @@ import {
   saveConfigFile,
 } from '../../electron/config/index.ts';
 import type { ConfigProblem } from '../../electron/config/index.ts';
+import { hashLanPassword } from '../../electron/relay/lan-auth.ts';
 import { certsDir, testCa } from '../fixtures/tls.ts';
 
 /** The seed scenario: a help desk app and a fax relaying through John's Microsoft 365 mailbox. */
@@ -230,6 +231,24 @@ describe('validation', () => {
     }
     expect(messageAt(problems, 'lanAuth.users[0].password')).toContain('relaydesk lan-user add');
     expect(JSON.stringify(problems)).not.toMatch(/Hunter2|S3cr3t/);
+  });
+
+  it('refuses a passwordHash that lan-user add did not write (a plain password pasted in), without echoing it', async () => {
+    const hash = await hashLanPassword('Hunter2!lan');
+    const { problems } = parseConfig({
+      ...seedFile,
+      lanAuth: {
+        mode: 'check',
+        users: [
+          { user: 'scanner', passwordHash: 'Hunter2!lan' },
+          { user: 'laptop', passwordHash: hash },
+          { user: 'mfp', passwordHash: hash.replace('scrypt$32768', 'scrypt$1000') },
+        ],
+      },
+    });
+    expect(paths(problems)).toEqual(['lanAuth.users[0].passwordHash', 'lanAuth.users[2].passwordHash']);
+    expect(messageAt(problems, 'lanAuth.users[0].passwordHash')).toContain('relaydesk lan-user add');
+    expect(JSON.stringify(problems)).not.toContain('Hunter2');
   });
 
   it('never sends a password over an unencrypted upstream, except to a loopback host', () => {
