@@ -18,20 +18,22 @@ export interface ProcessReading {
   peakRssKb: number;
   /** User + system CPU time. */
   cpuMs: number;
+  /** Of which in the kernel (system calls, and on loopback the peer's side of TCP too). */
+  systemMs: number;
 }
 
 export function readProcess(pid: number): ProcessReading {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
-  return { rssKb: field('VmRSS'), peakRssKb: field('VmHWM'), cpuMs: cpuMsOf(pid) };
+  return { rssKb: field('VmRSS'), peakRssKb: field('VmHWM'), ...cpuMsOf(pid) };
 }
 
-function cpuMsOf(pid: number): number {
+function cpuMsOf(pid: number): { cpuMs: number; systemMs: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name may contain spaces and parentheses: count fields after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1000) / TICKS_PER_SECOND;
+  const [user, system] = [Number(fields[11]), Number(fields[12])];
+  return { cpuMs: ((user + system) * 1000) / TICKS_PER_SECOND, systemMs: (system * 1000) / TICKS_PER_SECOND };
 }
 
 /** Starts a new peak-RSS window (VmHWM) for the process. */
@@ -82,7 +84,7 @@ export function readTree(rootPid: number): { rssKb: number; cpuMs: number; proce
     try {
       const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
       rssKb += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
-      cpuMs += cpuMsOf(pid);
+      cpuMs += cpuMsOf(pid).cpuMs;
       processes += 1;
     } catch {
       // Gone between the listing and the reading.
