@@ -624,6 +624,31 @@ describe('SmtpConnection.send', () => {
     expect(furthestAhead).toBeLessThan(16 * 1024 * 1024);
   });
 
+  it('does not hold the end of a streamed message back for a delayed ACK (no Nagle upstream)', async () => {
+    // A message streamed in several writes: with Nagle's algorithm the last small write waits for the
+    // server's delayed ACK (40 ms on Linux), which capped delivery at ~20 messages a second per
+    // connection. The peer measured in the same run: the same messages as one buffer, one write.
+    const server = await startServer();
+    const connection = await connect(server);
+    const head = Buffer.from('Subject: paced\r\n\r\n');
+    const body = Buffer.from('line of a scanned page\r\n'.repeat(400));
+    const timed = async (message: () => Readable | Buffer) => {
+      const started = performance.now();
+      const result = await connection.send(envelope, message());
+      expect(result.dataReply?.code).toBe(250);
+      return performance.now() - started;
+    };
+    const streamed: number[] = [];
+    const whole: number[] = [];
+    for (let round = 0; round < 15; round++) {
+      streamed.push(await timed(() => Readable.from([head, body])));
+      whole.push(await timed(() => Buffer.concat([head, body])));
+    }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    expect(firstSession(server).messages).toHaveLength(30);
+    expect(median(streamed)).toBeLessThan(Math.max(5 * median(whole), 15));
+  });
+
   it('closes without completing the message when the message stream fails', async () => {
     const server = await startServer();
     const connection = await connect(server);
