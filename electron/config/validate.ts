@@ -650,7 +650,8 @@ function readLanAuth(raw: unknown, defaults: LanAuthConfig, problems: Problems):
           entry.report(key, 'must be set (`relaydesk lan-user add` writes both user and passwordHash)');
       }
     }
-    if (passwordHash !== '' && !isLanPasswordHash(passwordHash)) {
+    // Only where the users are used: in 'ignore' mode a leftover entry harms nothing.
+    if (mode === 'check' && passwordHash !== '' && !isLanPasswordHash(passwordHash)) {
       entry.report(
         'passwordHash',
         'is not a hash written by `relaydesk lan-user add` (scrypt$N$r$p$salt$key), so no password would ever match it; run `relaydesk lan-user add` for this user',

@@ -342,9 +342,11 @@ export async function createSpool(root: string): Promise<Spool> {
   async function remove(id: string): Promise<void> {
     dropMemoryCopy(id);
     // (unlink, not rm: rm stats first.) Until the file is gone, a crash means sending the delivered
-    // message again; the queue announces the delivery only after this resolves.
-    if (withState.delete(id)) await unlinkIfPresent(statePath(id));
+    // message again; the queue announces the delivery only after this resolves. The message first:
+    // a crash between the two leaves an orphan state file (dropped at start), never a message
+    // without its state (which would send again to recipients already delivered).
     await unlinkIfPresent(emlPath(id));
+    if (withState.delete(id)) await unlinkIfPresent(statePath(id));
     await queueSync.sync();
   }
 

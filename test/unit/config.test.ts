@@ -249,6 +249,12 @@ describe('validation', () => {
     expect(paths(problems)).toEqual(['lanAuth.users[0].passwordHash', 'lanAuth.users[2].passwordHash']);
     expect(messageAt(problems, 'lanAuth.users[0].passwordHash')).toContain('relaydesk lan-user add');
     expect(JSON.stringify(problems)).not.toContain('Hunter2');
+    // In 'ignore' mode the users are not used: a leftover entry does not stop the relay.
+    const ignored = parseConfig({
+      ...seedFile,
+      lanAuth: { mode: 'ignore', users: [{ user: 'scanner', passwordHash: 'Hunter2!lan' }] },
+    });
+    expect(ignored.problems).toEqual([]);
   });
 
   it('never sends a password over an unencrypted upstream, except to a loopback host', () => {

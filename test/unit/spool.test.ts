@@ -2,7 +2,8 @@
  * The spool on a real disk: what a message's first delivery attempt can take from memory, the bound
  * on that memory, and that removing and reloading agree with the files.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSpool, newMessageId, type Spool } from '../../electron/relay/spool.ts';
 import { cleanup, tempDir } from '../integration/harness.ts';
@@ -91,6 +92,25 @@ describe('spool memory copies', () => {
     expect(loaded.messages.map((m) => m.envelope.id)).toEqual([kept.envelope.id]);
     // Nothing in memory after a restart: the first attempt reads the file.
     expect(reopened.takeMemoryCopy(kept.envelope.id)).toBeNull();
+  });
+});
+
+describe('spool removal', () => {
+  it('removes the message before its state, so a crash in between never revives a half-delivered message', async () => {
+    const spool = await freshSpool();
+    const message = await store(spool, [Buffer.from('Subject: two\r\n\r\nbody\r\n')]);
+    const id = message.envelope.id;
+    await spool.saveState(id, { ...message.state, attempts: 1 });
+    await spool.remove(id);
+    expect(await readdir(join(spool.root, 'queue'))).toEqual([]);
+
+    // What a crash between the two unlinks leaves: the state file alone. A restart drops it.
+    const orphan = await store(spool, [Buffer.from('Subject: orphan\r\n\r\nbody\r\n')]);
+    await spool.saveState(orphan.envelope.id, { ...orphan.state, attempts: 1 });
+    await unlink(spool.emlPath(orphan.envelope.id));
+    const reopened = await createSpool(spool.root);
+    expect((await reopened.load()).messages).toEqual([]);
+    expect(await readdir(join(spool.root, 'queue'))).toEqual([]);
   });
 });
 
