@@ -21,7 +21,9 @@ if (!chosen) {
 // Debian installs Postfix's tools in /usr/sbin, which a normal user's PATH may lack.
 const searchPath = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
 process.env.PATH = searchPath.join(delimiter);
-const missing = chosen.tools.filter((tool) => !searchPath.some((dir) => isExecutable(join(dir, tool))));
+const missing = chosen.tools.filter(
+  (tool) => !searchPath.some((dir) => hasAccess(join(dir, tool), constants.X_OK)),
+);
 const problems = [];
 if (missing.length > 0) {
   problems.push(`${missing.join(', ')} not found: install Postfix (Debian/Ubuntu: apt-get install postfix)`);
@@ -30,7 +32,7 @@ if (chosen.root && process.getuid?.() !== 0) {
   problems.push('the comparison starts Postfix as the peer relay, which needs root: run it with sudo');
 }
 const peerScript = resolve(import.meta.dirname, '../../shared/peer/postfix-relay.sh');
-if (name === 'compare' && !isReadable(peerScript)) {
+if (name === 'compare' && !hasAccess(peerScript, constants.R_OK)) {
   problems.push(`the peer relay script is missing: ${peerScript}`);
 }
 if (problems.length > 0) {
@@ -42,18 +44,9 @@ if (problems.length > 0) {
 register();
 await import(chosen.module);
 
-function isExecutable(path) {
+function hasAccess(path, mode) {
   try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isReadable(path) {
-  try {
-    accessSync(path, constants.R_OK);
+    accessSync(path, mode);
     return true;
   } catch {
     return false;
