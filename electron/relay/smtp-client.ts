@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { ReplyReader, ReplySyntaxError, parseReply } from './smtp-reply.ts';
 import { noteStreamed } from './spent-buffers.ts';
@@ -185,19 +185,6 @@ function* bufferSlices(buffer: Buffer): Generator<Buffer> {
   for (let offset = 0; offset < buffer.length; offset += BUFFER_SLICE) {
     yield buffer.subarray(offset, offset + BUFFER_SLICE);
   }
-}
-
-/** DataEncoder as a stream transform. */
-export function createDataEncoder(): Transform {
-  const encoder = new DataEncoder();
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      callback(null, encoder.encode(chunk));
-    },
-    flush(callback) {
-      callback(null, encoder.end());
-    },
-  });
 }
 
 const LOOPBACK = new net.BlockList();

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   assertAuthAllowed,
   connectSmtp,
-  createDataEncoder,
+  DataEncoder,
   isLoopbackHost,
 } from '../../electron/relay/smtp-client.ts';
 import type { SmtpClientOptions, SmtpConnection, SmtpStep } from '../../electron/relay/smtp-client.ts';
@@ -74,13 +74,9 @@ function firstSession(server: RawSmtpServer) {
 const envelope = { mailFrom: 'john@contoso.com', rcptTo: ['anna@contoso.com'] };
 
 async function encode(chunks: string[]): Promise<string> {
-  const encoder = createDataEncoder();
-  const output: Buffer[] = [];
-  encoder.on('data', (chunk: Buffer) => output.push(chunk));
-  const finished = new Promise((resolve) => encoder.on('end', resolve));
-  for (const chunk of chunks) encoder.write(Buffer.from(chunk, 'latin1'));
-  encoder.end();
-  await finished;
+  const encoder = new DataEncoder();
+  const output = chunks.map((chunk) => encoder.encode(Buffer.from(chunk, 'latin1')));
+  output.push(encoder.end());
   return Buffer.concat(output).toString('latin1');
 }
 
@@ -158,7 +154,7 @@ describe('ReplyReader', () => {
   });
 });
 
-describe('createDataEncoder', () => {
+describe('DataEncoder', () => {
   const cases: [string, string, string][] = [
     ['bare LF line ends', 'Subject: scan\n\nPage 1\n', 'Subject: scan\r\n\r\nPage 1\r\n.\r\n'],
     ['CRLF kept, final CRLF added', 'a\r\nb', 'a\r\nb\r\n.\r\n'],
