@@ -15,6 +15,7 @@ import { createLogger } from '../relay/log.ts';
 import { createKeychainStore } from '../secrets/index.ts';
 import type { PushEvents } from '../shared/ipc.ts';
 import { registerIpc } from './ipc.ts';
+import { autostartLocation, isAutostartEnabled, setAutostart } from './linux-autostart.ts';
 import { showNotice, testEmailNotice } from './notifications.ts';
 import { registerAppScheme, serveRenderer } from './protocol.ts';
 import { createTray, type TrayController } from './tray.ts';
@@ -23,6 +24,14 @@ import { createMainWindow } from './window.ts';
 /** Built layout: out/main/index.js, out/preload/index.cjs, renderer/dist, build/ beside them in the app. */
 const appRoot = fileURLToPath(new URL('../../', import.meta.url));
 const HIDDEN_ARG = '--hidden';
+/** Electron's login items do nothing on Linux: an XDG autostart entry does the job there. */
+const linuxAutostart = process.platform === 'linux' ? autostartLocation() : null;
+
+/** What starts this app again: the AppImage file (not its temporary mount), the installed binary, or electron + the app folder. */
+function launchCommand(): string[] {
+  if (!app.isPackaged) return [process.execPath, app.getAppPath()];
+  return [process.env.APPIMAGE ?? process.execPath];
+}
 
 log.transports.file.level = 'info';
 log.errorHandler.startCatching();
@@ -128,9 +137,11 @@ async function start(): Promise<void> {
       open: openWindow,
       sendTestEmail: () => void sendTestEmail(),
       togglePause: () => void (service.status().state === 'paused' ? service.resume() : service.pause()),
-      startAtLogin: () => (process.platform === 'linux' ? null : app.getLoginItemSettings().openAtLogin),
+      startAtLogin: () =>
+        linuxAutostart ? isAutostartEnabled(linuxAutostart) : app.getLoginItemSettings().openAtLogin,
       setStartAtLogin: (enabled) => {
-        app.setLoginItemSettings({ openAtLogin: enabled, args: [HIDDEN_ARG] });
+        if (linuxAutostart) setAutostart(linuxAutostart, enabled, [...launchCommand(), HIDDEN_ARG]);
+        else app.setLoginItemSettings({ openAtLogin: enabled, args: [HIDDEN_ARG] });
         tray?.update(service.status());
       },
       quit: () => app.quit(),

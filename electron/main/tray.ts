@@ -17,7 +17,7 @@ export interface TrayActions {
   open(): void;
   sendTestEmail(): void;
   togglePause(): void;
-  /** Null where the OS has no login items Electron can set (Linux). */
+  /** Null where there is no way to start at login (the menu then leaves the item out). */
   startAtLogin(): boolean | null;
   setStartAtLogin(enabled: boolean): void;
   quit(): void;

@@ -3,7 +3,7 @@
  * window for the wizard, shows the tray in "attention", answers the window over IPC, hides the window
  * on close, and stops the relay before it quits.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -37,12 +37,15 @@ async function until<T>(what: string, probe: () => T | undefined | null | false)
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'relaydesk-app-'));
   process.env.RELAYDESK_DATA_DIR = dataDir;
+  // Start at login on Linux writes an XDG autostart entry: into the test's folder, not the user's.
+  process.env.XDG_CONFIG_HOME = join(dataDir, 'xdg-config');
   await import('../../electron/main/index.ts');
   await until('the tray', () => stub.Tray.created[0]);
 });
 
 afterAll(async () => {
   delete process.env.RELAYDESK_DATA_DIR;
+  delete process.env.XDG_CONFIG_HOME;
   await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -73,6 +76,28 @@ describe('the Electron main process, wired up', () => {
     expect(window.hidden).toBe(true);
     expect(stub.app.exitCode).toBeNull();
   });
+
+  it.runIf(process.platform === 'linux')(
+    'offers Start at login on Linux too, as an XDG autostart entry that starts it hidden',
+    async () => {
+      type Item = { label?: string; checked?: boolean; click?: (item: { checked: boolean }) => void };
+      const tray = stub.Tray.created[0]!;
+      const item = () => (tray.menu!.template as Item[]).find((entry) => entry.label === 'Start at login');
+      expect(item()?.checked).toBe(false);
+      const entryFile = join(dataDir, 'xdg-config', 'autostart', 'relaydesk.desktop');
+
+      item()!.click!({ checked: true });
+      const entry = await readFile(entryFile, 'utf8');
+      expect(entry).toMatch(/^\[Desktop Entry\]\nType=Application\nName=RelayDesk\n/);
+      // Unpackaged, as here: electron itself with the app folder; `--hidden` keeps the window closed.
+      expect(entry).toContain(`\nExec=${process.execPath} /opt/relaydesk-stub/resources/app --hidden\n`);
+      expect(item()?.checked).toBe(true);
+
+      item()!.click!({ checked: false });
+      await expect(readFile(entryFile, 'utf8')).rejects.toThrow(/ENOENT/);
+      expect(item()?.checked).toBe(false);
+    },
+  );
 
   it('stops the relay, then exits, on Quit', async () => {
     let prevented = false;

@@ -165,7 +165,7 @@ describe('tray state from relay state', () => {
     expect(calls).toEqual(['open', 'test', 'pause', 'login:true', 'quit']);
   });
 
-  it('leaves out Start at login where the OS has no login items (Linux)', () => {
+  it('leaves out Start at login where there is no way to start at login', () => {
     const menu = trayMenu(trayView(status(healthInput())), actions(null).recorded, true);
     expect(labels(menu)).not.toContain('Start at login');
   });
