@@ -2,6 +2,7 @@
  * One handler per channel of the IPC contract, over the relay service. Main's IPC registration and the
  * admin web server both call `handle`, which validates the payload first: neither trusts its caller.
  */
+import { hashLanPassword } from '../relay/lan-auth.ts';
 import type { Logger } from '../relay/log.ts';
 import { validatePayload, type Channel, type PayloadOf, type ResultOf } from '../shared/ipc.ts';
 import type { RelayService } from './service.ts';
@@ -32,6 +33,7 @@ export function createHandlers({ service, reportRendererError }: HandlerDeps): H
     'mail:send-test': ({ to }) => service.sendTestEmail(to),
     'device:allow': ({ ip }) => service.allowDevice(ip),
     'network:suggest': async () => service.suggestNetwork(),
+    'lan-user:hash': ({ password }) => hashLanPassword(password),
     'log:renderer-error': async ({ message, stack }) => {
       reportRendererError(message, stack);
       return null;

@@ -35,6 +35,7 @@ export const relaydesk: RelayDeskApi = {
   sendTestEmail: (to) => invoke('mail:send-test', { to }),
   allowDevice: (ip) => invoke('device:allow', { ip }),
   suggestNetwork: () => invoke('network:suggest', null),
+  hashLanPassword: (password) => invoke('lan-user:hash', { password }),
   reportError: (message, stack) => invoke('log:renderer-error', { message, stack }),
   onStatus: (listener) => subscribe('push:status', listener),
   onActivity: (listener) => subscribe('push:activity', listener),

@@ -190,6 +190,8 @@ export interface Requests {
   'mail:send-test': { payload: { to: string | null }; result: TestEmailView };
   'device:allow': { payload: { ip: string }; result: ApplyResult };
   'network:suggest': { payload: null; result: NetworkSuggestion };
+  /** The scrypt hash for a LAN device user's password, as `relaydesk lan-user add` writes it. */
+  'lan-user:hash': { payload: { password: string }; result: string };
   'log:renderer-error': { payload: { message: string; stack: string | null }; result: null };
 }
 
@@ -214,6 +216,7 @@ export const CHANNELS = [
   'mail:send-test',
   'device:allow',
   'network:suggest',
+  'lan-user:hash',
   'log:renderer-error',
 ] as const satisfies readonly Channel[];
 
@@ -252,6 +255,8 @@ export interface RelayDeskApi {
   sendTestEmail(to: string | null): Promise<TestEmailView>;
   allowDevice(ip: string): Promise<ApplyResult>;
   suggestNetwork(): Promise<NetworkSuggestion>;
+  /** Hashes a LAN device user's password (scrypt) for `lanAuth.users`; the password goes no further. */
+  hashLanPassword(password: string): Promise<string>;
   reportError(message: string, stack: string | null): Promise<null>;
   onStatus(listener: (status: AppStatus) => void): () => void;
   onActivity(listener: (entry: ActivityEntry) => void): () => void;
@@ -372,6 +377,16 @@ const VALIDATORS: Validators = {
     return { ip };
   },
   'network:suggest': (v) => nothing('network:suggest', v),
+  'lan-user:hash': (v) => {
+    const password = text(
+      'lan-user:hash',
+      'password',
+      fields('lan-user:hash', v, ['password']).password,
+      1024,
+    );
+    if (password.length === 0) throw new PayloadError('lan-user:hash', 'password must not be empty');
+    return { password };
+  },
   'log:renderer-error': (v) => {
     const f = fields('log:renderer-error', v, ['message', 'stack']);
     return {

@@ -1,11 +1,13 @@
 /**
  * The real window in Debian's Chromium, against a real `relaydesk serve --admin` process (with a real
  * Secret Service for the password) and the Exchange Online emulator: the setup wizard, a failed
- * connection test explained and fixed, the test email, and a refused device allowed from the window.
+ * connection test explained and fixed, the test email, a refused device allowed from the window, and
+ * a device user added in Settings that the device then signs in with.
  * Screenshots of each page at 100% and 150% go to test-artifacts/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,6 +60,38 @@ function startServe(env: NodeJS.ProcessEnv): Promise<string> {
       reject(new Error(`serve --admin exited with ${code}:\n${serveOutput}`));
     });
   });
+}
+
+/** A device signing in on the LAN port with AUTH PLAIN: the reply to AUTH. */
+async function signIn(user: string, password: string): Promise<string> {
+  const socket = connect({ host: '127.0.0.1', port: lanPort });
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  const replyAfter = async (marker: RegExp) => {
+    await expect.poll(() => marker.test(received), { timeout: 10_000 }).toBe(true);
+  };
+  try {
+    await replyAfter(/^220 /m);
+    socket.write('EHLO ricoh.lan\r\n');
+    await replyAfter(/^250 /m);
+    const start = received.length;
+    socket.write(`AUTH PLAIN ${Buffer.from(`\0${user}\0${password}`).toString('base64')}\r\n`);
+    await expect.poll(() => /^\d{3} .*\r\n/m.test(received.slice(start)), { timeout: 10_000 }).toBe(true);
+    return received.slice(start).trim();
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** Files under `dir` whose bytes contain `text`. */
+async function filesContaining(dir: string, text: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    if ((await readFile(path)).includes(text)) found.push(path);
+  }
+  return found;
 }
 
 async function shoot(name: string): Promise<void> {
@@ -226,6 +260,38 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await shoot('settings-100');
     await port.fill(String(lanPort));
     await expect.poll(() => port.getAttribute('aria-invalid')).toBe('false');
+  });
+
+  it('adds a device user in Settings: the device signs in with it, the password is nowhere on disk', async () => {
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.locator('#field-lanAuth-mode').selectOption('check');
+    await page.getByText("mode 'check' needs at least one user").waitFor();
+
+    const devicePassword = 'Sc4n-2nd-floor!';
+    await page.locator('#lan-user-name').fill('ricoh');
+    await page.locator('#lan-user-password').fill(devicePassword);
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByRole('button', { name: 'Remove ricoh' }).waitFor();
+    await expect.poll(() => page.locator('#lan-user-password').inputValue()).toBe('');
+    await expect.poll(() => page.getByText("mode 'check' needs at least one user").count()).toBe(0);
+    await shoot('settings-lan-users');
+    await page.getByRole('button', { name: 'Save and apply' }).click();
+    await page.getByText('Saved. RelayDesk is relaying with the new settings').waitFor();
+
+    expect(await signIn('ricoh', devicePassword)).toMatch(/^235 /);
+    expect(await signIn('ricoh', 'not-the-password')).toMatch(/^535 /);
+    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8'));
+    expect(config.lanAuth).toMatchObject({
+      mode: 'check',
+      users: [{ user: 'ricoh', passwordHash: expect.stringMatching(/^scrypt\$/) }],
+    });
+    expect(await filesContaining(dataDir, devicePassword)).toEqual([]);
+
+    // Back as it was, for the tests that follow.
+    await page.getByRole('button', { name: 'Remove ricoh' }).click();
+    await page.locator('#field-lanAuth-mode').selectOption('ignore');
+    await page.getByRole('button', { name: 'Save and apply' }).click();
+    await page.getByText('Saved. RelayDesk is relaying with the new settings').waitFor();
   });
 
   it('reads at 150% scaling (screenshots)', async () => {

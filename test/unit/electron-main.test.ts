@@ -11,6 +11,7 @@ import { testEmailNotice, showNotice } from '../../electron/main/notifications.t
 import { rendererFile } from '../../electron/main/protocol.ts';
 import { createTray, trayMenu, trayView, type TrayActions } from '../../electron/main/tray.ts';
 import { APP_URL, createMainWindow, isTrustedSender } from '../../electron/main/window.ts';
+import { verifyLanPassword } from '../../electron/relay/lan-auth.ts';
 import { createLogger } from '../../electron/relay/log.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
 import { CHANNELS, PayloadError, type AppStatus, type RelayDeskApi } from '../../electron/shared/ipc.ts';
@@ -253,6 +254,16 @@ describe('IPC registration in main', () => {
     expect(JSON.stringify(warnings)).not.toContain('hunter2');
   });
 
+  it('hashes a LAN device user’s password as lan-user add does, and refuses an empty one', async () => {
+    const hash = (await invoke('lan-user:hash', own, { password: 'Sc4nner!2F' })) as string;
+    expect(hash).toMatch(/^scrypt\$32768\$8\$1\$/);
+    expect(hash).not.toContain('Sc4nner');
+    expect(await verifyLanPassword('Sc4nner!2F', hash)).toBe(true);
+    expect(await verifyLanPassword('wrong', hash)).toBe(false);
+    await expect(invoke('lan-user:hash', own, { password: '' })).rejects.toThrow(/must not be empty/);
+    await expect(invoke('lan-user:hash', own, { password: 42 })).rejects.toBeInstanceOf(PayloadError);
+  });
+
   it('trusts only the top frame of the app:// page', () => {
     expect(isTrustedSender({ url: APP_URL, parent: null })).toBe(true);
     expect(isTrustedSender({ url: 'app://elsewhere/index.html', parent: null })).toBe(false);
@@ -380,6 +391,7 @@ describe('the preload', () => {
       sendTestEmail: () => api.sendTestEmail(null),
       allowDevice: () => api.allowDevice('10.0.0.5'),
       suggestNetwork: () => api.suggestNetwork(),
+      hashLanPassword: () => api.hashLanPassword('x'),
       reportError: () => api.reportError('x', null),
       onStatus: () => api.onStatus(() => undefined),
       onActivity: () => api.onActivity(() => undefined),

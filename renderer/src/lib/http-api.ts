@@ -115,6 +115,7 @@ export function createHttpApi(token: string, onUnauthorized: () => void): RelayD
     sendTestEmail: (to) => call('mail:send-test', { to }),
     allowDevice: (ip) => call('device:allow', { ip }),
     suggestNetwork: () => call('network:suggest', null),
+    hashLanPassword: (password) => call('lan-user:hash', { password }),
     reportError: (message, stack) => call('log:renderer-error', { message, stack }),
     onStatus: (listener) => subscribe('push:status', listener),
     onActivity: (listener) => subscribe('push:activity', listener),

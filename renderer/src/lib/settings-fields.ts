@@ -286,7 +286,7 @@ export const SETTINGS_SECTIONS: SettingsSection[] = [
   },
   {
     id: 'lanTls',
-    title: 'Encryption towards devices',
+    title: 'Devices: encryption and sign-in',
     fields: [
       {
         path: 'lanTls.certFile',
@@ -309,7 +309,7 @@ export const SETTINGS_SECTIONS: SettingsSection[] = [
       {
         path: 'lanAuth.mode',
         label: 'Device sign-in',
-        help: 'Ignore: trust is by address. Check: verify users added with `relaydesk lan-user add`.',
+        help: 'Ignore: trust is by address. Check: verify the device users listed below (or added with `relaydesk lan-user add`).',
         kind: select(['ignore', 'Ignore (trust by address)'], ['check', 'Check user and password']),
       },
     ],
