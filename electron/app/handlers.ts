@@ -16,6 +16,14 @@ export interface HandlerDeps {
 }
 
 export function createHandlers({ service, reportRendererError }: HandlerDeps): Handlers {
+  // One scrypt at a time (~32 MiB, ~100 ms each, in the thread pool the spool's file writes use too):
+  // a burst of requests queues here instead of holding up mail being written to disk.
+  let hashing: Promise<unknown> = Promise.resolve();
+  const hashOneAtATime = (password: string): Promise<string> => {
+    const next = hashing.then(() => hashLanPassword(password));
+    hashing = next.catch(() => undefined);
+    return next;
+  };
   return {
     'relay:status': async () => service.status(),
     'relay:pause': () => service.pause(),
@@ -33,7 +41,7 @@ export function createHandlers({ service, reportRendererError }: HandlerDeps): H
     'mail:send-test': ({ to }) => service.sendTestEmail(to),
     'device:allow': ({ ip }) => service.allowDevice(ip),
     'network:suggest': async () => service.suggestNetwork(),
-    'lan-user:hash': ({ password }) => hashLanPassword(password),
+    'lan-user:hash': ({ password }) => hashOneAtATime(password),
     'log:renderer-error': async ({ message, stack }) => {
       reportRendererError(message, stack);
       return null;

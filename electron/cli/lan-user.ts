@@ -6,7 +6,7 @@
 import type { Writable } from 'node:stream';
 import { saveConfigFile } from '../config/index.ts';
 import { readSecretFromStdin, SecretInputError } from '../secrets/index.ts';
-import { hashLanPassword } from '../relay/lan-auth.ts';
+import { hashLanPassword, lanUserNameProblem } from '../relay/lan-auth.ts';
 import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
 
 export interface LanUserFlags {
@@ -17,20 +17,13 @@ export interface LanUserFlags {
 const USAGE =
   'Usage: relaydesk lan-user add NAME [--config FILE]   (the password is read from standard input)\n';
 
-/** What a device can type into its SMTP settings and send in AUTH: printable, no spaces. */
-function userNameProblem(name: string): string | null {
-  if (name.length > 128) return 'is longer than 128 characters';
-  if (!/^[\x21-\x7e]+$/.test(name)) return 'may hold only printable ASCII characters, without spaces';
-  return null;
-}
-
 export async function lanUserCommand(args: string[], flags: LanUserFlags, io: CliIo): Promise<number> {
   const [action, name, ...extra] = args;
   if (action !== 'add' || name === undefined || extra.length > 0) {
     io.stderr.write(USAGE);
     return 64;
   }
-  const problem = userNameProblem(name);
+  const problem = lanUserNameProblem(name);
   if (problem) {
     io.stderr.write(`The user name ${problem}.\n`);
     return 64;

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { isLanPasswordHash } from '../relay/lan-auth.ts';
+import { isLanPasswordHash, lanUserNameProblem } from '../relay/lan-auth.ts';
 import { defaultConfig } from './defaults.ts';
 import { applyPreset, PRESET_NAMES } from './presets.ts';
 import type {
@@ -642,7 +642,8 @@ function readLanAuth(raw: unknown, defaults: LanAuthConfig, problems: Problems):
     const path = `lanAuth.users[${index}]`;
     const before = problems.list.length;
     const entry = Section.open(item, path, LAN_USER_KEYS, problems);
-    const user = entry.text('user', '');
+    // Only where the users are used: in 'ignore' mode a leftover entry harms nothing.
+    const user = entry.text('user', '', mode === 'check' ? lanUserNameProblem : undefined);
     const passwordHash = entry.text('passwordHash', '');
     if (isObject(item)) {
       for (const key of LAN_USER_KEYS) {
@@ -650,7 +651,6 @@ function readLanAuth(raw: unknown, defaults: LanAuthConfig, problems: Problems):
           entry.report(key, 'must be set (`relaydesk lan-user add` writes both user and passwordHash)');
       }
     }
-    // Only where the users are used: in 'ignore' mode a leftover entry harms nothing.
     if (mode === 'check' && passwordHash !== '' && !isLanPasswordHash(passwordHash)) {
       entry.report(
         'passwordHash',

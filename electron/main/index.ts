@@ -30,7 +30,10 @@ const linuxAutostart = process.platform === 'linux' ? autostartLocation() : null
 /** What starts this app again: the AppImage file (not its temporary mount), the installed binary, or electron + the app folder. */
 function launchCommand(): string[] {
   if (!app.isPackaged) return [process.execPath, app.getAppPath()];
-  return [process.env.APPIMAGE ?? process.execPath];
+  // $APPIMAGE only when this process runs from that AppImage's mount (it is inherited by children).
+  const { APPIMAGE, APPDIR } = process.env;
+  const fromAppImage = APPIMAGE && APPDIR && process.execPath.startsWith(`${APPDIR}/`);
+  return [fromAppImage ? APPIMAGE : process.execPath];
 }
 
 log.transports.file.level = 'info';
@@ -140,8 +143,13 @@ async function start(): Promise<void> {
       startAtLogin: () =>
         linuxAutostart ? isAutostartEnabled(linuxAutostart) : app.getLoginItemSettings().openAtLogin,
       setStartAtLogin: (enabled) => {
-        if (linuxAutostart) setAutostart(linuxAutostart, enabled, [...launchCommand(), HIDDEN_ARG]);
-        else app.setLoginItemSettings({ openAtLogin: enabled, args: [HIDDEN_ARG] });
+        try {
+          if (linuxAutostart) setAutostart(linuxAutostart, enabled, [...launchCommand(), HIDDEN_ARG]);
+          else app.setLoginItemSettings({ openAtLogin: enabled, args: [HIDDEN_ARG] });
+        } catch (error) {
+          // The menu shows what really is set (it reads the entry back), so it stays truthful.
+          log.error('start at login could not be changed', { enabled, reason: (error as Error).message });
+        }
         tray?.update(service.status());
       },
       quit: () => app.quit(),

@@ -68,5 +68,5 @@ export function quoteExecArgument(argument: string): string {
   const percent = argument.replace(/%/g, '%%');
   if (percent !== '' && !/[\s"'\\`$<>~|&;*?#()]/.test(percent)) return percent;
   const quoted = `"${percent.replace(/(["`$\\])/g, '\\$1')}"`;
-  return quoted.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+  return quoted.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\t/g, '\\t').replace(/\r/g, '\\r');
 }

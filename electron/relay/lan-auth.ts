@@ -90,6 +90,13 @@ function parseHash(hash: string): ParsedHash | null {
   return { cost, blockSize, parallelism, salt, key };
 }
 
+/** What a device can type into its SMTP settings and send in AUTH: printable ASCII, no spaces. */
+export function lanUserNameProblem(name: string): string | null {
+  if (name.length > 128) return 'is longer than 128 characters';
+  if (!/^[\x21-\x7e]+$/.test(name)) return 'may hold only printable ASCII characters, without spaces';
+  return null;
+}
+
 /** Whether `hash` has the form `relaydesk lan-user add` writes (and within the accepted costs). */
 export function isLanPasswordHash(hash: string): boolean {
   return parseHash(hash) !== null;

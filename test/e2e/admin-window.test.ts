@@ -267,11 +267,20 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await page.locator('#field-lanAuth-mode').selectOption('check');
     await page.getByText("mode 'check' needs at least one user").waitFor();
 
+    // A name a device cannot send: the problem names the user, and it comes out again.
+    await page.locator('#lan-user-name').fill('front desk');
+    await page.locator('#lan-user-password').fill('whatever');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByText('front desk: may hold only printable ASCII characters, without spaces').waitFor();
+    await page.getByRole('button', { name: 'Remove front desk' }).click();
+
+    // Enter in the password box adds the user; it does not save the settings.
     const devicePassword = 'Sc4n-2nd-floor!';
     await page.locator('#lan-user-name').fill('ricoh');
     await page.locator('#lan-user-password').fill(devicePassword);
-    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.locator('#lan-user-password').press('Enter');
     await page.getByRole('button', { name: 'Remove ricoh' }).waitFor();
+    expect(await page.getByText('Saved. RelayDesk is relaying').count()).toBe(0);
     await expect.poll(() => page.locator('#lan-user-password').inputValue()).toBe('');
     await expect.poll(() => page.getByText("mode 'check' needs at least one user").count()).toBe(0);
     await shoot('settings-lan-users');

@@ -247,6 +247,14 @@ describe('validation', () => {
       },
     });
     expect(paths(problems)).toEqual(['lanAuth.users[0].passwordHash', 'lanAuth.users[2].passwordHash']);
+    // The user names lan-user add accepts (what a device can send in AUTH), in the file too.
+    const named = parseConfig({
+      ...seedFile,
+      lanAuth: { mode: 'check', users: [{ user: 'front desk', passwordHash: hash }] },
+    });
+    expect(messageAt(named.problems, 'lanAuth.users[0].user')).toMatch(
+      /printable ASCII characters, without spaces/,
+    );
     expect(messageAt(problems, 'lanAuth.users[0].passwordHash')).toContain('relaydesk lan-user add');
     expect(JSON.stringify(problems)).not.toContain('Hunter2');
     // In 'ignore' mode the users are not used: a leftover entry does not stop the relay.

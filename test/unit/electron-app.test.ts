@@ -3,7 +3,7 @@
  * window for the wizard, shows the tray in "attention", answers the window over IPC, hides the window
  * on close, and stops the relay before it quits.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -95,6 +95,12 @@ describe('the Electron main process, wired up', () => {
 
       item()!.click!({ checked: false });
       await expect(readFile(entryFile, 'utf8')).rejects.toThrow(/ENOENT/);
+      expect(item()?.checked).toBe(false);
+
+      // An autostart folder that cannot be made: no error escapes the click, the item stays off.
+      await rm(join(dataDir, 'xdg-config', 'autostart'), { recursive: true, force: true });
+      await writeFile(join(dataDir, 'xdg-config', 'autostart'), 'not a folder');
+      expect(() => item()!.click!({ checked: true })).not.toThrow();
       expect(item()?.checked).toBe(false);
     },
   );

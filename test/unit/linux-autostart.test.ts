@@ -78,7 +78,13 @@ describe('XDG autostart entry', () => {
       await writeFile(recorder, `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done > '${recorded}'\n`, {
         mode: 0o755,
       });
-      const args = ['/home/ann/Relay$Desk "v1" `x` back\\slash 100%.AppImage', 'a  b', '--hidden', ''];
+      const args = [
+        '/home/ann/Relay$Desk "v1" `x` back\\slash 100%.AppImage',
+        'a  b',
+        'tab\there',
+        '--hidden',
+        '',
+      ];
       setAutostart(where, true, [recorder, ...args]);
 
       await run(gio!, ['launch', autostartFile(where)]);
