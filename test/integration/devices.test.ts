@@ -16,7 +16,15 @@ import {
   type ReceivedMessage,
 } from '../fixtures/exchange-emulator.ts';
 import { serverCertificate, testCa } from '../fixtures/tls.ts';
-import { cleanup, freePort, runCli, startRelay, tempDir, testConfig, UPSTREAM_PASSWORD } from './harness.ts';
+import {
+  createTeardown,
+  freePort,
+  runCli,
+  startRelay,
+  tempDir,
+  testConfig,
+  UPSTREAM_PASSWORD,
+} from './harness.ts';
 
 type Relay = Awaited<ReturnType<typeof startRelay>>;
 
@@ -27,19 +35,10 @@ const SEND_AS = ['scanner@contoso.com', 'printer@contoso.com', 'raid@contoso.com
 const DEVICE_DATE = 'Date: Mon, 30 Nov 2026 08:00:00 +0100';
 
 let emulator: Emulator | null = null;
-let relays: Relay[] = [];
-let dirs: string[] = [];
-let wires: Wire[] = [];
-
+const teardown = createTeardown();
 afterEach(async () => {
-  for (const wire of wires) wire.close();
-  wires = [];
-  for (const relay of relays) await relay.stop('SIGKILL');
-  relays = [];
-  await emulator?.close();
+  await teardown.run();
   emulator = null;
-  for (const dir of dirs) await cleanup(dir);
-  dirs = [];
 });
 
 interface Setup {
@@ -56,11 +55,13 @@ async function setup(
   emulatorOptions: EmulatorOptions = {},
   dataDir?: string,
 ): Promise<Setup> {
-  emulator ??= await startExchangeEmulator({
-    password: UPSTREAM_PASSWORD,
-    aliases: SEND_AS,
-    ...emulatorOptions,
-  });
+  emulator ??= teardown.closing(
+    await startExchangeEmulator({
+      password: UPSTREAM_PASSWORD,
+      aliases: SEND_AS,
+      ...emulatorOptions,
+    }),
+  );
   const { upstream, listen, ...rest } = extra as {
     upstream?: Record<string, unknown>;
     listen?: Record<string, unknown>;
@@ -75,8 +76,7 @@ async function setup(
     }),
     dataDir,
   });
-  relays.push(relay);
-  if (!dirs.includes(relay.dataDir)) dirs.push(relay.dataDir);
+  teardown.relay(relay);
   return { emulator, relay };
 }
 
@@ -89,7 +89,7 @@ class Wire {
 
   private constructor(private socket: Socket | TLSSocket) {
     this.listen(socket);
-    wires.push(this);
+    teardown.add(() => this.close());
   }
 
   static plain(port: number, localAddress?: string): Promise<Wire> {
@@ -967,11 +967,12 @@ async function timedAuth(wire: Wire, command: string): Promise<{ reply: string; 
 
 describe('LAN sign-in (lanAuth)', () => {
   it('check: `lan-user add` stores only a hash; that user relays from outside allowedClients, a wrong password gets 535 5.7.8 ever slower', async () => {
-    const dir = await tempDir();
-    dirs.push(dir);
+    const dir = teardown.dir(await tempDir());
     const configPath = join(dir, 'config.json');
     const port = await freePort();
-    emulator = await startExchangeEmulator({ password: UPSTREAM_PASSWORD, aliases: SEND_AS });
+    emulator = teardown.closing(
+      await startExchangeEmulator({ password: UPSTREAM_PASSWORD, aliases: SEND_AS }),
+    );
     const base = testConfig(port, emulator.port, testCa.file, { upstream: { heloName: HOST } });
     await writeFile(configPath, JSON.stringify(base));
 
@@ -1080,8 +1081,7 @@ async function certificateOf(port: number): Promise<string> {
 
 describe('LAN TLS (lanTls)', () => {
   it('generates a certificate into the data folder on first run and keeps it across restarts', async () => {
-    const dir = await tempDir();
-    dirs.push(dir);
+    const dir = teardown.dir(await tempDir());
     const first = await setup({ listen: { tls: 'starttls' } }, {}, dir);
     const generated = await first.relay.waitForLog((r) => r.event === 'lan-tls');
     expect(generated).toMatchObject({ generated: true, certFile: join(dir, 'tls', 'cert.pem') });

@@ -11,9 +11,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
-  cleanup,
+  createTeardown,
   eventually,
   freePort,
+  queueFiles,
   sendMail,
   SmtpDevice,
   startRelay,
@@ -23,27 +24,16 @@ import {
 } from './harness.ts';
 
 type Relay = Awaited<ReturnType<typeof startRelay>>;
-let emulator: Emulator | null = null;
-let relays: Relay[] = [];
-let mounts: string[] = [];
-let dirs: string[] = [];
-
-afterEach(async () => {
-  for (const relay of relays) await relay.stop('SIGKILL');
-  relays = [];
-  await emulator?.close();
-  emulator = null;
-  for (const mount of mounts) execFileSync('umount', [mount]);
-  mounts = [];
-  for (const dir of dirs) await cleanup(dir);
-  dirs = [];
-});
+const teardown = createTeardown();
+afterEach(teardown.run);
 
 const MESSAGE =
   'From: john@contoso.com\r\nTo: alice@contoso.com\r\nSubject: fault\r\nMessage-ID: <fault@scanner>\r\n\r\nScan attached.\r\n';
 
 async function setup(extra: Record<string, unknown> = {}, emulatorOptions: EmulatorOptions = {}) {
-  emulator = await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions });
+  const emulator = teardown.closing(
+    await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions }),
+  );
   const port = await freePort();
   const relay = await startRelay({
     config: testConfig(port, emulator.port, testCa.file, {
@@ -52,8 +42,7 @@ async function setup(extra: Record<string, unknown> = {}, emulatorOptions: Emula
       ...extra,
     }),
   });
-  relays.push(relay);
-  dirs.push(relay.dataDir);
+  teardown.relay(relay);
   return { emulator, relay };
 }
 
@@ -65,10 +54,6 @@ async function send(relay: Relay, to = 'alice@contoso.com') {
 
 async function statusOf(relay: Relay) {
   return JSON.parse((await relay.cli(['status', '--json'])).stdout);
-}
-
-async function queueFiles(dataDir: string): Promise<string[]> {
-  return (await readdir(join(dataDir, 'spool', 'queue'))).filter((n) => n.endsWith('.eml'));
 }
 
 /**
@@ -202,12 +187,11 @@ function canMount(): boolean {
 
 /** A data folder whose spool is a tmpfs of `megabytes`: a disk that really fills up. */
 async function dataDirWithSmallSpool(megabytes: number): Promise<string> {
-  const dataDir = await tempDir();
-  dirs.push(dataDir);
+  const dataDir = teardown.dir(await tempDir());
   const spool = join(dataDir, 'spool');
   await mkdir(spool);
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${megabytes}m`, 'tmpfs', spool]);
-  mounts.push(spool);
+  teardown.add(() => execFileSync('umount', [spool]));
   return dataDir;
 }
 
@@ -226,11 +210,12 @@ async function fillUp(file: string): Promise<void> {
 
 describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)', () => {
   it('answers MAIL with 452 4.3.1 when the spool disk has no room left, and stores nothing', async () => {
-    emulator = await startExchangeEmulator({ password: UPSTREAM_PASSWORD });
+    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
     const dataDir = await dataDirWithSmallSpool(2);
     const port = await freePort();
     const relay = await startRelay({ config: testConfig(port, emulator.port, testCa.file), dataDir });
-    relays.push(relay);
+    // Killed only: the folder with its mount is the test's to undo.
+    teardown.add(() => relay.stop('SIGKILL'));
     const sent = await sendMail(port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: MESSAGE });
     expect(sent.final).toBe('452 4.3.1 Insufficient system storage');
     expect(await queueFiles(dataDir)).toEqual([]);
@@ -248,7 +233,7 @@ describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)'
       }),
       dataDir,
     });
-    relays.push(relay);
+    teardown.add(() => relay.stop('SIGKILL'));
     const kept = await send(relay);
 
     const device = await SmtpDevice.connect(port);
@@ -271,7 +256,9 @@ describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)'
 
     // Room again: the acknowledged message was kept and goes out; the refused one never existed.
     await rm(filler);
-    emulator = await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD });
+    const emulator = teardown.closing(
+      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
+    );
     await relay.cli(['queue', 'flush']);
     const [received] = await emulator.waitForMessages(1);
     expect(received!.rcptTo).toEqual(['alice@contoso.com']);
@@ -287,13 +274,12 @@ describe('a damaged spool', () => {
   it('quarantines damaged spool files with a log line, delivers the rest, and keeps serving', async () => {
     const upstreamPort = await freePort();
     const port = await freePort();
-    const dataDir = await tempDir();
-    dirs.push(dataDir);
+    const dataDir = teardown.dir(await tempDir());
     const config = testConfig(port, upstreamPort, testCa.file, {
       queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
     });
     const first = await startRelay({ config, dataDir });
-    relays.push(first);
+    teardown.relay(first);
     const good = await send(first);
     const tornState = await send(first, 'bob@contoso.com');
     await first.stop();
@@ -305,9 +291,11 @@ describe('a damaged spool', () => {
     await writeFile(join(queueDir, 'TRUNCATED0002.eml'), valid.slice(0, 40), 'latin1');
     await writeFile(join(queueDir, `${tornState}.state.json`), '{"nextAttemptAt": 0, "recipi');
 
-    emulator = await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD });
+    const emulator = teardown.closing(
+      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
+    );
     const second = await startRelay({ config, dataDir });
-    relays.push(second);
+    teardown.relay(second);
     await second.cli(['queue', 'flush']);
     const quarantined = second.logs.filter((r) => r.event === 'quarantined');
     expect(quarantined.map((r) => r.file).sort()).toEqual(['GARBAGE0001.eml', 'TRUNCATED0002.eml']);

@@ -7,28 +7,18 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGraphEmulator, type GraphEmulator } from '../fixtures/graph-emulator.ts';
-import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
-import { cleanup, eventually, freePort, runCli, sendMail, startRelay, tempDir } from './harness.ts';
+import { startTokenEndpoint } from '../fixtures/token-endpoint.ts';
+import { createTeardown, eventually, freePort, runCli, sendMail, startRelay, tempDir } from './harness.ts';
 
-type Relay = Awaited<ReturnType<typeof startRelay>>;
-let tokens: TokenEndpoint | null = null;
 let graph: GraphEmulator | null = null;
-let relays: Relay[] = [];
-let dirs: string[] = [];
-
+const teardown = createTeardown();
 afterEach(async () => {
-  for (const relay of relays) await relay.stop('SIGKILL');
-  relays = [];
-  await graph?.close();
+  await teardown.run();
   graph = null;
-  await tokens?.close();
-  tokens = null;
-  for (const dir of dirs) await cleanup(dir);
-  dirs = [];
 });
 
 async function setup(options: { sendAs?: 'mailbox' | 'from'; allowedMailboxes?: string[] } = {}) {
-  tokens = await startTokenEndpoint({ tenant: 'contoso.onmicrosoft.com' });
+  const tokens = teardown.closing(await startTokenEndpoint({ tenant: 'contoso.onmicrosoft.com' }));
   graph = await startGraphEmulator({
     tokens,
     mailboxes: [
@@ -38,6 +28,7 @@ async function setup(options: { sendAs?: 'mailbox' | 'from'; allowedMailboxes?: 
     ],
     allowedMailboxes: options.allowedMailboxes ?? null,
   });
+  teardown.closing(graph);
   const port = await freePort();
   const config = {
     listen: { host: '127.0.0.1', port },
@@ -56,9 +47,7 @@ async function setup(options: { sendAs?: 'mailbox' | 'from'; allowedMailboxes?: 
 
 async function serve(config: object, env: NodeJS.ProcessEnv) {
   const relay = await startRelay({ config: config as Record<string, unknown>, env });
-  relays.push(relay);
-  dirs.push(relay.dataDir);
-  return relay;
+  return teardown.relay(relay);
 }
 
 function message(from: string, to: string, subject: string, body = 'Scan attached.\r\n'): string {
@@ -192,8 +181,7 @@ describe('Graph upstream', () => {
 
   it('check probes the token and the mailbox without sending; send-test sends through Graph', async () => {
     const { config, env } = await setup();
-    const dir = await tempDir();
-    dirs.push(dir);
+    const dir = teardown.dir(await tempDir());
     const file = join(dir, 'config.json');
     await writeFile(file, JSON.stringify(config));
     const check = await runCli(['check', '--config', file], env);

@@ -3,7 +3,7 @@
  * folder, and talks SMTP to it over loopback like a device would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -199,6 +199,52 @@ export async function startRelay(
 
 export async function cleanup(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * What a test started and must undo (relays killed, servers closed, folders removed), undone after
+ * the test, most recent first: `const teardown = createTeardown(); afterEach(teardown.run);`.
+ */
+export interface Teardown {
+  /** Runs `undo` after the test. */
+  add(undo: () => unknown): void;
+  /** Closes it after the test (an emulator, a token endpoint...); returns it. */
+  closing<T extends { close(): unknown }>(closable: T): T;
+  /** Kills the relay after the test and removes its data folder; returns it. */
+  relay<T extends Pick<RelayProcess, 'stop' | 'dataDir'>>(relay: T): T;
+  /** Removes the folder after the test; returns it. */
+  dir(dir: string): string;
+  run(): Promise<void>;
+}
+
+export function createTeardown(): Teardown {
+  const steps: (() => unknown)[] = [];
+  return {
+    add: (undo) => void steps.push(undo),
+    closing(closable) {
+      steps.push(() => closable.close());
+      return closable;
+    },
+    relay(relay) {
+      steps.push(async () => {
+        await relay.stop('SIGKILL');
+        await cleanup(relay.dataDir);
+      });
+      return relay;
+    },
+    dir(dir) {
+      steps.push(() => cleanup(dir));
+      return dir;
+    },
+    async run() {
+      for (let step = steps.pop(); step; step = steps.pop()) await step();
+    },
+  };
+}
+
+/** The messages waiting in a relay's queue (`.eml` files in spool/queue). */
+export async function queueFiles(dataDir: string): Promise<string[]> {
+  return (await readdir(join(dataDir, 'spool', 'queue'))).filter((n) => n.endsWith('.eml'));
 }
 
 /** A device on the LAN: a raw SMTP client that sends what it is told and collects the replies. */

@@ -8,10 +8,10 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readProcess, resetPeak } from '../../bench/tools.ts';
-import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
+import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
-  cleanup,
+  createTeardown,
   eventually,
   freePort,
   sendMail,
@@ -21,25 +21,11 @@ import {
   UPSTREAM_PASSWORD,
 } from './harness.ts';
 
-type Relay = Awaited<ReturnType<typeof startRelay>>;
-let emulator: Emulator | null = null;
-let relays: Relay[] = [];
-let sockets: Socket[] = [];
-
-afterEach(async () => {
-  for (const socket of sockets) socket.destroy();
-  sockets = [];
-  for (const relay of relays) {
-    await relay.stop('SIGKILL');
-    await cleanup(relay.dataDir);
-  }
-  relays = [];
-  await emulator?.close();
-  emulator = null;
-});
+const teardown = createTeardown();
+afterEach(teardown.run);
 
 async function setup(extra: Record<string, unknown> = {}) {
-  emulator = await startExchangeEmulator({ password: UPSTREAM_PASSWORD });
+  const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
   const port = await freePort();
   const relay = await startRelay({
     config: testConfig(port, emulator.port, testCa.file, {
@@ -47,7 +33,7 @@ async function setup(extra: Record<string, unknown> = {}) {
       ...extra,
     }),
   });
-  relays.push(relay);
+  teardown.relay(relay);
   return { emulator, relay };
 }
 
@@ -76,7 +62,7 @@ class RawClient {
   static open(port: number, localAddress?: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = connect({ port, host: '127.0.0.1', localAddress });
-      sockets.push(socket);
+      teardown.add(() => socket.destroy());
       socket.once('connect', () => resolve(new RawClient(socket)));
       socket.once('error', reject);
     });

@@ -9,7 +9,7 @@ import { startKeyringSession } from '../fixtures/keyring-session.ts';
 import { testCa, untrustedCertificate } from '../fixtures/tls.ts';
 import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
 import {
-  cleanup,
+  createTeardown,
   freePort,
   runCli,
   sendMail,
@@ -23,31 +23,22 @@ import { join } from 'node:path';
 
 const SMTP_SCOPE = 'https://outlook.office365.com/.default';
 
-type Relay = Awaited<ReturnType<typeof startRelay>>;
 let emulator: Emulator | null = null;
 let tokens: TokenEndpoint | null = null;
-let relays: Relay[] = [];
-let dirs: string[] = [];
-
+const teardown = createTeardown();
 afterEach(async () => {
-  for (const relay of relays) await relay.stop('SIGKILL');
-  relays = [];
-  await emulator?.close();
+  await teardown.run();
   emulator = null;
-  await tokens?.close();
   tokens = null;
-  for (const dir of dirs) await cleanup(dir);
-  dirs = [];
 });
 
 async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
-  emulator = await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...options });
+  emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...options }));
   return emulator;
 }
 
 async function writeConfig(config: object): Promise<{ dir: string; file: string }> {
-  const dir = await tempDir();
-  dirs.push(dir);
+  const dir = teardown.dir(await tempDir());
   const file = join(dir, 'config.json');
   await writeFile(file, JSON.stringify(config));
   return { dir, file };
@@ -58,9 +49,7 @@ async function serve(extra: Record<string, unknown>, env: NodeJS.ProcessEnv = {}
     config: testConfig(await freePort(), emulator!.port, testCa.file, extra),
     env,
   });
-  relays.push(relay);
-  dirs.push(relay.dataDir);
-  return relay;
+  return teardown.relay(relay);
 }
 
 function message(from: string | null, subject: string): string {
@@ -235,7 +224,7 @@ describe('sender handling', () => {
 
 describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
   async function oauthSetup() {
-    tokens = await startTokenEndpoint({ tenant: 'contoso.onmicrosoft.com' });
+    tokens = teardown.closing(await startTokenEndpoint({ tenant: 'contoso.onmicrosoft.com' }));
     const endpoint = tokens;
     await startEmulator({ validateToken: (token) => endpoint.validate(token, SMTP_SCOPE) });
     return {
@@ -358,8 +347,7 @@ describe('secrets in the OS keychain', () => {
     const session = await startKeyringSession();
     try {
       await startEmulator();
-      const dataDir = await tempDir();
-      dirs.push(dataDir);
+      const dataDir = teardown.dir(await tempDir());
       const port = await freePort();
       const config = testConfig(port, emulator!.port, testCa.file);
       await writeFile(join(dataDir, 'config.json'), JSON.stringify(config));
@@ -370,7 +358,7 @@ describe('secrets in the OS keychain', () => {
       expect(set.stdout + set.stderr).not.toContain(UPSTREAM_PASSWORD);
 
       const relay = await startRelay({ config, dataDir, env });
-      relays.push(relay);
+      teardown.relay(relay);
       await sendMail(port, {
         from: 'john@contoso.com',
         to: ['alice@contoso.com'],

@@ -2,17 +2,16 @@
  * The relay engine end to end: the real `relaydesk serve` process, a device on a loopback socket,
  * and the Exchange Online emulator as the smart host.
  */
-import { readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readProcess, resetPeak } from '../../bench/tools.ts';
-import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
+import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
-  cleanup,
+  createTeardown,
   eventually,
   freePort,
+  queueFiles,
   sendMail,
   SmtpDevice,
   startRelay,
@@ -33,31 +32,17 @@ const MESSAGE = [
   '',
 ].join('\r\n');
 
-type Relay = Awaited<ReturnType<typeof startRelay>>;
-let emulator: Emulator | null = null;
-let relays: Relay[] = [];
-let dirs: string[] = [];
-
-afterEach(async () => {
-  for (const relay of relays) await relay.stop('SIGKILL');
-  relays = [];
-  await emulator?.close();
-  emulator = null;
-  for (const dir of dirs) await cleanup(dir);
-  dirs = [];
-});
+const teardown = createTeardown();
+afterEach(teardown.run);
 
 async function setup(extra: Record<string, unknown> = {}, emulatorOptions = {}) {
-  emulator = await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions });
+  const emulator = teardown.closing(
+    await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions }),
+  );
   const port = await freePort();
   const relay = await startRelay({ config: testConfig(port, emulator.port, testCa.file, extra) });
-  relays.push(relay);
-  dirs.push(relay.dataDir);
+  teardown.relay(relay);
   return { emulator, relay };
-}
-
-async function queueFiles(dataDir: string): Promise<string[]> {
-  return (await readdir(join(dataDir, 'spool', 'queue'))).filter((n) => n.endsWith('.eml'));
 }
 
 describe('relaying', () => {
@@ -123,8 +108,7 @@ describe('relaying', () => {
         queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
       }),
     });
-    relays.push(relay);
-    dirs.push(relay.dataDir);
+    teardown.relay(relay);
 
     const sent = await sendMail(relay.port, {
       from: 'john@contoso.com',
@@ -142,7 +126,9 @@ describe('relaying', () => {
     expect(status.upstream.lastError.diagnosis.category).toBe('network');
     expect(status.queue.deferred).toBe(1);
 
-    emulator = await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD });
+    const emulator = teardown.closing(
+      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
+    );
     const flush = await relay.cli(['queue', 'flush']);
     expect(flush.stdout).toContain('Retrying 1 message(s) now.');
     const [received] = await emulator.waitForMessages(1);
@@ -153,20 +139,21 @@ describe('relaying', () => {
   it('delivers an acknowledged message exactly once after kill -9 between the 250 and delivery', async () => {
     const upstreamPort = await freePort();
     const port = await freePort();
-    const dataDir = await tempDir();
-    dirs.push(dataDir);
+    const dataDir = teardown.dir(await tempDir());
     const config = testConfig(port, upstreamPort, testCa.file, {
       queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
     });
     const first = await startRelay({ config, dataDir });
-    relays.push(first);
+    teardown.relay(first);
     const sent = await sendMail(port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: MESSAGE });
     expect(sent.final).toMatch(/^250 /);
     await first.stop('SIGKILL');
 
-    emulator = await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD });
+    const emulator = teardown.closing(
+      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
+    );
     const second = await startRelay({ config, dataDir });
-    relays.push(second);
+    teardown.relay(second);
     const [received] = await emulator.waitForMessages(1);
     expect(received!.data.toString('latin1')).toContain('Subject: Ticket 4711 updated');
     await second.waitForLog((r) => r.event === 'delivered' && r.queueId === sent.queueId);
@@ -316,7 +303,7 @@ describe('starting', () => {
       },
       waitForListening: false,
     });
-    dirs.push(relay.dataDir);
+    teardown.dir(relay.dataDir);
     expect(await relay.exited).toBe(2);
     const stderr = relay.stderr();
     expect(stderr).toContain('allowedClients[0]');
@@ -343,7 +330,7 @@ describe('starting', () => {
       config: testConfig(relay.port, 1, testCa.file),
       waitForListening: false,
     });
-    dirs.push(second.dataDir);
+    teardown.dir(second.dataDir);
     expect(await second.exited).toBe(1);
     expect(second.stderr()).toMatch(/Port \d+ on 127\.0\.0\.1 is already in use.*"listen\.port"/);
   });
