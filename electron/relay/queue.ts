@@ -5,8 +5,9 @@
  */
 import type { Diagnosis } from './diagnosis.ts';
 import type { MessageState, Spool, SpooledMessage } from './spool.ts';
+import type { MessageStatus, QueueCounts } from './views.ts';
 
-export type MessageStatus = 'queued' | 'active' | 'deferred' | 'held' | 'failed';
+export type { MessageStatus, QueueCounts };
 
 export interface QueueEntry {
   id: string;
@@ -21,14 +22,6 @@ export interface QueueEntry {
   lastError: string | null;
   lastDiagnosis: string | null;
   recipients: MessageState['recipients'];
-}
-
-export interface QueueCounts {
-  queued: number;
-  active: number;
-  deferred: number;
-  held: number;
-  failed: number;
 }
 
 export interface HoldInfo {

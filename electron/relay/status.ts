@@ -6,6 +6,9 @@
 import { mkdirSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Diagnosis } from './diagnosis.ts';
+import type { DayCounters } from './views.ts';
+
+export type { DayCounters };
 
 export interface UpstreamStatus {
   description: string;
@@ -15,15 +18,6 @@ export interface UpstreamStatus {
   lastSuccessReply: string | null;
   lastError: { at: number; reply: string; diagnosis: Diagnosis } | null;
   heldSince: number | null;
-}
-
-export interface DayCounters {
-  date: string;
-  accepted: number;
-  delivered: number;
-  deferred: number;
-  failed: number;
-  denied: number;
 }
 
 export interface DeviceRecord {

@@ -8,6 +8,7 @@
  */
 import type { ConfigProblem, RelayConfig, UpstreamConfig, UpstreamPreset } from '../config/types.ts';
 import type { Diagnosis } from '../relay/diagnosis.ts';
+import type { DayCounters, MessageStatus, QueueCounts } from '../relay/views.ts';
 
 export type Health = 'ok' | 'attention' | 'error' | 'paused';
 
@@ -29,22 +30,9 @@ export interface UpstreamView {
   hold: { since: number; reason: string; diagnosis: Diagnosis; retryAt: number } | null;
 }
 
-export interface QueueCountsView {
-  queued: number;
-  active: number;
-  deferred: number;
-  held: number;
-  failed: number;
-}
+export type QueueCountsView = QueueCounts;
 
-export interface TodayView {
-  date: string;
-  accepted: number;
-  delivered: number;
-  deferred: number;
-  failed: number;
-  denied: number;
-}
+export type TodayView = DayCounters;
 
 export interface DeviceView {
   ip: string;
@@ -73,7 +61,7 @@ export interface AppStatus {
 
 export interface QueueItem {
   id: string;
-  status: 'queued' | 'active' | 'deferred' | 'held' | 'failed';
+  status: MessageStatus;
   receivedAt: number;
   client: string;
   mailFrom: string;
