@@ -15,8 +15,9 @@ import type { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, join, normalize, sep } from 'node:path';
+import { join, sep } from 'node:path';
 import { CONTENT_SECURITY_POLICY } from '../app/csp.ts';
+import { rendererContentType, rendererFilePath } from '../app/renderer-files.ts';
 import { handle, logRefusal, type Handlers } from '../app/handlers.ts';
 import type { ServiceEvents } from '../app/service.ts';
 import type { Logger } from '../relay/log.ts';
@@ -49,17 +50,6 @@ const SECURITY_HEADERS: Record<string, string> = {
   'Referrer-Policy': 'no-referrer',
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Resource-Policy': 'same-origin',
-};
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.woff2': 'font/woff2',
-  '.json': 'application/json',
 };
 
 const MAX_BODY_BYTES = 512 * 1024;
@@ -176,17 +166,18 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   }
 
   async function serveStatic(path: string, response: ServerResponse): Promise<void> {
-    const relative = path === '/' ? 'index.html' : decodeURIComponent(path.slice(1));
-    const file = normalize(join(options.rendererDir, relative));
-    if (!file.startsWith(normalize(options.rendererDir + sep)) || relative.includes('\0')) {
+    const file = rendererFilePath(options.rendererDir, path);
+    if (!file) {
       send(response, 404, 'Not found');
       return;
     }
     try {
       const body = await readFile(file);
-      const type = CONTENT_TYPES[extname(file)] ?? 'application/octet-stream';
-      send(response, 200, body, type, {
-        'Cache-Control': relative.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-store',
+      send(response, 200, body, rendererContentType(file), {
+        // Vite names the files in assets/ by their content: they never change under the same name.
+        'Cache-Control': file.startsWith(join(options.rendererDir, 'assets') + sep)
+          ? 'public, max-age=31536000, immutable'
+          : 'no-store',
       });
     } catch {
       send(response, 404, 'Not found');

@@ -4,19 +4,10 @@
  * against, and lets main set the CSP as a header.
  */
 import { readFile } from 'node:fs/promises';
-import { extname, join, normalize, sep } from 'node:path';
 import { protocol } from 'electron';
 import { CONTENT_SECURITY_POLICY } from '../app/csp.ts';
+import { rendererContentType, rendererFilePath } from '../app/renderer-files.ts';
 import { APP_HOST, APP_SCHEME } from './window.ts';
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.woff2': 'font/woff2',
-};
 
 /** Must run before the app is ready. */
 export function registerAppScheme(): void {
@@ -29,9 +20,7 @@ export function registerAppScheme(): void {
 export function rendererFile(rendererDir: string, url: string): string | null {
   const parsed = new URL(url);
   if (parsed.host !== APP_HOST) return null;
-  const relative = parsed.pathname === '/' ? 'index.html' : decodeURIComponent(parsed.pathname.slice(1));
-  const file = normalize(join(rendererDir, relative));
-  return file.startsWith(normalize(rendererDir + sep)) && !relative.includes('\0') ? file : null;
+  return rendererFilePath(rendererDir, parsed.pathname);
 }
 
 export function serveRenderer(rendererDir: string): void {
@@ -45,7 +34,7 @@ export function serveRenderer(rendererDir: string): void {
     try {
       const body = await readFile(file);
       return new Response(body, {
-        headers: { ...headers, 'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream' },
+        headers: { ...headers, 'Content-Type': rendererContentType(file) },
       });
     } catch {
       return new Response('Not found', { status: 404, headers });
