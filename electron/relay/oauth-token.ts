@@ -1,4 +1,4 @@
-import { UpstreamError } from './upstream-failure.ts';
+import { fetchFailure, UpstreamError } from './upstream-failure.ts';
 
 /** App-only scope for SMTP AUTH XOAUTH2 (permission SMTP.SendAsApp). */
 export const SMTP_SCOPE = 'https://outlook.office365.com/.default';
@@ -139,25 +139,13 @@ function tokenError(status: number, json: OAuthJson, clientSecret: string): Upst
 
 function networkError(error: unknown, tokenUrl: string, timeoutMs: number): UpstreamError {
   const host = new URL(tokenUrl).host;
-  if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-    return new UpstreamError({
-      kind: 'network',
-      stage: 'auth',
-      code: 'ETIMEDOUT',
-      message: `token endpoint ${host} did not answer within ${timeoutMs} ms`,
-    });
-  }
-  // undici throws `TypeError: fetch failed` and keeps the socket error (ECONNREFUSED, ENOTFOUND) in cause.
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-  const code =
-    cause && typeof cause === 'object' && 'code' in cause && typeof cause.code === 'string'
-      ? cause.code
-      : 'EFETCH';
-  const message = cause instanceof Error ? cause.message : String(cause);
+  const failure = fetchFailure(error);
   return new UpstreamError({
     kind: 'network',
     stage: 'auth',
-    code,
-    message: `token endpoint ${host}: ${message}`,
+    code: failure.code,
+    message: failure.timedOut
+      ? `token endpoint ${host} did not answer within ${timeoutMs} ms`
+      : `token endpoint ${host}: ${failure.message}`,
   });
 }

@@ -79,3 +79,19 @@ export function describeFailure(failure: UpstreamFailure): string {
       return `${failure.code}: ${failure.message}`;
   }
 }
+
+/**
+ * What made a `fetch()` fail: its timeout or abort, or the socket or TLS error that undici keeps in
+ * `cause` behind its `TypeError: fetch failed` (`code` is `EFETCH` when there is none).
+ */
+export function fetchFailure(error: unknown): { timedOut: boolean; code: string; message: string } {
+  if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    return { timedOut: true, code: 'ETIMEDOUT', message: error.message };
+  }
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const code =
+    cause && typeof cause === 'object' && 'code' in cause && typeof cause.code === 'string'
+      ? cause.code
+      : 'EFETCH';
+  return { timedOut: false, code, message: cause instanceof Error ? cause.message : String(cause) };
+}

@@ -5,7 +5,7 @@
  * an upload URL request, a failure or a log line.
  */
 import type { TokenProvider } from '../oauth-token.ts';
-import { UpstreamError, type SmtpStage } from '../upstream-failure.ts';
+import { fetchFailure, UpstreamError, type SmtpStage } from '../upstream-failure.ts';
 
 export interface GraphClientOptions {
   /** `https://graph.microsoft.com`, another cloud's endpoint, or a loopback emulator. */
@@ -195,22 +195,18 @@ const CONNECT_CODES = new Set([
 
 function networkError(error: unknown, url: string, timeoutMs: number): UpstreamError {
   const host = new URL(url).host;
-  if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+  const { timedOut, code, message } = fetchFailure(error);
+  if (timedOut) {
     return new UpstreamError({
       kind: 'network',
       stage: 'message',
-      code: 'ETIMEDOUT',
+      code,
       message: `Graph ${host} did not answer within ${timeoutMs} ms`,
     });
   }
-  // undici throws `TypeError: fetch failed` and keeps the socket or TLS error in cause.
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-  const code =
-    cause && typeof cause === 'object' && 'code' in cause && typeof cause.code === 'string'
-      ? cause.code
-      : 'EFETCH';
-  const message = `Graph ${host}: ${cause instanceof Error ? cause.message : String(cause)}`;
+  const text = `Graph ${host}: ${message}`;
   const stage: SmtpStage = CONNECT_CODES.has(code) ? 'connect' : 'message';
-  if (/CERT|SSL|TLS/.test(code)) return new UpstreamError({ kind: 'tls', stage: 'connect', code, message });
-  return new UpstreamError({ kind: 'network', stage, code, message });
+  if (/CERT|SSL|TLS/.test(code))
+    return new UpstreamError({ kind: 'tls', stage: 'connect', code, message: text });
+  return new UpstreamError({ kind: 'network', stage, code, message: text });
 }

@@ -3,7 +3,13 @@
  * with each part's byte range, so that large attachments can be cut out of the MIME and uploaded on
  * their own while every other byte reaches Graph exactly as the device wrote it.
  */
-import { fieldValue, findField, parseHeaderBlock, type HeaderField } from '../message/headers.ts';
+import {
+  fieldValue,
+  findField,
+  parseHeaderBlock,
+  splitOutsideQuotes,
+  type HeaderField,
+} from '../message/headers.ts';
 
 export interface MimePart {
   /** Where the part's header starts and its content ends (exclusive), in the message. */
@@ -280,29 +286,6 @@ export function parseParameterized(value: string): { value: string; params: Map<
     simple.set(name, decodeCharset(Buffer.concat(bytes), charset));
   }
   return { value: main, params: simple };
-}
-
-function splitOutsideQuotes(value: string, separator: string): string[] {
-  const out: string[] = [];
-  let current = '';
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const char = value[i]!;
-    if (quoted && char === '\\') {
-      current += char + (value[i + 1] ?? '');
-      i++;
-      continue;
-    }
-    if (char === '"') quoted = !quoted;
-    if (char === separator && !quoted) {
-      out.push(current);
-      current = '';
-    } else {
-      current += char;
-    }
-  }
-  out.push(current);
-  return out;
 }
 
 function unquote(value: string): string {

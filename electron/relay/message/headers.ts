@@ -65,6 +65,30 @@ export interface Mailbox {
 }
 
 /** The first mailbox of an address header: `Name <a@b>`, `"Name" <a@b>`, `a@b (Name)`, `a@b`. */
+/** Splits a header value at `separator`, except inside double quotes (where `\` escapes a character). */
+export function splitOutsideQuotes(value: string, separator: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i]!;
+    if (quoted && char === '\\') {
+      current += char + (value[i + 1] ?? '');
+      i++;
+      continue;
+    }
+    if (char === '"') quoted = !quoted;
+    if (char === separator && !quoted) {
+      parts.push(current);
+      current = '';
+    } else {
+      current += char;
+    }
+  }
+  parts.push(current);
+  return parts;
+}
+
 export function parseMailbox(value: string): Mailbox | null {
   const angle = /^(.*?)<([^<>]*)>/.exec(value);
   if (angle) {

@@ -19,7 +19,7 @@ import { Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { noteStreamed } from '../spent-buffers.ts';
-import { fieldValue, parseHeaderBlock, type HeaderField } from './headers.ts';
+import { fieldValue, parseHeaderBlock, splitOutsideQuotes, type HeaderField } from './headers.ts';
 
 /** RFC 5322 §2.1.1: at most 998 characters on a line, without the CRLF. */
 const MAX_LINE = 998;
@@ -657,27 +657,6 @@ interface EntityShape {
   encoding: string;
 }
 
-function splitParameters(value: string): string[] {
-  const parts: string[] = [];
-  let current = '';
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i]!;
-    if (quoted && c === '\\') {
-      current += c + (value[i + 1] ?? '');
-      i++;
-      continue;
-    }
-    if (c === '"') quoted = !quoted;
-    if (c === ';' && !quoted) {
-      parts.push(current);
-      current = '';
-    } else current += c;
-  }
-  parts.push(current);
-  return parts;
-}
-
 function entityShape(fields: readonly HeaderField[], defaultType: string): EntityShape {
   const find = (name: string) => fields.find((field) => field.name.toLowerCase() === name);
   const contentType = find('content-type');
@@ -686,7 +665,7 @@ function entityShape(fields: readonly HeaderField[], defaultType: string): Entit
     ? (/^[^\s;(]*/.exec(fieldValue(encodingField))?.[0] ?? '').toLowerCase()
     : '';
   if (!contentType) return { type: defaultType, boundary: null, encoding };
-  const [type = '', ...parameters] = splitParameters(fieldValue(contentType));
+  const [type = '', ...parameters] = splitOutsideQuotes(fieldValue(contentType), ';');
   let boundary: string | null = null;
   for (const parameter of parameters) {
     const eq = parameter.indexOf('=');
