@@ -5,22 +5,11 @@
  */
 import type { Diagnosis } from './diagnosis.ts';
 import type { MessageState, Spool, SpooledMessage } from './spool.ts';
-import type { MessageStatus, QueueCounts } from './views.ts';
+import type { MessageStatus, QueueCounts, QueueItem } from './views.ts';
 
 export type { MessageStatus, QueueCounts };
 
-export interface QueueEntry {
-  id: string;
-  status: MessageStatus;
-  receivedAt: number;
-  client: string;
-  mailFrom: string;
-  rcptTo: string[];
-  size: number;
-  attempts: number;
-  nextAttemptAt: number | null;
-  lastError: string | null;
-  lastDiagnosis: string | null;
+export interface QueueEntry extends QueueItem {
   recipients: MessageState['recipients'];
 }
 

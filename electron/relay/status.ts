@@ -6,9 +6,9 @@
 import { mkdirSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Diagnosis } from './diagnosis.ts';
-import type { DayCounters } from './views.ts';
+import type { DayCounters, DeviceRecord } from './views.ts';
 
-export type { DayCounters };
+export type { DayCounters, DeviceRecord };
 
 export interface UpstreamStatus {
   description: string;
@@ -18,16 +18,6 @@ export interface UpstreamStatus {
   lastSuccessReply: string | null;
   lastError: { at: number; reply: string; diagnosis: Diagnosis } | null;
   heldSince: number | null;
-}
-
-export interface DeviceRecord {
-  ip: string;
-  firstSeen: number;
-  lastSeen: number;
-  /** Messages accepted (allowed devices) or attempts refused (denied ones). */
-  count: number;
-  lastSender: string;
-  allowed: boolean;
 }
 
 export interface PersistedStatus {

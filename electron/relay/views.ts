@@ -23,3 +23,29 @@ export interface DayCounters {
   failed: number;
   denied: number;
 }
+
+/** A queued message as `queue list` and the window show it. */
+export interface QueueItem {
+  id: string;
+  status: MessageStatus;
+  receivedAt: number;
+  client: string;
+  mailFrom: string;
+  rcptTo: string[];
+  size: number;
+  attempts: number;
+  nextAttemptAt: number | null;
+  lastError: string | null;
+  lastDiagnosis: string | null;
+}
+
+/** A device seen on the LAN side. */
+export interface DeviceRecord {
+  ip: string;
+  firstSeen: number;
+  lastSeen: number;
+  /** Messages accepted (allowed devices) or attempts refused (denied ones). */
+  count: number;
+  lastSender: string;
+  allowed: boolean;
+}

@@ -8,7 +8,7 @@
  */
 import type { ConfigProblem, RelayConfig, UpstreamConfig, UpstreamPreset } from '../config/types.ts';
 import type { Diagnosis } from '../relay/diagnosis.ts';
-import type { DayCounters, MessageStatus, QueueCounts } from '../relay/views.ts';
+import type { DayCounters, DeviceRecord, QueueCounts, QueueItem } from '../relay/views.ts';
 
 export type Health = 'ok' | 'attention' | 'error' | 'paused';
 
@@ -34,12 +34,7 @@ export type QueueCountsView = QueueCounts;
 
 export type TodayView = DayCounters;
 
-export interface DeviceView {
-  ip: string;
-  firstSeen: number;
-  lastSeen: number;
-  count: number;
-  lastSender: string;
+export interface DeviceView extends DeviceRecord {
   /** Whether the current allowedClients let it relay (not what it was when it last tried). */
   allowed: boolean;
 }
@@ -59,19 +54,7 @@ export interface AppStatus {
   allowedClients: string[];
 }
 
-export interface QueueItem {
-  id: string;
-  status: MessageStatus;
-  receivedAt: number;
-  client: string;
-  mailFrom: string;
-  rcptTo: string[];
-  size: number;
-  attempts: number;
-  nextAttemptAt: number | null;
-  lastError: string | null;
-  lastDiagnosis: string | null;
-}
+export type { QueueItem };
 
 export type ActivityResult =
   'queued' | 'delivered' | 'deferred' | 'held' | 'failed' | 'denied' | 'test-delivered' | 'test-failed';
