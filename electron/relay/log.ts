@@ -57,17 +57,11 @@ export function createLogger(options: LoggerOptions): Logger {
     file = createWriteStream(filePath, { flags: 'a', mode: 0o600 });
   }
 
-  /** File lines of this turn of the event loop: one write for all of them (a write each cost measurably). */
-  let filePending = '';
-  function flushFile(): void {
-    if (!file || filePending === '') return;
-    file.write(filePending);
-    filePending = '';
-  }
+  const fileLines = perTurn((text) => file?.write(text));
 
   function rotate(): void {
     if (!filePath || !options.dir || !file) return;
-    flushFile();
+    fileLines.flush();
     file.end();
     rmSync(join(options.dir, `relaydesk.${keepFiles}.log`), { force: true });
     for (let i = keepFiles - 1; i >= 1; i -= 1) {
@@ -86,11 +80,10 @@ export function createLogger(options: LoggerOptions): Logger {
     if (LEVELS[level] < threshold) return;
     const record = { time: new Date().toISOString(), level, event, ...redact(fields) };
     const line = `${JSON.stringify(record)}\n`;
-    if (options.console) writeConsole(line);
+    if (options.console) consoleLines.write(line);
     if (file) {
       if (fileBytes + line.length > maxFileBytes) rotate();
-      if (filePending === '') setImmediate(flushFile);
-      filePending += line;
+      fileLines.write(line);
       fileBytes += line.length;
     }
     options.onRecord?.(record);
@@ -107,7 +100,7 @@ export function createLogger(options: LoggerOptions): Logger {
           resolve();
           return;
         }
-        flushFile();
+        fileLines.flush();
         file.end(() => resolve());
         file = null;
       }),
@@ -115,21 +108,28 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 /**
- * Console lines of one turn of the event loop go out in one write: stdout to a pipe or a file is
- * synchronous, and a write per line cost measurable time under load. Flushed on exit too.
+ * Lines written in one turn of the event loop go out in one write: a write per line cost measurable
+ * time under load (stdout to a pipe or a file is even synchronous).
  */
-let consolePending = '';
-function writeConsole(line: string): void {
-  if (consolePending === '') setImmediate(flushConsole);
-  consolePending += line;
+function perTurn(output: (text: string) => void): { write(line: string): void; flush(): void } {
+  let pending = '';
+  const flush = () => {
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    output(text);
+  };
+  return {
+    write(line) {
+      if (pending === '') setImmediate(flush);
+      pending += line;
+    },
+    flush,
+  };
 }
-function flushConsole(): void {
-  if (consolePending === '') return;
-  const text = consolePending;
-  consolePending = '';
-  process.stdout.write(text);
-}
-process.on('exit', flushConsole);
+
+const consoleLines = perTurn((text) => process.stdout.write(text));
+process.on('exit', consoleLines.flush);
 
 function safeSize(path: string): number {
   try {
