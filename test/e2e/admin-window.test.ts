@@ -164,6 +164,11 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('heading', { name: '2. Sign-in' }).waitFor();
 
+    expect(await page.getByLabel('Encryption', { exact: true }).inputValue()).toBe('starttls');
+    expect(await page.getByLabel('Sign-in', { exact: true }).locator('option').allTextContents()).toEqual([
+      'User name and password',
+      'No sign-in',
+    ]);
     await page.getByLabel('Mail server', { exact: true }).fill('127.0.0.1');
     await page.getByLabel('Port', { exact: true }).fill(String(emulator.port));
     await page.getByLabel('User name', { exact: true }).fill(MAILBOX);

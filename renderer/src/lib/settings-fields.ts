@@ -11,7 +11,7 @@ export type FieldKind =
 export interface SettingsField {
   path: string;
   label: string;
-  help: string;
+  help?: string;
   kind: FieldKind;
   /** Shown only when this holds for the draft. */
   when?: (get: (path: string) => unknown) => boolean;
@@ -25,7 +25,7 @@ export interface SettingsSection {
 
 const text = (nullable = false): FieldKind => ({ type: 'text', nullable });
 const number: FieldKind = { type: 'number' };
-const select = (...options: [string, string][]): FieldKind => ({
+export const select = (...options: [string, string][]): FieldKind => ({
   type: 'select',
   options: options.map(([value, label]) => ({ value, label })),
 });
