@@ -4,7 +4,7 @@
  * once a second) so `relaydesk status` can still answer when the relay is not running. A write that
  * fails (another program holds the file, on Windows) is tried again a second later; it never throws.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Diagnosis } from './diagnosis.ts';
@@ -81,6 +81,7 @@ export function createStatusTracker(
   /** One write at a time: two renames over status.json must not race. */
   let writing: Promise<void> = Promise.resolve();
   const files = retrying(fs);
+  removeStaleTemporaryFiles(dataDir, fs);
 
   function today(): DayCounters {
     const date = localDate();
@@ -162,4 +163,22 @@ export function createStatusTracker(
     },
     flush: write,
   };
+}
+
+/** What a crash in the middle of a write leaves behind (and `status.json.tmp` of older versions). */
+function removeStaleTemporaryFiles(dataDir: string, fs: FileSystem): void {
+  let names: string[];
+  try {
+    names = readdirSync(dataDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name !== 'status.json.tmp' && !(name.startsWith('.status.json.') && name.endsWith('.tmp'))) continue;
+    try {
+      fs.unlinkSync(join(dataDir, name));
+    } catch {
+      // Held by another program: gone at a later start.
+    }
+  }
 }
