@@ -183,6 +183,14 @@ export function createRelay(options: RelayOptions): Relay {
         reason: 'half-received when the relay stopped; never acknowledged',
       });
     }
+    for (const { file, code } of loaded.held) {
+      logger.warn('spool-file-held', {
+        file,
+        code,
+        reason:
+          'another program (antivirus, backup, search indexer) holds this queued message open; it is loaded at the next start',
+      });
+    }
     for (const { file, reason } of loaded.quarantined) {
       logger.error('quarantined', { file, reason, folder: join(spool.root, 'quarantine') });
     }

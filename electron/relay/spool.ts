@@ -14,6 +14,7 @@ import { mkdir, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   canSyncDirectory,
+  isLocked,
   nodeFileSystem,
   replaceFile,
   retrying,
@@ -79,6 +80,8 @@ export interface SpoolLoadReport {
   messages: SpooledMessage[];
   discardedIncoming: string[];
   quarantined: { file: string; reason: string }[];
+  /** Messages another program held open (Windows): left as they are, loaded at a later start. */
+  held: { file: string; code: string }[];
 }
 
 const SPOOL_MAGIC = 'RDQ1 ';
@@ -379,7 +382,7 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
   }
 
   async function load(): Promise<SpoolLoadReport> {
-    const report: SpoolLoadReport = { messages: [], discardedIncoming: [], quarantined: [] };
+    const report: SpoolLoadReport = { messages: [], discardedIncoming: [], quarantined: [], held: [] };
     for (const name of await readdir(incomingDir)) {
       // Never acknowledged. One another program still holds is discarded at a later start.
       const discarded = await retryLocked(() =>
@@ -407,12 +410,19 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
       if (names.includes(`${id}${REMOVED_SUFFIX}`)) continue;
       try {
         const message = await readSpooled(
+          fs,
           emlPath(id),
           stateFiles.has(`${id}.state.json`) ? statePath(id) : null,
         );
         report.messages.push(message);
         if (stateFiles.has(`${id}.state.json`)) withState.add(id);
       } catch (error) {
+        // Not damaged, only unreadable for now: quarantining it would lose an acknowledged message,
+        // and starting over without its state would send again to recipients already delivered.
+        if (isLocked(error)) {
+          report.held.push({ file: name, code: (error as NodeJS.ErrnoException).code! });
+          continue;
+        }
         const reason = (error as Error).message;
         // A file another program holds is moved at a later start; meanwhile it is not delivered.
         const moved = await quarantine(id, reason).then(
@@ -513,7 +523,11 @@ export async function inspectSpool(root: string): Promise<SpooledMessage[]> {
     const stateName = `${id}.state.json`;
     try {
       messages.push(
-        await readSpooled(join(queueDir, name), names.includes(stateName) ? join(queueDir, stateName) : null),
+        await readSpooled(
+          nodeFileSystem,
+          join(queueDir, name),
+          names.includes(stateName) ? join(queueDir, stateName) : null,
+        ),
       );
     } catch {
       // Quarantined by the relay when it next starts.
@@ -561,8 +575,12 @@ async function readEnvelopeLine(handle: FileHandle, fileSize: number): Promise<B
 }
 
 /** Reads and checks a spooled message; throws with a reason when it is damaged. */
-async function readSpooled(emlFile: string, stateFile: string | null): Promise<SpooledMessage> {
-  const handle = await nodeFileSystem.open(emlFile, 'r');
+async function readSpooled(
+  fs: FileSystem,
+  emlFile: string,
+  stateFile: string | null,
+): Promise<SpooledMessage> {
+  const handle = await fs.open(emlFile, 'r');
   let envelope: Envelope;
   let bodyOffset: number;
   let size: number;
@@ -590,7 +608,7 @@ async function readSpooled(emlFile: string, stateFile: string | null): Promise<S
   }
   let state = initialState(envelope.rcptTo);
   if (stateFile) {
-    const stateHandle = await nodeFileSystem.open(stateFile, 'r');
+    const stateHandle = await fs.open(stateFile, 'r');
     try {
       const parsed = JSON.parse(await stateHandle.readFile('utf8')) as MessageState;
       if (Array.isArray(parsed.recipients) && parsed.recipients.length === envelope.rcptTo.length)

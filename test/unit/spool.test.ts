@@ -206,3 +206,26 @@ describe('spool envelope size (issue 12 defect 2)', () => {
     expect(loaded.messages[0]!.size).toBe(message.size);
   });
 });
+
+describe('spool start while another program holds a queued message (issue 11)', () => {
+  it('leaves a message it cannot open for now where it is, never quarantined, and loads it at the next start', async () => {
+    const dir = await tempDir('relaydesk-spool-');
+    dirs.push(dir);
+    const files = windowsFiles({ platform: 'win32' });
+    const spool = await createSpool(dir, { fs: files.fs });
+    const message = await store(spool, [Buffer.from('Subject: scanned\r\n\r\nbody\r\n')]);
+    await spool.saveState(message.envelope.id, { ...message.state, attempts: 1 });
+
+    // A backup opens the message's files without sharing them while the relay starts.
+    files.fail('open', /\.(eml|state\.json)$/, 'EBUSY');
+    const first = await (await createSpool(dir, { fs: files.fs })).load();
+    expect(first.messages).toEqual([]);
+    expect(first.quarantined).toEqual([]);
+    expect(first.held).toEqual([{ file: `${message.envelope.id}.eml`, code: 'EBUSY' }]);
+    expect(await readdir(join(dir, 'quarantine'))).toEqual([]);
+
+    files.fail('open', /x/, null);
+    const second = await (await createSpool(dir, { fs: files.fs })).load();
+    expect(second.messages.map((m) => [m.envelope.id, m.state.attempts])).toEqual([[message.envelope.id, 1]]);
+  });
+});
