@@ -352,13 +352,11 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
           // The move may not survive a power cut, so it is not yet safe to say 250: take the message
           // back out so that the 451 is true. If it cannot be taken back, it is queued, and a 451
           // would bring a second copy from the device: then it counts as accepted.
-          if (
-            await fs.unlink(emlPath(envelope.id)).then(
-              () => true,
-              () => false,
-            )
-          )
-            throw error;
+          const takenBack = await fs.unlink(emlPath(envelope.id)).then(
+            () => true,
+            () => false,
+          );
+          if (takenBack) throw error;
         }
         if (kept && memoryCopyBytes + bytesWritten <= MEMORY_COPY_BUDGET_BYTES) {
           // A copy, not the received chunks: those may be slices of larger socket buffers.
@@ -394,6 +392,7 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
       if (discarded) report.discardedIncoming.push(name);
     }
     const names = await readdir(queueDir);
+    const present = new Set(names);
     const stateFiles = new Set(names.filter((n) => n.endsWith('.state.json')));
     for (const name of names) {
       if (name.endsWith('.tmp')) {
@@ -407,7 +406,7 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
       if (!name.endsWith('.eml')) continue;
       const id = name.slice(0, -'.eml'.length);
       // Delivered or deleted before the last stop; another program held the file then.
-      if (names.includes(`${id}${REMOVED_SUFFIX}`)) continue;
+      if (present.has(`${id}${REMOVED_SUFFIX}`)) continue;
       try {
         const message = await readSpooled(
           fs,
@@ -434,7 +433,7 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
     }
     for (const stateName of stateFiles) {
       const id = stateName.slice(0, -'.state.json'.length);
-      if (!names.includes(`${id}.eml`))
+      if (!present.has(`${id}.eml`))
         await unlinkIfPresent(fs, join(queueDir, stateName)).catch(() => undefined);
     }
     await removeLeftovers();
@@ -517,16 +516,17 @@ export async function inspectSpool(root: string): Promise<SpooledMessage[]> {
     return [];
   }
   const messages: SpooledMessage[] = [];
+  const present = new Set(names);
   for (const name of names.filter((n) => n.endsWith('.eml'))) {
     const id = name.slice(0, -'.eml'.length);
-    if (names.includes(`${id}${REMOVED_SUFFIX}`)) continue;
+    if (present.has(`${id}${REMOVED_SUFFIX}`)) continue;
     const stateName = `${id}.state.json`;
     try {
       messages.push(
         await readSpooled(
           nodeFileSystem,
           join(queueDir, name),
-          names.includes(stateName) ? join(queueDir, stateName) : null,
+          present.has(stateName) ? join(queueDir, stateName) : null,
         ),
       );
     } catch {

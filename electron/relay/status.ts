@@ -89,26 +89,27 @@ export function createStatusTracker(
     return counters;
   }
 
-  function write(): Promise<void> {
+  /** `retry`: a failed write is tried again a second later; not after the last one (shutdown). */
+  function write(retry: boolean): Promise<void> {
     if (timer) clearTimeout(timer);
     timer = null;
-    writing = writing.then(writeNow);
+    writing = writing.then(() => writeNow(retry));
     return writing;
   }
 
-  async function writeNow(): Promise<void> {
+  async function writeNow(retry: boolean): Promise<void> {
     const snapshot: PersistedStatus = { upstream, today: today(), devices: [...devices.values()] };
     try {
       await mkdir(dataDir, { recursive: true });
       await replaceFile(files, join(dataDir, 'status.json'), JSON.stringify(snapshot, null, 2));
     } catch {
       // The counters are safe in memory; the file only mirrors them. Try again a second from now.
-      changed();
+      if (retry) changed();
     }
   }
 
   function changed(): void {
-    timer ??= setTimeout(() => void write(), 1000);
+    timer ??= setTimeout(() => void write(true), 1000);
     timer.unref?.();
   }
 
@@ -161,7 +162,7 @@ export function createStatusTracker(
       upstream.heldSince = held ? Date.now() : null;
       changed();
     },
-    flush: write,
+    flush: () => write(false),
   };
 }
 
