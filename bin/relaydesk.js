@@ -5,8 +5,9 @@ let cli;
 try {
   cli = await import('../out/cli/main.js');
 } catch (error) {
-  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes('out/cli/main.js'))
-    throw error;
+  // Only the build itself missing (Windows spells the path with backslashes); anything else is a real error.
+  const missing = String(error?.message).replaceAll('\\', '/');
+  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !missing.includes('out/cli/main.js')) throw error;
   process.stderr.write(
     'RelayDesk is not built yet: run `npm run build:cli` (or `npm ci`) in the RelayDesk folder, then try again.\n',
   );
