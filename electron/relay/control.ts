@@ -138,6 +138,10 @@ const STALE_TAKEOVER_MS = 10_000;
 async function bindExclusive(server: Server, dataDir: string): Promise<void> {
   const path = controlPath(dataDir);
   const takeover = `${path}.takeover`;
+  // Asked first: Windows refuses a second server on a pipe name (libuv creates the first instance
+  // exclusively), but Wine lets a second process bind the same name alongside the first.
+  const running = await probe(path);
+  if (running.answering) throw new AlreadyRunningError(dataDir, running.pid);
   for (let attempt = 1; ; attempt += 1) {
     const bound = await listen(server, path);
     if (bound === 'bound') break;
