@@ -65,6 +65,7 @@ export function createTray(iconDir: string, actions: TrayActions, initial: AppSt
   const tray = new Tray(nativeImage.createFromPath(trayIconFile(iconDir, initial.health)));
   tray.on('click', () => actions.open());
   let shown: Health | null = initial.health;
+  let menuShown = '';
 
   function update(status: AppStatus): void {
     const view = trayView(status);
@@ -72,8 +73,14 @@ export function createTray(iconDir: string, actions: TrayActions, initial: AppSt
       tray.setImage(nativeImage.createFromPath(trayIconFile(iconDir, view.icon)));
       shown = view.icon;
     }
+    const configured = status.state !== 'unconfigured';
+    // Status arrives every few seconds; a new menu while one is open closes it on Linux, so the
+    // menu is rebuilt only when something it shows has changed.
+    const menuKey = JSON.stringify([view, configured, actions.startAtLogin()]);
+    if (menuKey === menuShown) return;
+    menuShown = menuKey;
     tray.setToolTip(view.tooltip);
-    tray.setContextMenu(Menu.buildFromTemplate(trayMenu(view, actions, status.state !== 'unconfigured')));
+    tray.setContextMenu(Menu.buildFromTemplate(trayMenu(view, actions, configured)));
   }
 
   update(initial);

@@ -1,0 +1,163 @@
+/**
+ * The desktop app as electron-builder packs it, checked offline: `electron-builder --dir` for
+ * linux-x64, linux-arm64 and win-x64 with a stand-in Electron distribution (test/fixtures/
+ * electron-dist.ts), then what landed in app.asar and app.asar.unpacked is read back: the packed
+ * package.json, main, preload, window and tray files, the keychain binding of the TARGET
+ * architecture and no other, no devDependencies, no source maps, and the Electron fuses flipped.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_ID } from '../../electron/main/app-identity.ts';
+import { makeLinuxDist, makeWindowsDist, readFuses } from '../fixtures/electron-dist.ts';
+import { ensureRendererBuilt } from '../fixtures/renderer-build.ts';
+
+const run = promisify(execFile);
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const asar = createRequire(import.meta.url)('@electron/asar') as {
+  listPackage(archive: string): string[];
+  extractFile(archive: string, file: string): Buffer;
+};
+
+interface PackageJson {
+  name: string;
+  version: string;
+  productName?: string;
+  homepage?: string;
+  main?: string;
+  devDependencies: Record<string, string>;
+}
+interface BuilderConfig {
+  appId: string;
+  extraMetadata: { main: string };
+  nsis: { perMachine: boolean };
+}
+
+const TARGETS = [
+  {
+    platform: 'linux',
+    arch: 'x64',
+    binding: 'keyring-linux-x64-gnu',
+    unpacked: 'linux-unpacked',
+    exe: 'relaydesk',
+  },
+  {
+    platform: 'linux',
+    arch: 'arm64',
+    binding: 'keyring-linux-arm64-gnu',
+    unpacked: 'linux-arm64-unpacked',
+    exe: 'relaydesk',
+  },
+  {
+    platform: 'win',
+    arch: 'x64',
+    binding: 'keyring-win32-x64-msvc',
+    unpacked: 'win-unpacked',
+    exe: 'RelayDesk.exe',
+  },
+] as const;
+
+let work: string;
+let pkg: PackageJson;
+let builder: BuilderConfig;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'relaydesk-pack-'));
+  pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as PackageJson;
+  builder = JSON.parse(await readFile(join(repoRoot, 'electron-builder.json'), 'utf8')) as BuilderConfig;
+  ensureRendererBuilt();
+  const vite = join(repoRoot, 'node_modules/vite/bin/vite.js');
+  for (const mode of ['main', 'preload'])
+    await run(process.execPath, [vite, 'build', '--config', 'electron/vite.config.ts', '--mode', mode], {
+      cwd: repoRoot,
+    });
+  await makeLinuxDist(join(work, 'dist-linux'));
+  await makeWindowsDist(join(work, 'dist-win'));
+  const cli = join(repoRoot, 'node_modules/electron-builder/cli.js');
+  for (const target of TARGETS) {
+    await run(
+      process.execPath,
+      [
+        cli,
+        '--dir',
+        `--${target.platform}`,
+        `--${target.arch}`,
+        `-c.electronDist=${join(work, target.platform === 'win' ? 'dist-win' : 'dist-linux')}`,
+        `-c.directories.output=${join(work, 'out')}`,
+        '-c.win.signAndEditExecutable=false',
+        '--publish=never',
+      ],
+      { cwd: repoRoot, env: { ...process.env, CSC_IDENTITY_AUTO_DISCOVERY: 'false' }, maxBuffer: 16 << 20 },
+    );
+  }
+}, 300_000);
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe.each(TARGETS)('the $platform-$arch package', (target) => {
+  const resources = () => join(work, 'out', target.unpacked, 'resources');
+  const archive = () => join(resources(), 'app.asar');
+
+  it('packs package.json with the name, product name, entry point, homepage and version', () => {
+    const packed = JSON.parse(asar.extractFile(archive(), 'package.json').toString('utf8')) as PackageJson;
+    expect(packed).toMatchObject({
+      name: 'relaydesk',
+      productName: 'RelayDesk',
+      main: builder.extraMetadata.main,
+      homepage: expect.stringMatching(/^https:\/\//),
+      version: pkg.version,
+    });
+  });
+
+  it('holds main, the preload, the window and the tray icons', () => {
+    const files = new Set(asar.listPackage(archive()));
+    for (const file of [
+      `/${builder.extraMetadata.main}`,
+      '/out/preload/index.cjs',
+      '/renderer/dist/index.html',
+      '/build/icon.png',
+      '/build/tray/tray-ok.png',
+      '/build/tray/tray-error.png',
+    ])
+      expect(files, file).toContain(file);
+  });
+
+  it('carries the keychain binding of its own architecture and no other', async () => {
+    const unpacked = await readdir(join(resources(), 'app.asar.unpacked/node_modules/@napi-rs'));
+    expect(unpacked.sort()).toEqual(['keyring', target.binding]);
+    const packed = asar
+      .listPackage(archive())
+      .filter((file) => /^\/node_modules\/@napi-rs\/[^/]+$/.test(file));
+    expect(packed.sort()).toEqual([
+      '/node_modules/@napi-rs/keyring',
+      `/node_modules/@napi-rs/${target.binding}`,
+    ]);
+  });
+
+  it('has no devDependencies, no source maps and no test files', () => {
+    const files = asar.listPackage(archive());
+    for (const name of Object.keys(pkg.devDependencies))
+      expect(files, name).not.toContain(`/node_modules/${name}`);
+    expect(files.filter((file) => file.endsWith('.map'))).toEqual([]);
+    expect(files.filter((file) => file.startsWith('/test/') || file.startsWith('/electron/'))).toEqual([]);
+  });
+
+  it('flips the Electron fuses: no RunAsNode, no NODE_OPTIONS or --inspect, asar only and checked', async () => {
+    // RunAsNode, cookie encryption, NODE_OPTIONS, --inspect, asar integrity, only asar, V8 snapshot, file://
+    expect(await readFuses(join(work, 'out', target.unpacked, target.exe))).toBe('01001100');
+  });
+});
+
+describe('the Windows installer', () => {
+  it("uses the app ID main gives Windows, and installs per user as main's per-user data folder expects", () => {
+    expect(builder.appId).toBe(APP_ID);
+    expect(builder.nsis.perMachine).toBe(false);
+  });
+});
