@@ -12,9 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_ID } from '../../electron/main/app-identity.ts';
 import { makeLinuxDist, makeWindowsDist, readFuses } from '../fixtures/electron-dist.ts';
+import * as electronStub from '../fixtures/electron-stub.ts';
 import { ensureRendererBuilt } from '../fixtures/renderer-build.ts';
 
 const run = promisify(execFile);
@@ -152,6 +154,25 @@ describe.each(TARGETS)('the $platform-$arch package', (target) => {
   it('flips the Electron fuses: no RunAsNode, no NODE_OPTIONS or --inspect, asar only and checked', async () => {
     // RunAsNode, cookie encryption, NODE_OPTIONS, --inspect, asar integrity, only asar, V8 snapshot, file://
     expect(await readFuses(join(work, 'out', target.unpacked, target.exe))).toBe('01001100');
+  });
+});
+
+describe('the packed preload', () => {
+  it('runs as Electron runs a sandboxed preload: its require knows only electron', () => {
+    const archive = join(work, 'out', 'linux-unpacked', 'resources', 'app.asar');
+    const code = asar.extractFile(archive, 'out/preload/index.cjs').toString('utf8');
+    const asked: string[] = [];
+    const sandboxRequire = (id: string) => {
+      asked.push(id);
+      if (id === 'electron') return electronStub;
+      throw new Error(`module not found: ${id}`);
+    };
+    const module = { exports: {} };
+    runInNewContext(code, { require: sandboxRequire, module, exports: module.exports });
+    expect(asked).toEqual(['electron']);
+    const api = electronStub.contextBridge.exposed.get('relaydesk') as Record<string, unknown>;
+    expect(Object.keys(api)).toContain('getStatus');
+    expect(Object.values(api).every((value) => typeof value === 'function')).toBe(true);
   });
 });
 
