@@ -27,7 +27,18 @@ export function trayView(status: AppStatus): TrayView {
   return { icon: status.health, tooltip: status.summary, paused: status.state === 'paused' };
 }
 
-export function trayIconFile(iconDir: string, health: Health): string {
+/**
+ * The icon file as each OS wants it (build/make-icons.mjs draws them): an .ico with every size on
+ * Windows (no blur at 125 % or 150 %), a template image on macOS (the menu bar tints it), PNGs on
+ * Linux, where Electron picks the `@<scale>x` sibling for the display.
+ */
+export function trayIconFile(
+  iconDir: string,
+  health: Health,
+  platform: NodeJS.Platform = process.platform,
+): string {
+  if (platform === 'win32') return join(iconDir, `tray-${health}.ico`);
+  if (platform === 'darwin') return join(iconDir, `tray-${health}Template.png`);
   return join(iconDir, `tray-${health}.png`);
 }
 

@@ -71,6 +71,10 @@ describe('the Electron main process on Windows', () => {
     expect(stub.app.name).toBe('RelayDesk');
   });
 
+  it('shows an .ico tray icon, sharp at every Windows scaling', () => {
+    expect(stub.Tray.created[0]!.image.path).toMatch(/build[/\\]tray[/\\]tray-attention\.ico$/);
+  });
+
   it("keeps Chromium's profile out of the relay's data folder itself", () => {
     expect(stub.app.paths.get('userData')).toBe(join(dataDir, 'desktop'));
   });

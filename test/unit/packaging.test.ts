@@ -43,9 +43,34 @@ describe('packaging (electron-builder.json)', () => {
     for (const icon of [builder.win.icon, builder.mac.icon, builder.linux.icon])
       await access(`${repoRoot}${icon}`);
     for (const state of ['ok', 'attention', 'error', 'paused']) {
-      await access(`${repoRoot}build/tray/tray-${state}.png`);
-      await access(`${repoRoot}build/tray/tray-${state}@2x.png`);
+      for (const scale of ['', '@1.25x', '@1.5x', '@2x', '@3x'])
+        await access(`${repoRoot}build/tray/tray-${state}${scale}.png`);
+      await access(`${repoRoot}build/tray/tray-${state}Template.png`);
+      await access(`${repoRoot}build/tray/tray-${state}Template@2x.png`);
     }
+  });
+
+  it('gives Windows tray icons as .ico files holding 16, 20, 24 and 32 px', async () => {
+    for (const state of ['ok', 'attention', 'error', 'paused']) {
+      const icon = await readFile(`${repoRoot}build/tray/tray-${state}.ico`);
+      expect(icon.readUInt16LE(2), 'an icon resource').toBe(1);
+      const sizes = Array.from({ length: icon.readUInt16LE(4) }, (_, i) => icon[6 + 16 * i]);
+      expect(sizes).toEqual([16, 20, 24, 32]);
+    }
+  });
+
+  it('gives macOS template images: black and transparency only', async () => {
+    const { inflateSync } = await import('node:zlib');
+    const image = await readFile(`${repoRoot}build/tray/tray-okTemplate.png`);
+    const idat = image.subarray(image.indexOf('IDAT') + 4, image.indexOf('IEND') - 8);
+    const rows = inflateSync(idat);
+    const colours = new Set<number>();
+    for (let y = 0; y < 16; y += 1)
+      for (let x = 0; x < 16; x += 1) {
+        const at = y * (16 * 4 + 1) + 1 + x * 4;
+        colours.add(rows[at]! | rows[at + 1]! | rows[at + 2]!);
+      }
+    expect([...colours]).toEqual([0]);
   });
 
   it('starts the bundled main process, which loads the preload, window and tray icons it packs', async () => {
