@@ -85,4 +85,41 @@ describe('packaging (electron-builder.json)', () => {
       expect(packed, `${path} is not in "files"`).toBe(true);
     }
   });
+
+  it("keeps electron-builder's default deb dependencies (GTK, NSS...) beside the tray's and the keychain's", async () => {
+    const { default: FpmTarget } = require('app-builder-lib/out/targets/FpmTarget.js') as {
+      default: { prototype: { getDefaultDepends(this: unknown, target: string): string[] } };
+    };
+    const defaults = FpmTarget.prototype.getDefaultDepends.call({}, 'deb');
+    const { deb } = JSON.parse(await readFile(`${repoRoot}electron-builder.json`, 'utf8')) as {
+      deb: { depends: string[] };
+    };
+    expect(deb.depends).toEqual(expect.arrayContaining(defaults));
+    expect(deb.depends.some((dependency) => dependency.includes('appindicator3-1'))).toBe(true);
+  });
+
+  it('signs from the environment only: ad hoc on macOS without a certificate, Azure Trusted Signing when configured', async () => {
+    const { signingArgs } = (await import(`${repoRoot}build/dist.mjs`)) as {
+      signingArgs(env: Record<string, string>): string[];
+    };
+    expect(signingArgs({})).toEqual(['-c.mac.identity=-']);
+    expect(signingArgs({ CSC_LINK: '/secure/developer-id.p12' })).toEqual([]);
+    expect(() =>
+      signingArgs({ CSC_LINK: 'x', RELAYDESK_AZURE_SIGN_ENDPOINT: 'https://eus.codesigning.azure.net' }),
+    ).toThrow(/needs all of/);
+    expect(
+      signingArgs({
+        CSC_LINK: 'x',
+        RELAYDESK_AZURE_SIGN_ENDPOINT: 'https://eus.codesigning.azure.net',
+        RELAYDESK_AZURE_SIGN_ACCOUNT: 'contoso-signing',
+        RELAYDESK_AZURE_SIGN_PROFILE: 'public-trust',
+        RELAYDESK_AZURE_SIGN_PUBLISHER: 'Contoso Ltd',
+      }),
+    ).toEqual([
+      '-c.win.azureSignOptions.endpoint=https://eus.codesigning.azure.net',
+      '-c.win.azureSignOptions.codeSigningAccountName=contoso-signing',
+      '-c.win.azureSignOptions.certificateProfileName=public-trust',
+      '-c.win.azureSignOptions.publisherName=Contoso Ltd',
+    ]);
+  });
 });
