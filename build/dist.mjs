@@ -8,6 +8,8 @@
 //   APPLE_ID + APPLE_APP_SPECIFIC_PASSWORD + APPLE_TEAM_ID (or APPLE_API_KEY, _KEY_ID, _ISSUER) are
 //   set. Without a certificate the app is signed ad hoc: Apple Silicon refuses to open an unsigned
 //   app ("is damaged"), while an ad-hoc signed one opens after the user allows it.
+// Updates: RELAYDESK_UPDATE_URL (a folder served over HTTPS holding what `npm run dist` made) turns
+// on the app's updater, through electron-builder's generic provider; without it, updates are off.
 // Arguments after `--` go to electron-builder (`npm run dist -- --win --x64`).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +33,11 @@ export function signingArgs(env) {
     throw new Error(
       'Azure Trusted Signing needs all of RELAYDESK_AZURE_SIGN_ENDPOINT, _ACCOUNT, _PROFILE and _PUBLISHER',
     );
+  }
+  if (env.RELAYDESK_UPDATE_URL) {
+    if (!env.RELAYDESK_UPDATE_URL.startsWith('https://'))
+      throw new Error('RELAYDESK_UPDATE_URL must be an https:// address');
+    args.push('-c.publish.provider=generic', `-c.publish.url=${env.RELAYDESK_UPDATE_URL}`);
   }
   return args;
 }

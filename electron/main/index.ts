@@ -21,6 +21,7 @@ import { createLoginItem } from './login-item.ts';
 import { showNotice, testEmailNotice } from './notifications.ts';
 import { registerAppScheme, serveRenderer } from './protocol.ts';
 import { watchSessionEnd } from './session-end.ts';
+import { startUpdates } from './updates.ts';
 import { createTray, type TrayController } from './tray.ts';
 import { createMainWindow } from './window.ts';
 
@@ -140,6 +141,7 @@ async function start(): Promise<void> {
 
   await service.start();
   log.info('started', { dataDir, state: service.status().state });
+  startUpdates({ isPackaged: app.isPackaged, resourcesPath: process.resourcesPath, log });
 
   service.events.on('status', (status) => {
     tray?.update(status);

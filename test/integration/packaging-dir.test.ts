@@ -47,6 +47,7 @@ const TARGETS = [
     binding: 'keyring-linux-x64-gnu',
     unpacked: 'linux-unpacked',
     exe: 'relaydesk',
+    updateFeed: null,
   },
   {
     platform: 'linux',
@@ -54,6 +55,9 @@ const TARGETS = [
     binding: 'keyring-linux-arm64-gnu',
     unpacked: 'linux-arm64-unpacked',
     exe: 'relaydesk',
+    // As build/dist.mjs passes it when RELAYDESK_UPDATE_URL is set. (For Windows electron-builder
+    // writes the feed while it makes the NSIS installer, which --dir does not.)
+    updateFeed: 'https://updates.example.test/relaydesk',
   },
   {
     platform: 'win',
@@ -61,6 +65,7 @@ const TARGETS = [
     binding: 'keyring-win32-x64-msvc',
     unpacked: 'win-unpacked',
     exe: 'RelayDesk.exe',
+    updateFeed: null,
   },
 ] as const;
 
@@ -93,6 +98,7 @@ beforeAll(async () => {
         `-c.directories.output=${join(work, 'out')}`,
         '-c.win.signAndEditExecutable=false',
         '--publish=never',
+        ...(target.updateFeed ? ['-c.publish.provider=generic', `-c.publish.url=${target.updateFeed}`] : []),
       ],
       { cwd: repoRoot, env: { ...process.env, CSC_IDENTITY_AUTO_DISCOVERY: 'false' }, maxBuffer: 16 << 20 },
     );
@@ -154,6 +160,23 @@ describe.each(TARGETS)('the $platform-$arch package', (target) => {
   it('flips the Electron fuses: no RunAsNode, no NODE_OPTIONS or --inspect, asar only and checked', async () => {
     // RunAsNode, cookie encryption, NODE_OPTIONS, --inspect, asar integrity, only asar, V8 snapshot, file://
     expect(await readFuses(join(work, 'out', target.unpacked, target.exe))).toBe('01001100');
+  });
+});
+
+describe('updates', () => {
+  it('are configured only in a package built with a feed, and the updater is packed', async () => {
+    for (const target of TARGETS) {
+      const resources = join(work, 'out', target.unpacked, 'resources');
+      const files = await readdir(resources);
+      if (!target.updateFeed) {
+        expect(files, target.unpacked).not.toContain('app-update.yml');
+        continue;
+      }
+      const feed = await readFile(join(resources, 'app-update.yml'), 'utf8');
+      expect(feed).toContain('provider: generic');
+      expect(feed).toContain(`url: ${target.updateFeed}`);
+      expect(asar.listPackage(join(resources, 'app.asar'))).toContain('/node_modules/electron-updater');
+    }
   });
 });
 

@@ -103,6 +103,10 @@ describe('packaging (electron-builder.json)', () => {
       signingArgs(env: Record<string, string>): string[];
     };
     expect(signingArgs({})).toEqual(['-c.mac.identity=-']);
+    expect(
+      signingArgs({ CSC_LINK: 'x', RELAYDESK_UPDATE_URL: 'https://updates.contoso.com/relaydesk' }),
+    ).toEqual(['-c.publish.provider=generic', '-c.publish.url=https://updates.contoso.com/relaydesk']);
+    expect(() => signingArgs({ RELAYDESK_UPDATE_URL: 'http://updates.contoso.com/' })).toThrow(/https/);
     expect(signingArgs({ CSC_LINK: '/secure/developer-id.p12' })).toEqual([]);
     expect(() =>
       signingArgs({ CSC_LINK: 'x', RELAYDESK_AZURE_SIGN_ENDPOINT: 'https://eus.codesigning.azure.net' }),
