@@ -6,8 +6,18 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
+import { startGraphEmulator } from '../fixtures/graph-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
-import { createTeardown, freePort, sendMail, startRelay, testConfig, UPSTREAM_PASSWORD } from './harness.ts';
+import { startTokenEndpoint } from '../fixtures/token-endpoint.ts';
+import {
+  createTeardown,
+  eventually,
+  freePort,
+  sendMail,
+  startRelay,
+  testConfig,
+  UPSTREAM_PASSWORD,
+} from './harness.ts';
 
 const teardown = createTeardown();
 afterEach(teardown.run);
@@ -98,5 +108,56 @@ describe('what a device wrote in its header block, upstream', () => {
     expect(headers).toEqual(HEADER);
     expect(received!.data.toString('latin1')).not.toContain('audit@');
     expect(body).toBe('Scan attached.');
+  });
+});
+
+describe('over Microsoft Graph, which sends to the header', () => {
+  it('sends to the envelope only: a bare CR cannot add a Bcc, a device Bcc reaches its recipient unseen', async () => {
+    const tokens = teardown.closing(await startTokenEndpoint({ tenant: 'contoso.onmicrosoft.com' }));
+    const graph = teardown.closing(
+      await startGraphEmulator({
+        tokens,
+        mailboxes: ['john@contoso.com', 'alice@contoso.com', 'audit@contoso.com'],
+      }),
+    );
+    const port = await freePort();
+    teardown.relay(
+      await startRelay({
+        config: {
+          listen: { host: '127.0.0.1', port },
+          allowedClients: ['127.0.0.1'],
+          upstream: {
+            type: 'graph',
+            oauth2: { tenant: tokens.tenant, clientId: tokens.clientId, tokenUrl: tokens.url() },
+            mailbox: 'john@contoso.com',
+            graphUrl: graph.url,
+          },
+          sender: { mode: 'rewrite', byClient: {} },
+        },
+        env: { RELAYDESK_CLIENT_SECRET: tokens.clientSecret },
+      }),
+    );
+    const sent = await sendMail(port, {
+      from: 'scanner@contoso.com',
+      to: ['alice@contoso.com', 'audit@contoso.com'],
+      data: [
+        'From: Scanner <scanner@contoso.com>',
+        'To: alice@contoso.com',
+        'Subject: x\rFrom: ceo@contoso.com\rBcc: mallory@evil.test',
+        'Bcc: audit@contoso.com',
+        '',
+        'Pay the invoice.',
+        '',
+      ].join('\r\n'),
+    });
+    expect(sent.final).toMatch(/^250 /);
+    await eventually(() => graph.delivered.length === 1);
+    const [delivered] = graph.delivered;
+    expect(delivered!.to).toEqual(['alice@contoso.com']);
+    expect(delivered!.bcc).toEqual(['audit@contoso.com']);
+    expect(delivered!.from).toContain('john@contoso.com');
+    const visible = delivered!.visibleMime.toString('latin1');
+    expect(visible).not.toMatch(/audit@|^From: ceo|^Bcc:/im);
+    expect(visible).toContain('Subject: x From: ceo@contoso.com Bcc: mallory@evil.test');
   });
 });
