@@ -12,6 +12,8 @@
 const CR = 0x0d;
 const LF = 0x0a;
 const CR_CR = Buffer.from('\r\r');
+const LONE_CR = Buffer.from('\r');
+const EMPTY = Buffer.alloc(0);
 
 /** Streams a body with every run of CRs before an LF cut to one CR. Chunks may be cut anywhere. */
 export class CarriageReturnRuns {
@@ -21,15 +23,35 @@ export class CarriageReturnRuns {
   changed = false;
 
   write(chunk: Buffer): Buffer {
-    let input = chunk;
-    if (this.#pending > 0) {
-      input = Buffer.concat([Buffer.alloc(this.#pending, CR), chunk]);
-      this.#pending = 0;
+    let leading = 0;
+    while (leading < chunk.length && chunk[leading] === CR) leading++;
+    // Counted, not copied: a body of nothing but CRs costs no more than any other.
+    if (leading === chunk.length) {
+      this.#pending += chunk.length;
+      return EMPTY;
     }
-    let end = input.length;
-    while (end > 0 && input[end - 1] === CR) end--;
-    this.#pending = input.length - end;
-    const ready = end === input.length ? input : input.subarray(0, end);
+    let held = EMPTY;
+    let from = 0;
+    if (this.#pending > 0) {
+      const run = this.#pending + leading;
+      this.#pending = 0;
+      if (chunk[leading] === LF) {
+        if (run > 1) this.changed = true;
+        held = LONE_CR;
+        from = leading;
+      } else {
+        held = Buffer.alloc(run - leading, CR);
+      }
+    }
+    let end = chunk.length;
+    while (chunk[end - 1] === CR) end--;
+    this.#pending = chunk.length - end;
+    const ready = this.#cutRuns(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end));
+    return held.length === 0 ? ready : Buffer.concat([held, ready]);
+  }
+
+  /** `ready` does not end in a CR, so every run in it is followed by a byte of it. */
+  #cutRuns(ready: Buffer): Buffer {
     let run = ready.indexOf(CR_CR);
     if (run < 0) return ready;
     const pieces: Buffer[] = [];
@@ -37,7 +59,6 @@ export class CarriageReturnRuns {
     while (run >= 0) {
       let after = run;
       while (ready[after] === CR) after++;
-      // `ready` never ends in a CR, so `after` is a byte of it.
       if (ready[after] === LF) {
         pieces.push(ready.subarray(start, run));
         start = after - 1;
