@@ -149,6 +149,25 @@ describe.skipIf(skipReason !== null)('RelayDesk with a Postfix + Dovecot smart h
     return { file, env: { RELAYDESK_UPSTREAM_PASSWORD: password ?? UPSTREAM_PASSWORD } };
   }
 
+  it('is a smart host that takes mail only from a client that signed in, and AUTH only over TLS', async () => {
+    const script = [
+      'import smtplib, ssl, sys',
+      `s = smtplib.SMTP("127.0.0.1", ${smartHost.port}, timeout=20)`,
+      's.ehlo()',
+      'print("auth before tls:", s.has_extn("auth"))',
+      'try:',
+      '    s.sendmail("scanner@contoso.com", ["alice@example.com"], b"Subject: anonymous\\r\\n\\r\\nx\\r\\n")',
+      'except smtplib.SMTPRecipientsRefused as e:',
+      '    print("refused:", list(e.recipients.values())[0][0])',
+      `s.starttls(context=ssl.create_default_context(cafile=${JSON.stringify(SMART_HOST_CA)}))`,
+      's.ehlo()',
+      'print("auth after tls:", s.has_extn("auth"))',
+    ].join('\n');
+    const result = await runClient('python3', ['-c', script]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe('auth before tls: False\nrefused: 554\nauth after tls: True\n');
+  });
+
   it('`check` passes every step against it, and `send-test` arrives', async () => {
     const { file, env } = await configFile();
     const check = await runCli(['check', '--config', file], env);
@@ -316,6 +335,8 @@ describe.skipIf(skipReason !== null)('RelayDesk with a Postfix + Dovecot smart h
       ).toMatch(/^250 /);
       const [copy] = await arrived(own, `Signed in with ${expected}`);
       expect(headersOf(copy!)).toEqual(message.header);
+      // ESMTPSA: Postfix took it over TLS (STARTTLS) from a signed-in client.
+      expect(copy!.received).toMatch(/with ESMTPSA id /);
       expect(await own.log()).toContain(`sasl_method=${expected}, sasl_username=${MAILBOX}`);
     },
   );
