@@ -106,7 +106,8 @@ describe('installed from the packed tarball without devDependencies', () => {
       const env = { RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD };
 
       const stopped = await relaydesk(['status', '--data-dir', dataDir]);
-      expect(stopped.code).toBe(0);
+      // Not running: exit status 2, for scripts and Task Scheduler.
+      expect(stopped.code).toBe(2);
       expect(stopped.stdout).toContain('RelayDesk: not running');
 
       const check = await relaydesk(['check', '--config', configPath, '--data-dir', dataDir], env);
