@@ -28,7 +28,7 @@ interface Answer {
 function request(
   method: string,
   path: string,
-  options: { host?: string; headers?: Record<string, string>; body?: string } = {},
+  options: { host?: string; headers?: Record<string, string>; body?: string; localAddress?: string } = {},
 ): Promise<Answer> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -36,6 +36,7 @@ function request(
       {
         host: '127.0.0.1',
         port: admin.port,
+        localAddress: options.localAddress,
         method,
         path,
         headers: { Host: options.host ?? `127.0.0.1:${admin.port}`, ...options.headers },
@@ -153,6 +154,27 @@ describe('the admin web server (serve --admin)', () => {
     expect(right.status).toBe(200);
     expect(right.ms).toBeLessThan(300);
     expect(JSON.parse(right.body).result).toMatchObject({ state: 'unconfigured', health: 'attention' });
+  });
+
+  it('answers parallel wrong tokens from many addresses one delay apart, and the right one at once', async () => {
+    // 30 guessers on 30 loopback addresses, each with its first (cheapest) attempt, all at once.
+    const guessers = Array.from({ length: 30 }, (_, index) =>
+      request('POST', '/api/rpc/queue:flush', {
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer guess-${index}` },
+        body: 'null',
+        localAddress: `127.0.1.${index + 1}`,
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const right = await call('relay:status', null);
+    const answers = await Promise.all(guessers);
+    const slowest = Math.max(...answers.map((answer) => answer.ms));
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 401));
+    // failureDelayMs is 100: thirty wrong answers need thirty delays, not one.
+    expect(slowest).toBeGreaterThanOrEqual(30 * 100 - 10);
+    // The admin with the token is not queued behind the guessers.
+    expect(right.status).toBe(200);
+    expect(right.ms).toBeLessThan(slowest / 4);
   });
 
   it('refuses a cross-site form post (not JSON: 415) and a foreign Origin (403), even with the token', async () => {
