@@ -56,6 +56,8 @@ const MAX_REFUSED_PAIRS = 10_000;
  * refused unchecked: a flood fills this line, never the thread pool.
  */
 const MAX_WAITING_OUTSIDERS = 4;
+/** After an outsider's check the slot rests this many times its duration for outsiders. */
+const OUTSIDER_REST_FACTOR = 3;
 
 function scryptAsync(
   password: string,
@@ -131,31 +133,52 @@ export async function verifyLanPassword(password: string, hash: string): Promise
 
 /**
  * One password check at a time: a 32 MiB scrypt takes one of libuv's four threads, and the others stay
- * free for the spool. Allowed devices go first; outsiders queue in a short line, and null means the
- * line was full and nothing was checked.
+ * free for the spool. Allowed devices go first. Outsiders queue in a short line (null: the line was
+ * full and nothing was checked), and after each of their checks the slot rests three times as long for
+ * them, so a flood from any number of addresses gets at most a quarter of one thread.
  */
 function createHashingSlot() {
   const allowedLine: (() => void)[] = [];
   const outsiderLine: (() => void)[] = [];
-  let busy = false;
+  let running = false;
+  let outsidersRestUntil = 0;
+  let restTimer: NodeJS.Timeout | null = null;
 
-  function next(): void {
-    const start = allowedLine.shift() ?? outsiderLine.shift();
-    if (start) start();
-    else busy = false;
+  function pump(): void {
+    if (running) return;
+    const start = allowedLine.shift();
+    if (start) {
+      running = true;
+      start();
+      return;
+    }
+    if (outsiderLine.length === 0) return;
+    const rest = outsidersRestUntil - Date.now();
+    if (rest > 0) {
+      restTimer ??= setTimeout(() => {
+        restTimer = null;
+        pump();
+      }, rest);
+      restTimer.unref();
+      return;
+    }
+    running = true;
+    outsiderLine.shift()!();
   }
 
   return async function run<T>(allowed: boolean, task: () => Promise<T>): Promise<T | null> {
-    if (busy) {
-      const line = allowed ? allowedLine : outsiderLine;
-      if (!allowed && line.length >= MAX_WAITING_OUTSIDERS) return null;
-      await new Promise<void>((start) => line.push(start));
-    }
-    busy = true;
+    if (!allowed && outsiderLine.length >= MAX_WAITING_OUTSIDERS) return null;
+    await new Promise<void>((start) => {
+      (allowed ? allowedLine : outsiderLine).push(start);
+      pump();
+    });
+    const started = Date.now();
     try {
       return await task();
     } finally {
-      next();
+      if (!allowed) outsidersRestUntil = Date.now() + OUTSIDER_REST_FACTOR * (Date.now() - started);
+      running = false;
+      pump();
     }
   };
 }
@@ -185,6 +208,9 @@ export function createLanAuth(config: LanAuthConfig, options: LanAuthOptions): L
   const maxDelay = options.maxFailureDelayMs ?? 8000;
   const wait = options.wait ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const failures = new Map<string, { count: number; last: number }>();
+
+  /** Checks of each client still running: parallel connections count as the failures they may be. */
+  const inFlight = new Map<string, number>();
 
   /** Failures of `ip` still remembered. */
   function failuresOf(ip: string): number {
@@ -238,10 +264,20 @@ export function createLanAuth(config: LanAuthConfig, options: LanAuthOptions): L
   return {
     grantsRelay: true,
     async authenticate(ip, user, password) {
-      const earlier = failuresOf(ip);
-      // The delay comes before the hashing: a guesser's next try costs the relay nothing until then.
-      if (earlier > 0) await wait(delayFor(earlier + 1));
-      if (await check(ip, user, password)) {
+      const running = inFlight.get(ip) ?? 0;
+      const earlier = failuresOf(ip) + running;
+      inFlight.set(ip, running + 1);
+      let ok: boolean;
+      try {
+        // The delay comes before the hashing: a guesser's next try costs the relay nothing until then.
+        if (earlier > 0) await wait(delayFor(earlier + 1));
+        ok = await check(ip, user, password);
+      } finally {
+        const left = (inFlight.get(ip) ?? 1) - 1;
+        if (left > 0) inFlight.set(ip, left);
+        else inFlight.delete(ip);
+      }
+      if (ok) {
         failures.delete(ip);
         return true;
       }
