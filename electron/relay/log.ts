@@ -5,6 +5,7 @@
  */
 import { createWriteStream, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { redactSecrets } from './redact.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -79,7 +80,7 @@ export function createLogger(options: LoggerOptions): Logger {
   function write(level: LogLevel, event: string, fields: LogFields = {}): void {
     if (LEVELS[level] < threshold) return;
     const record = { time: new Date().toISOString(), level, event, ...redact(fields) };
-    const line = `${JSON.stringify(record)}\n`;
+    const line = `${redactSecrets(JSON.stringify(record))}\n`;
     if (options.console) consoleLines.write(line);
     if (file) {
       if (fileBytes + line.length > maxFileBytes) rotate();

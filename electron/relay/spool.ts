@@ -8,6 +8,7 @@ import { randomBytes, randomFillSync } from 'node:crypto';
 import { constants as fsConstants, createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { redactSecrets } from './redact.ts';
 
 export interface EnvelopeClient {
   ip: string;
@@ -329,7 +330,7 @@ export async function createSpool(root: string): Promise<Spool> {
     const tmp = `${statePath(id)}.${randomBytes(3).toString('hex')}.tmp`;
     const handle = await open(tmp, 'w', 0o600);
     try {
-      await handle.writeFile(JSON.stringify(state));
+      await handle.writeFile(redactSecrets(JSON.stringify(state)));
       await handle.sync();
     } finally {
       await handle.close();

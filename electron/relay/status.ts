@@ -7,6 +7,7 @@ import { mkdirSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Diagnosis } from './diagnosis.ts';
 import type { DayCounters, DeviceRecord } from './views.ts';
+import { redactSecrets } from './redact.ts';
 
 export type { DayCounters, DeviceRecord };
 
@@ -84,7 +85,7 @@ export function createStatusTracker(dataDir: string, description: string): Statu
     mkdirSync(dataDir, { recursive: true });
     const file = join(dataDir, 'status.json');
     const snapshot: PersistedStatus = { upstream, today: today(), devices: [...devices.values()] };
-    writeFileSync(`${file}.tmp`, JSON.stringify(snapshot, null, 2), { mode: 0o600 });
+    writeFileSync(`${file}.tmp`, redactSecrets(JSON.stringify(snapshot, null, 2)), { mode: 0o600 });
     renameSync(`${file}.tmp`, file);
   }
 

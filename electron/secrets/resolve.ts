@@ -1,4 +1,5 @@
 import type { UpstreamConfig } from '../config/types.ts';
+import { registerSecret } from '../relay/redact.ts';
 import { UpstreamError } from '../relay/upstream-failure.ts';
 import { CLIENT_SECRET_ENV, KeychainUnavailableError, PASSWORD_ENV } from './keychain.ts';
 import type { SecretStore } from './store.ts';
@@ -87,6 +88,7 @@ export async function storeSecret(
   secret: string,
 ): Promise<string> {
   const account = secretAccount(upstream, kind);
+  registerSecret(secret);
   // Secret first: should the endpoint record fail, the new secret stays tied to the old endpoint,
   // never an old secret to a new one.
   await store.set(account, secret);
@@ -152,7 +154,10 @@ export async function resolveSecret(
 ): Promise<ResolvedSecret> {
   const envName = secretEnvName(kind);
   const fromEnv = (opts.env ?? process.env)[envName];
-  if (fromEnv) return { secret: fromEnv, source: 'environment' };
+  if (fromEnv) {
+    registerSecret(fromEnv);
+    return { secret: fromEnv, source: 'environment' };
+  }
 
   const account = secretAccount(upstream, kind);
   let secret: string | null;
@@ -177,5 +182,6 @@ export async function resolveSecret(
   if (mismatch !== null) {
     throw new UpstreamError({ kind: 'config', code: 'SECRET_FOR_OTHER_HOST', message: mismatch });
   }
+  registerSecret(secret);
   return { secret, source: 'keychain' };
 }
