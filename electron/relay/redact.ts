@@ -60,10 +60,11 @@ function textForms(secret: string): string[] {
  * 3: the characters made of the secret's bits alone. The base64 run holding one is cut whole.
  */
 function base64Cores(form: string): { text: string; base64: Base64Alphabet }[] {
-  const bytes = Buffer.from(form, 'utf8');
+  const bytes = new TextEncoder().encode(form);
   const cores: { text: string; base64: Base64Alphabet }[] = [];
   for (let offset = 0; offset < 3; offset += 1) {
-    const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString('base64');
+    // btoa and TextEncoder, not Buffer: the window's type check reads this module too.
+    const encoded = btoa(String.fromCharCode(...new Uint8Array(offset), ...bytes));
     const core = encoded.slice(Math.ceil((8 * offset) / 6), Math.floor((8 * (offset + bytes.length)) / 6));
     if (core.length < MIN_BASE64_CORE) continue;
     cores.push({ text: core, base64: BASE64 });
