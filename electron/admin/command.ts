@@ -21,6 +21,8 @@ export interface AdminServeFlags {
   config?: string;
   'data-dir'?: string;
   admin: string;
+  /** `serve` without a config: the window is for the setup; its port may move if taken. */
+  setup?: boolean;
 }
 
 export const RENDERER_DIR = fileURLToPath(new URL('../../renderer/dist/', import.meta.url));
@@ -75,19 +77,23 @@ export async function serveAdminCommand(flags: AdminServeFlags, io: CliIo): Prom
   }
 
   const token = await readOrCreateToken(dataDir);
-  let admin;
-  try {
-    admin = await startAdminServer({
-      ...address,
-      token,
+  const adminOptions = {
+    token,
       rendererDir: RENDERER_DIR,
       handlers: createHandlers({
         service,
         reportRendererError: (message, stack) => logger.error('window-error', { message, stack }),
       }),
-      events: service.events,
-      logger,
-      health: createHealthEndpoint(() => appSnapshot(service)),
+    events: service.events,
+    logger,
+    health: createHealthEndpoint(() => appSnapshot(service)),
+  };
+  let admin;
+  try {
+    admin = await startAdminServer({ ...address, ...adminOptions }).catch((error: NodeJS.ErrnoException) => {
+      // The setup window's usual port is taken (another program, another RelayDesk): any free one will do.
+      if (flags.setup && error.code === 'EADDRINUSE') return startAdminServer({ ...address, port: 0, ...adminOptions });
+      throw error;
     });
   } catch (error) {
     io.stderr.write(`Cannot open the admin page on ${flags.admin}: ${(error as Error).message}\n`);
@@ -98,6 +104,12 @@ export async function serveAdminCommand(flags: AdminServeFlags, io: CliIo): Prom
 
   const status = service.status();
   const lines = [`RelayDesk: ${status.summary}.`];
+  if (flags.setup) {
+    lines.push(
+      `No config file yet (${configPath}): open the address below in a browser on this computer to set RelayDesk up.`,
+      'The relay starts as soon as the setup is saved; no restart needed. On a server without a browser, run `relaydesk setup` instead.',
+    );
+  }
   if (!['127.0.0.1', '::1', 'localhost'].includes(address.host)) {
     lines.push(
       `Warning: the admin page listens on ${address.host}, not loopback: anyone who can reach it and learns the ` +

@@ -25,7 +25,7 @@ export function formatDiagnosis(diagnosis: Diagnosis): string[] {
   return lines;
 }
 
-function formatCheck(result: CheckResult): string {
+export function formatCheck(result: CheckResult): string {
   const lines = [`Checking ${result.upstream}`];
   for (const step of result.steps) {
     lines.push(

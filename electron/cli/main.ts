@@ -8,13 +8,17 @@ import { lanUserCommand } from './lan-user.ts';
 import { passwordCommand } from './password.ts';
 import { queueCommand } from './queue.ts';
 import { serveCommand } from './serve.ts';
+import { setupCommand } from './setup.ts';
 import { statusCommand } from './status.ts';
 
 const USAGE = `RelayDesk: an SMTP relay from office devices to Microsoft 365 and other smart hosts.
 
 Usage: relaydesk <command> [options]
 
+  setup [--config FILE] [--data-dir DIR]     set RelayDesk up in the terminal: provider, mailbox, password,
+                                             connection test, port, devices, test email
   serve [--config FILE] [--data-dir DIR]     run the relay in the foreground until Ctrl+C / SIGTERM
+                                             (no config yet: serves the setup window on 127.0.0.1:8025)
         [--admin HOST:PORT]                  ... and the RelayDesk window in a browser (e.g. 127.0.0.1:8025)
         [--health HOST:PORT]                 ... and /healthz, /metrics for monitoring (e.g. 127.0.0.1:9325)
   status [--data-dir DIR] [--json]           listener, upstream state, queue counts, today's counters;
@@ -63,6 +67,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
   switch (command) {
     case 'serve':
       return serveCommand(values, io);
+    case 'setup':
+      return setupCommand(values, io);
     case 'status':
       return statusCommand(values, io);
     case 'queue':

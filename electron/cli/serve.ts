@@ -2,6 +2,7 @@
  * `relaydesk serve`: the relay in the foreground until SIGINT/SIGTERM. On a signal it stops
  * accepting (new connections and new transactions get 421), lets what is in flight finish, exits 0.
  */
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAdminAddress, serveAdminCommand } from '../admin/command.ts';
 import {
@@ -34,8 +35,16 @@ export interface ServeFlags {
   health?: string;
 }
 
+/** Where a first run without a config serves the setup window (loopback; another port if taken). */
+export const SETUP_ADDRESS = '127.0.0.1:8025';
+
 export async function serveCommand(flags: ServeFlags, io: CliIo): Promise<number> {
   if (flags.admin !== undefined) return serveAdminCommand({ ...flags, admin: flags.admin }, io);
+  // First run: no config yet. Rather than stop with an error, serve the setup window; the relay
+  // starts from what the wizard writes, without a restart.
+  if (!(await fileExists(configPathFrom(flags.config, dataDirFrom(flags['data-dir'], io.env))))) {
+    return serveAdminCommand({ ...flags, admin: SETUP_ADDRESS, setup: true }, io);
+  }
   const healthAddress = flags.health === undefined ? null : parseAdminAddress(flags.health);
   if (flags.health !== undefined && !healthAddress) {
     io.stderr.write(
@@ -116,4 +125,13 @@ export async function serveCommand(flags: ServeFlags, io: CliIo): Promise<number
   await control.close();
   await logger.close();
   return 0;
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
