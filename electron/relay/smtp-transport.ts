@@ -9,7 +9,7 @@ import {
   type SmtpClientOptions,
   type UpstreamAuthMethod,
 } from './smtp-client.ts';
-import { UpstreamError, type UpstreamFailure } from './upstream-failure.ts';
+import { UpstreamError, type SmtpReply, type UpstreamFailure } from './upstream-failure.ts';
 import type { AttemptOutcome, OutboundJob, Transport } from './transport.ts';
 
 export interface SmtpTransportOptions {
@@ -87,10 +87,8 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       recipients: result.recipients.map((r) => ({
         address: r.address,
         accepted: r.accepted && result.dataReply !== null,
-        response: r.accepted ? dataResponse : r.reply.raw,
-        failure: r.accepted
-          ? null
-          : ({ kind: 'reply', stage: 'rcpt', reply: r.reply } satisfies UpstreamFailure),
+        response: r.accepted ? dataResponse : (r.reply?.raw ?? ''),
+        failure: r.accepted ? null : refusalOf(r.reply),
       })),
     };
   }
@@ -106,8 +104,11 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
             return await attempt(job, reused);
           } catch (error) {
             reused.close();
-            // The server may have dropped an idle connection; that says nothing about this message.
-            if (!(error instanceof UpstreamError) || error.failure.kind !== 'network') throw error;
+            // The server may have dropped an idle connection; that says nothing about this message,
+            // and a new connection may take it at once, but only while MAIL was still unanswered:
+            // past that the server may hold a copy (after the dot it may even deliver it), and the
+            // message waits for the normal retry delay instead of arriving twice.
+            if (!isUnansweredOnIdle(error)) throw error;
           }
         }
         const connection = await connect();
@@ -131,6 +132,21 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
         }),
       );
     },
+  };
+}
+
+function isUnansweredOnIdle(error: unknown): boolean {
+  return error instanceof UpstreamError && error.failure.kind === 'network' && error.failure.stage === 'mail';
+}
+
+/** A refused recipient; a refusal that was not an SMTP reply at all is the server breaking protocol. */
+function refusalOf(reply: SmtpReply | null): UpstreamFailure {
+  if (reply) return { kind: 'reply', stage: 'rcpt', reply };
+  return {
+    kind: 'network',
+    stage: 'rcpt',
+    code: 'EPROTO',
+    message: 'the server answered RCPT with no SMTP reply',
   };
 }
 
