@@ -19,6 +19,8 @@ export interface SmtpTransportOptions {
   getAuth: (forceRefresh: boolean) => Promise<UpstreamAuthMethod>;
   /** How long an unused connection stays open for the next message. */
   idleMs?: number;
+  /** Each new connection once it is ready: what its EHLO offered. */
+  onConnected?: (connection: SmtpConnection) => void;
 }
 
 export function createSmtpTransport(options: SmtpTransportOptions): Transport {
@@ -27,6 +29,12 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   let closed = false;
 
   async function connect(): Promise<SmtpConnection> {
+    const connection = await authenticatedConnection();
+    options.onConnected?.(connection);
+    return connection;
+  }
+
+  async function authenticatedConnection(): Promise<SmtpConnection> {
     const auth = await options.getAuth(false);
     try {
       return await connectSmtp({ ...options.connection, auth });
