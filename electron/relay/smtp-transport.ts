@@ -3,12 +3,14 @@
  * connections, reused between messages and closed when idle, never more than `maxConnections`
  * (Exchange Online answers the 4th with 432 4.3.2).
  */
+import type { Readable } from 'node:stream';
 import {
   connectSmtp,
   type SmtpConnection,
   type SmtpClientOptions,
   type UpstreamAuthMethod,
 } from './smtp-client.ts';
+import { downgradeToSevenBit, hasEightBitBytes } from './message/eight-bit.ts';
 import { UpstreamError, type SmtpReply, type UpstreamFailure } from './upstream-failure.ts';
 import type { AttemptOutcome, OutboundJob, Transport } from './transport.ts';
 
@@ -71,17 +73,11 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   }
 
   async function attempt(job: OutboundJob, connection: SmtpConnection): Promise<AttemptOutcome> {
-    const message = job.bytes ?? job.open();
+    const { message, size, eightBit } = await messageFor(job, connection);
     let result;
     try {
       result = await connection.send(
-        {
-          mailFrom: job.mailFrom,
-          rcptTo: job.rcptTo,
-          size: job.size,
-          eightBit: job.eightBit,
-          smtpUtf8: job.smtpUtf8,
-        },
+        { mailFrom: job.mailFrom, rcptTo: job.rcptTo, size, eightBit, smtpUtf8: job.smtpUtf8 },
         message,
       );
     } finally {
@@ -141,6 +137,23 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       );
     },
   };
+}
+
+/**
+ * The message as this connection may carry it: as prepared, or, to an upstream without 8BITMIME
+ * (RFC 6152), with its 8-bit parts converted to quoted-printable. Devices often send 8-bit text
+ * without declaring BODY=8BITMIME, so the bytes are looked at, not the declaration.
+ */
+async function messageFor(
+  job: OutboundJob,
+  connection: SmtpConnection,
+): Promise<{ message: Readable | Buffer; size: number; eightBit: boolean }> {
+  if (connection.capabilities.eightBitMime) {
+    return { message: job.bytes ?? job.open(), size: job.size, eightBit: job.eightBit };
+  }
+  const bytes = job.bytes ?? Buffer.concat(await job.open().toArray());
+  const message = hasEightBitBytes(bytes) ? downgradeToSevenBit(bytes) : bytes;
+  return { message, size: message.length, eightBit: false };
 }
 
 function isUnansweredOnIdle(error: unknown): boolean {
