@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
-import { ReplySyntaxError, parseReply } from './smtp-reply.ts';
+import { ReplyReader, ReplySyntaxError, parseReply } from './smtp-reply.ts';
 import { noteStreamed } from './spent-buffers.ts';
 import { UpstreamError } from './upstream-failure.ts';
 import type { SmtpReply, SmtpStage } from './upstream-failure.ts';
@@ -292,6 +292,12 @@ class Connection implements SmtpConnection {
   #transactionReplies = -1;
   #transactionRecipients = 0;
   #inData = false;
+  /**
+   * What the server still owes a reply to, in order (the greeting, each command, the end of each
+   * message): read as bytes arrive, before nodemailer pairs them with its handlers.
+   */
+  readonly #awaiting: string[] = ['greeting'];
+  #replyReader: ReplyReader | null = new ReplyReader();
   /** The streamed message in flight, counted for spent-buffers once nodemailer starts reading it. */
   #streaming: Readable | null = null;
 
@@ -659,6 +665,7 @@ class Connection implements SmtpConnection {
   #onConnected(): void {
     const socket = this.#smtp._socket;
     if (!socket) return;
+    socket.prependListener('data', this.#onArrival);
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.#finish(true, socket instanceof tls.TLSSocket ? `${peer}, ${describeTls(socket)}` : peer);
     this.#begin('greeting');
@@ -670,6 +677,9 @@ class Connection implements SmtpConnection {
       if (this.#stage === 'starttls') {
         const socket = this.#smtp._socket;
         this.#finish(true, socket instanceof tls.TLSSocket ? describeTls(socket) : 'TLS');
+        // The session starts over on the TLS socket (RFC 3207 §4.2): so does the reading of replies.
+        this.#replyReader = new ReplyReader();
+        if (socket) socket.prependListener('data', this.#onArrival);
       }
       if (this.#stage !== 'ehlo' || !this.#stepOpen) this.#begin('ehlo');
     } else if (line.toUpperCase() === 'STARTTLS') {
@@ -677,6 +687,7 @@ class Connection implements SmtpConnection {
     } else if (verb === 'RSET') {
       if (this.#transactionReplies < 0) this.#stage = 'rset';
     }
+    this.#awaiting.push(verb);
     let logged = line;
     if (this.#stage === 'auth') {
       logged = AUTH_WITH_PAYLOAD.test(line) ? line.replace(AUTH_WITH_PAYLOAD, '$1 <redacted>') : line;
@@ -684,6 +695,46 @@ class Connection implements SmtpConnection {
     }
     this.#options.onLine?.('out', logged);
   }
+
+  /**
+   * nodemailer hands each reply to the handler first in its queue when it processes it, which may be
+   * after the next command was written: a reply sent by nobody's asking (an extra 250 after the final
+   * dot, a reply packed with the greeting) would become the next command's answer. Counted here as
+   * the bytes arrive, such a reply ends the connection as a protocol error instead, once the replies
+   * that were asked for in the same packet have been handled.
+   */
+  readonly #onArrival = (chunk: Buffer): void => {
+    const reader = this.#replyReader;
+    if (!reader || this.#closed) return;
+    let replies: string[][];
+    try {
+      replies = reader.push(chunk);
+    } catch (error) {
+      if (!(error instanceof ReplySyntaxError)) throw error;
+      // Not SMTP at all: nodemailer reports it (EPROTOCOL); there is nothing left to count.
+      this.#replyReader = null;
+      return;
+    }
+    for (const lines of replies) {
+      const answered = this.#awaiting.shift();
+      if (answered === undefined) {
+        const stray = lines.join(' | ');
+        queueMicrotask(() =>
+          this.#teardown(
+            this.#networkError(
+              this.#currentStage(),
+              'EPROTO',
+              `the server sent a reply nothing asked for: ${stray}`,
+            ),
+          ),
+        );
+        this.#replyReader = null;
+        return;
+      }
+      // After DATA (354, or 250 from some servers) the message's end is owed a reply too.
+      if (answered === 'DATA' && /^[23]/.test(lines[0] ?? '')) this.#awaiting.unshift('end of data');
+    }
+  };
 
   #onReply(raw: string): void {
     const lines = raw.split(/\r?\n/);
