@@ -10,7 +10,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
 import { ReplyReader, ReplySyntaxError, parseReply } from './smtp-reply.ts';
 import { noteStreamed } from './spent-buffers.ts';
@@ -301,10 +301,10 @@ class Connection implements SmtpConnection {
   /** The streamed message in flight, counted for spent-buffers once nodemailer starts reading it. */
   #streaming: Readable | null = null;
 
-  constructor(options: SmtpClientOptions) {
+  constructor(options: SmtpClientOptions, Nodemailer: typeof SMTPConnection) {
     this.#options = options;
     const { auth, security } = options;
-    this.#smtp = new SMTPConnection({
+    this.#smtp = new Nodemailer({
       host: options.host,
       port: options.port,
       secure: security === 'tls',
@@ -780,6 +780,17 @@ class Connection implements SmtpConnection {
   }
 }
 
+let nodemailerLoading: Promise<typeof SMTPConnection> | null = null;
+
+/**
+ * nodemailer is loaded with the first upstream connection, not when RelayDesk starts: its modules
+ * take 60 to 200 ms to load, time a relay restarting after a crash should spend taking mail.
+ */
+function loadNodemailer(): Promise<typeof SMTPConnection> {
+  nodemailerLoading ??= import('nodemailer/lib/smtp-connection').then((module) => module.default);
+  return nodemailerLoading;
+}
+
 /**
  * Connects, reads the greeting, EHLO (HELO when EHLO is refused with 5xx), STARTTLS and EHLO again
  * when security is 'starttls', and AUTH when auth is set. Rejects with an UpstreamError naming the
@@ -794,7 +805,7 @@ export async function connectSmtp(options: SmtpClientOptions): Promise<SmtpConne
     });
   }
   if (options.auth) assertAuthAllowed(options.host, options.security !== 'none');
-  const connection = new Connection(options);
+  const connection = new Connection(options, await loadNodemailer());
   try {
     await connection.open();
   } catch (error) {
