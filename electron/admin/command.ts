@@ -79,11 +79,11 @@ export async function serveAdminCommand(flags: AdminServeFlags, io: CliIo): Prom
   const token = await readOrCreateToken(dataDir);
   const adminOptions = {
     token,
-      rendererDir: RENDERER_DIR,
-      handlers: createHandlers({
-        service,
-        reportRendererError: (message, stack) => logger.error('window-error', { message, stack }),
-      }),
+    rendererDir: RENDERER_DIR,
+    handlers: createHandlers({
+      service,
+      reportRendererError: (message, stack) => logger.error('window-error', { message, stack }),
+    }),
     events: service.events,
     logger,
     health: createHealthEndpoint(() => appSnapshot(service)),
@@ -92,7 +92,8 @@ export async function serveAdminCommand(flags: AdminServeFlags, io: CliIo): Prom
   try {
     admin = await startAdminServer({ ...address, ...adminOptions }).catch((error: NodeJS.ErrnoException) => {
       // The setup window's usual port is taken (another program, another RelayDesk): any free one will do.
-      if (flags.setup && error.code === 'EADDRINUSE') return startAdminServer({ ...address, port: 0, ...adminOptions });
+      if (flags.setup && error.code === 'EADDRINUSE')
+        return startAdminServer({ ...address, port: 0, ...adminOptions });
       throw error;
     });
   } catch (error) {

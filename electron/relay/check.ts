@@ -110,6 +110,7 @@ export async function checkUpstream(
       auth,
       onStep: (step) => steps.push({ name: step.stage, ok: step.ok, ms: step.ms, detail: step.detail }),
     });
+    steps.push(sizeStep(connection.capabilities.size, config));
     await connection.quit();
   } catch (error) {
     return fail(failureOf(error));
@@ -130,6 +131,34 @@ async function dataFolderStep(dataDir: string): Promise<CheckStep> {
       : `${dataDir} does not exist yet: serve creates it, private to this account`,
     ...(warning === null ? {} : { warning: true }),
   };
+}
+
+const MB = 1024 * 1024;
+
+function megabytes(bytes: number): string {
+  return `${(bytes / MB).toFixed(1)} MB`;
+}
+
+/**
+ * The upstream's own limit (RFC 1870 SIZE in its EHLO) against RelayDesk's: a limit below
+ * `upstream.maxMessageBytes` is what devices are held to, refused with 552 5.3.4 above it.
+ */
+function sizeStep(announced: number | null, config: RelayConfig): CheckStep {
+  const configured = Math.min(config.upstream.maxMessageBytes, config.limits.maxMessageBytes);
+  let detail: string;
+  if (!announced) {
+    detail =
+      `the upstream announces no fixed limit${announced === null ? ' (no SIZE)' : ' (SIZE 0)'}; ` +
+      `devices may send up to ${megabytes(configured)} (upstream.maxMessageBytes, limits.maxMessageBytes)`;
+  } else if (announced < config.upstream.maxMessageBytes) {
+    detail =
+      `the upstream accepts up to ${megabytes(announced)} (SIZE ${announced}), less than ` +
+      `upstream.maxMessageBytes (${config.upstream.maxMessageBytes}): RelayDesk refuses larger messages ` +
+      `at the device with 552 5.3.4; set upstream.maxMessageBytes to ${announced} to say so in the config`;
+  } else {
+    detail = `the upstream accepts up to ${megabytes(announced)} (SIZE ${announced}); devices may send up to ${megabytes(configured)}`;
+  }
+  return { name: 'size', ok: true, ms: 0, detail };
 }
 
 /** Graph: a token, then a permission probe on the mailbox that sends nothing. */

@@ -26,10 +26,18 @@ export type DiagnosisCategory =
  */
 export type QueueAction = 'retry' | 'hold' | 'fail-message' | 'fail-recipient';
 
+/**
+ * What a failure concerns: one message (its content, size, sender or addresses), one recipient, or the
+ * relay itself (its credentials, the tenant's policy, TLS, the upstream being unreachable). Only a
+ * relay failure may hold the queue: a problem of one message must never stop the others.
+ */
+export type DiagnosisClass = 'message' | 'recipient' | 'relay';
+
 export interface Diagnosis {
   id: string;
   category: DiagnosisCategory;
   action: QueueAction;
+  class: DiagnosisClass;
   title: string;
   explanation: string;
   fix: string;
@@ -84,6 +92,7 @@ export interface DiagnosisRule {
   match: readonly DiagnosisMatch[];
   category: DiagnosisCategory;
   action: QueueAction;
+  class: DiagnosisClass;
   title: string;
   explanation: string;
   /** May hold the placeholders `<mailbox>`, `<appId>`, `<address>`, `<host>` and `<port>`. */
@@ -129,6 +138,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['4.7.66'] }],
     category: 'tls',
     action: 'hold',
+    class: 'relay',
     title: 'Microsoft 365 refused an old TLS version',
     explanation:
       'Microsoft 365 accepts TLS 1.2 or later only and closed the connection because TLS 1.0 or 1.1 was ' +
@@ -149,6 +159,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.57'] }],
     category: 'credentials',
     action: 'hold',
+    class: 'relay',
     title: 'Not signed in when sending',
     explanation:
       'Microsoft 365 refused the message because the connection had not signed in. Either the upstream ' +
@@ -171,6 +182,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', codes: [530], text: /STARTTLS/i }],
     category: 'tls',
     action: 'hold',
+    class: 'relay',
     title: 'The server requires STARTTLS first',
     explanation:
       'The server accepts commands only after the connection is encrypted with STARTTLS, and RelayDesk ' +
@@ -187,6 +199,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.139'], text: /credentials were incorrect/i }],
     category: 'credentials',
     action: 'hold',
+    class: 'relay',
     title: 'Wrong user name or password',
     explanation:
       'Microsoft 365 did not accept the user name and password: the password is wrong or was changed, or ' +
@@ -208,6 +221,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.139'], text: /security defaults/i }],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'Security defaults block password sign-in',
     explanation:
       "Security defaults are turned on in the tenant's Microsoft Entra ID. They block signing in to SMTP " +
@@ -230,6 +244,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.139'], text: /did not meet the criteria/i }],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'A Conditional Access policy blocked the sign-in',
     explanation:
       'A Conditional Access policy in Microsoft Entra ID (for example "require MFA" or "block legacy ' +
@@ -252,6 +267,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.139'], text: /disabled for the tenant/i }],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'SMTP AUTH is turned off for the whole tenant',
     explanation:
       'The tenant has SMTP AUTH switched off for every mailbox, so Microsoft 365 refuses the sign-in ' +
@@ -274,6 +290,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.139'], text: /disabled for the mailbox/i }],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'SMTP AUTH is turned off for this mailbox',
     explanation:
       'The mailbox RelayDesk signs in as has SMTP AUTH switched off, so Microsoft 365 refuses the sign-in ' +
@@ -293,6 +310,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.139'], text: /basic authentication is disabled/i }],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'Password sign-in (basic authentication) is turned off',
     explanation:
       'Signing in to SMTP with a password is switched off for this mailbox: by an authentication policy, ' +
@@ -314,6 +332,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.139'] }],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'A tenant policy refused the sign-in',
     explanation:
       'Microsoft 365 refused the sign-in because of a setting or policy of the tenant or the mailbox, not ' +
@@ -335,6 +354,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.3'] }],
     category: 'credentials',
     action: 'hold',
+    class: 'relay',
     title: 'Sign-in refused',
     explanation:
       'Microsoft 365 did not accept the sign-in. With a password: the password is wrong or was changed, ' +
@@ -363,6 +383,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.30'] }],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'Password sign-in is no longer supported',
     explanation:
       'Microsoft has removed basic authentication (user name and password) for SMTP client submission ' +
@@ -381,6 +402,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'send-as',
     action: 'fail-message',
+    class: 'message',
     title: 'Not allowed to send as this sender',
     explanation:
       "The message's sender address is not the mailbox RelayDesk signs in as, and that mailbox has no " +
@@ -404,6 +426,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'throttling',
     action: 'retry',
+    class: 'relay',
     title: 'Too many connections for this mailbox',
     explanation:
       'Microsoft 365 allows 3 connections at a time per mailbox, and this one was over the limit. ' +
@@ -422,6 +445,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: [['4.7.500', '4.7.699']] }],
     category: 'throttling',
     action: 'retry',
+    class: 'relay',
     title: 'Microsoft 365 is slowing this sender down',
     explanation:
       'Microsoft 365 is throttling: it is busy, or this mailbox or IP address sent a lot recently. The ' +
@@ -440,6 +464,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.708'] }],
     category: 'account-blocked',
     action: 'hold',
+    class: 'relay',
     title: "Microsoft 365 does not accept mail from this PC's IP address",
     explanation:
       'Microsoft refuses traffic from this public IP address because of its reputation. It happens most ' +
@@ -458,6 +483,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.705'] }],
     category: 'account-blocked',
     action: 'hold',
+    class: 'relay',
     title: 'The tenant is blocked for sending',
     explanation:
       'Microsoft blocked the whole tenant from sending because too much spam or bulk mail came from it.',
@@ -478,6 +504,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'account-blocked',
     action: 'hold',
+    class: 'relay',
     title: 'The mailbox is blocked from sending',
     explanation:
       'Microsoft blocked the mailbox RelayDesk signs in as from sending mail, because it sent spam or ' +
@@ -498,6 +525,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', text: /SubmissionQuotaExceeded/i }],
     category: 'quota',
     action: 'hold',
+    class: 'relay',
     title: 'Daily sending limit reached',
     explanation:
       'The mailbox has sent to 10,000 recipients within 24 hours, the most Microsoft 365 allows. Every ' +
@@ -521,6 +549,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'quota',
     action: 'hold',
+    class: 'relay',
     title: 'The sending mailbox is full',
     explanation:
       'Microsoft 365 keeps a copy of every message sent through SMTP AUTH in Sent Items, and the mailbox ' +
@@ -543,6 +572,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'size',
     action: 'fail-message',
+    class: 'message',
     title: 'Message too large',
     explanation:
       'The message is larger than the mailbox may send (35 MB by default). Attachments count about a ' +
@@ -562,6 +592,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.6.11'] }],
     category: 'unknown',
     action: 'fail-message',
+    class: 'message',
     title: 'Message has bare line feeds',
     explanation:
       'The message has lines that end in a bare line feed instead of CR LF. Exchange Online no longer ' +
@@ -582,6 +613,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.68'] }],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'Direct Send is turned off for the tenant',
     explanation:
       'The tenant refuses Direct Send, mail delivered to its MX host without signing in, which is how ' +
@@ -600,6 +632,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.7.54'] }],
     category: 'recipient',
     action: 'fail-recipient',
+    class: 'recipient',
     title: 'Direct Send cannot reach this recipient',
     explanation:
       "The recipient is outside the tenant's own domains. Direct Send delivers only to the tenant's " +
@@ -618,6 +651,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.1.1', '5.1.10'], stages: ['rcpt'] }],
     category: 'recipient',
     action: 'fail-recipient',
+    class: 'recipient',
     title: 'No such recipient',
     explanation: 'The recipient address does not exist. The other recipients of the message are unaffected.',
     fix: 'Correct the address in the device or application that sent the message.',
@@ -632,6 +666,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['5.4.1'], stages: ['rcpt'] }],
     category: 'recipient',
     action: 'fail-recipient',
+    class: 'recipient',
     title: 'Recipient address rejected',
     explanation:
       'The receiving organisation refused this recipient: usually the address does not exist in that ' +
@@ -648,6 +683,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', enhanced: ['4.5.3'] }],
     category: 'throttling',
     action: 'retry',
+    class: 'message',
     title: 'Too many recipients in one go',
     explanation:
       'The server takes only so many recipients per message (500 for a Microsoft 365 mailbox). RelayDesk ' +
@@ -661,6 +697,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', codes: [534], enhanced: ['5.7.9'] }],
     category: 'credentials',
     action: 'hold',
+    class: 'relay',
     title: 'An app password is required',
     explanation:
       'The account has 2-step verification, so the server takes an app password instead of the normal ' +
@@ -681,6 +718,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', codes: [534, 535] }],
     category: 'credentials',
     action: 'hold',
+    class: 'relay',
     title: 'User name or password not accepted',
     explanation: 'The server refused the sign-in: the user name or password is wrong or no longer valid.',
     fix:
@@ -698,6 +736,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', codes: [421] }],
     category: 'unknown',
     action: 'retry',
+    class: 'relay',
     title: 'The server closed the connection for now',
     explanation:
       'The server is busy, restarting or has too many connections, and asked RelayDesk to come back ' +
@@ -711,6 +750,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', replyClass: 4 }],
     category: 'unknown',
     action: 'retry',
+    class: 'message',
     title: 'Temporary failure',
     explanation:
       'The server reported a temporary problem. The message stays queued and RelayDesk retries it.',
@@ -723,6 +763,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', replyClass: 5, stages: ['rcpt'] }],
     category: 'recipient',
     action: 'fail-recipient',
+    class: 'recipient',
     title: 'Recipient refused',
     explanation:
       'The server refused this recipient for good. The other recipients of the message are unaffected.',
@@ -735,6 +776,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', replyClass: 5, stages: ['auth'] }],
     category: 'credentials',
     action: 'hold',
+    class: 'relay',
     title: 'Sign-in failed',
     explanation: 'The server refused the sign-in, so no message can be sent until this is fixed.',
     fix:
@@ -749,6 +791,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', replyClass: 5, stages: ['connect', 'greeting', 'ehlo', 'starttls'] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'The server refused the connection',
     explanation:
       "The server refused RelayDesk before any message was sent: this PC's IP address may be blocked, " +
@@ -762,6 +805,7 @@ const REPLY_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'reply', replyClass: 5 }],
     category: 'unknown',
     action: 'fail-message',
+    class: 'message',
     title: 'Message refused',
     explanation: 'The server refused this message for good. Other messages are unaffected.',
     fix: 'Look up the reply text shown in the queue; it usually names the reason.',
@@ -776,6 +820,7 @@ const NETWORK_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'network', codes: ['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL'] }],
     category: 'network',
     action: 'retry',
+    class: 'relay',
     title: 'Server name not found',
     explanation:
       "This PC could not look up the upstream's name: the name is misspelled, or the PC's DNS server " +
@@ -794,6 +839,7 @@ const NETWORK_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'network', codes: ['ECONNREFUSED'] }],
     category: 'network',
     action: 'retry',
+    class: 'relay',
     title: 'Connection refused',
     explanation:
       'Nothing accepts connections at that address and port, or a firewall turns them away. Many internet ' +
@@ -814,6 +860,7 @@ const NETWORK_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'network', codes: [/TIMEDOUT|TIMEOUT/i] }],
     category: 'network',
     action: 'retry',
+    class: 'relay',
     title: 'No answer from the server',
     explanation:
       'The server did not answer in time. Usually a firewall silently drops the connection (many internet ' +
@@ -834,6 +881,7 @@ const NETWORK_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'network', codes: ['ECONNRESET', 'EPIPE', 'ECONNABORTED'] }],
     category: 'network',
     action: 'retry',
+    class: 'relay',
     title: 'Connection dropped',
     explanation:
       'The connection was cut in the middle of the conversation: by the server, a firewall, or an ' +
@@ -849,6 +897,7 @@ const NETWORK_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'network', codes: ['EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN'] }],
     category: 'network',
     action: 'retry',
+    class: 'relay',
     title: 'No network route to the server',
     explanation:
       'This PC has no way to reach the server: the network cable, Wi-Fi or VPN is down, or the PC has no ' +
@@ -867,6 +916,7 @@ const NETWORK_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'network' }],
     category: 'network',
     action: 'retry',
+    class: 'relay',
     title: 'Network error',
     explanation: 'The connection to the server failed. The message stays queued and RelayDesk retries it.',
     fix: 'Nothing, if it passes. If it keeps happening, test the port from this PC:',
@@ -894,6 +944,7 @@ const TLS_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'tls',
     action: 'hold',
+    class: 'relay',
     title: "The server's certificate is not trusted",
     explanation:
       "The server's certificate is not signed by an authority this PC trusts. Often a firewall or " +
@@ -915,6 +966,7 @@ const TLS_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'tls', codes: ['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'] }],
     category: 'tls',
     action: 'hold',
+    class: 'relay',
     title: "The server's certificate is out of date",
     explanation: "The server's certificate has expired or is not valid yet, or this PC's clock is wrong.",
     fix:
@@ -928,6 +980,7 @@ const TLS_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'tls', codes: ['ERR_TLS_CERT_ALTNAME_INVALID'] }],
     category: 'tls',
     action: 'hold',
+    class: 'relay',
     title: 'The certificate is for another server name',
     explanation:
       "The server's certificate does not name the host RelayDesk connects to: `upstream.host` is an IP " +
@@ -947,6 +1000,7 @@ const TLS_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'tls', codes: ['ERR_SSL_WRONG_VERSION_NUMBER'] }],
     category: 'tls',
     action: 'hold',
+    class: 'relay',
     title: 'The server did not answer in TLS',
     explanation:
       'RelayDesk started TLS but the server answered in plain text. Most often `upstream.security` is ' +
@@ -975,6 +1029,7 @@ const TLS_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'tls',
     action: 'hold',
+    class: 'relay',
     title: 'The server speaks only an old TLS version',
     explanation:
       'The server offers only TLS 1.0 or 1.1. RelayDesk always uses TLS 1.2 or later towards the upstream, ' +
@@ -995,6 +1050,7 @@ const TLS_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'tls', codes: ['STARTTLS_NOT_OFFERED'] }],
     category: 'tls',
     action: 'hold',
+    class: 'relay',
     title: 'The server does not offer STARTTLS',
     explanation:
       'RelayDesk will not send a password or a message unencrypted, and the server did not offer to ' +
@@ -1016,6 +1072,7 @@ const TLS_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'tls' }],
     category: 'tls',
     action: 'hold',
+    class: 'relay',
     title: 'TLS failed',
     explanation: 'The encrypted connection to the server could not be set up.',
     fix:
@@ -1054,6 +1111,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [7000215, 700027] }],
     category: 'credentials',
     action: 'hold',
+    class: 'relay',
     title: 'The client secret is wrong',
     explanation:
       "Microsoft Entra ID did not accept the app's client secret: usually the Secret ID was copied " +
@@ -1072,6 +1130,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [7000222] }],
     category: 'credentials',
     action: 'hold',
+    class: 'relay',
     title: 'The client secret has expired',
     explanation: "The app's client secret has passed its expiry date, so Microsoft Entra ID refuses it.",
     fix: NEW_CLIENT_SECRET + ' Note the new expiry date.',
@@ -1088,6 +1147,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [700016] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'No such app in this tenant',
     explanation:
       'Microsoft Entra ID knows no app with this client ID in this tenant: the client ID or the tenant is ' +
@@ -1108,6 +1168,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [90002, 900023] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'Tenant not found',
     explanation:
       'Microsoft Entra ID does not know the tenant in `upstream.oauth2.tenant`, or the token URL points to ' +
@@ -1130,6 +1191,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [65001, 650057, 1003031] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: "The app lacks a permission or an admin's consent",
     explanation:
       'The app does not have the permission RelayDesk needs, or an administrator has not granted consent ' +
@@ -1151,6 +1213,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [53003] }],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'A Conditional Access policy blocked the app',
     explanation:
       'A Conditional Access policy for workload identities (for example one that allows only certain ' +
@@ -1171,6 +1234,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [7000112] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'The app is disabled',
     explanation: "The app's Enterprise Application is disabled in the tenant, so it cannot sign in.",
     fix:
@@ -1189,6 +1253,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [500011] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'Exchange Online or Graph not found in the tenant',
     explanation:
       'The tenant has no Exchange Online (or Microsoft Graph) to issue a token for: the tenant has no ' +
@@ -1209,6 +1274,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [70011] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'Invalid token scope',
     explanation:
       'Microsoft Entra ID refused the permission scope RelayDesk asked for. RelayDesk asks for ' +
@@ -1228,6 +1294,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', aadsts: [50034] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'Account not found in the tenant',
     explanation: 'The account named in the sign-in does not exist in this tenant.',
     fix: 'Check `upstream.user` and `upstream.oauth2.tenant`: the mailbox must belong to that tenant.',
@@ -1244,6 +1311,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', status: [429] }],
     category: 'throttling',
     action: 'retry',
+    class: 'relay',
     title: 'Microsoft sign-in is slowing RelayDesk down',
     explanation: 'The sign-in service received too many token requests. RelayDesk retries later.',
     fix: 'Nothing, if it passes.',
@@ -1261,6 +1329,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token', statusClass: 5 }],
     category: 'network',
     action: 'retry',
+    class: 'relay',
     title: 'Microsoft sign-in is unavailable',
     explanation: "Microsoft's sign-in service had a problem of its own. RelayDesk retries later.",
     fix: 'Nothing, if it passes. If it lasts, check the Microsoft 365 service health page.',
@@ -1277,6 +1346,7 @@ const TOKEN_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'token' }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'Microsoft sign-in refused the app',
     explanation: 'Microsoft Entra ID refused to issue a token for the app.',
     fix:
@@ -1298,6 +1368,7 @@ const CONFIG_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'config', codes: ['NO_SECRET'] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'No password or client secret stored',
     explanation:
       'The upstream needs a password (or, with OAuth 2.0, a client secret) and RelayDesk has none stored ' +
@@ -1315,6 +1386,7 @@ const CONFIG_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'config', codes: ['KEYCHAIN_UNAVAILABLE'] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: "The system's keychain cannot be opened",
     explanation:
       "RelayDesk keeps the password in the operating system's keychain, which could not be opened. This " +
@@ -1332,10 +1404,53 @@ const CONFIG_RULES: readonly DiagnosisRule[] = [
     },
   },
   {
+    id: 'smtputf8-not-offered',
+    match: [{ kind: 'config', codes: ['SMTPUTF8_NOT_OFFERED'] }],
+    category: 'recipient',
+    action: 'fail-message',
+    class: 'message',
+    title: 'The upstream cannot take addresses with non-ASCII characters',
+    explanation:
+      "This message's sender or recipient address has characters outside ASCII (such as `josé@`), which " +
+      'needs the SMTPUTF8 extension (RFC 6531), and the upstream does not offer it. Sending the address ' +
+      'anyway would garble it, so RelayDesk returns this message; other messages are not affected.',
+    fix:
+      'Use an ASCII address for this sender or recipient, or relay through an upstream that offers ' +
+      'SMTPUTF8 (Microsoft 365 does).',
+    powershell: null,
+    example: {
+      kind: 'config',
+      code: 'SMTPUTF8_NOT_OFFERED',
+      message: "smtp.example.test does not offer SMTPUTF8, which this message's addresses need",
+    },
+  },
+  {
+    id: 'upstream-size-exceeded',
+    match: [{ kind: 'config', codes: ['UPSTREAM_SIZE_EXCEEDED'] }],
+    category: 'size',
+    action: 'fail-message',
+    class: 'message',
+    title: 'The message is larger than the upstream accepts',
+    explanation:
+      'The upstream announces the largest message it takes (SIZE in its EHLO reply), and this message ' +
+      'is larger. RelayDesk refuses such messages at the device once it knows the limit; this one ' +
+      'arrived before that.',
+    fix:
+      'Send smaller files (scan at a lower resolution, or split the document), or set ' +
+      '`upstream.maxMessageBytes` to the limit `npx relaydesk check` shows.',
+    powershell: null,
+    example: {
+      kind: 'config',
+      code: 'UPSTREAM_SIZE_EXCEEDED',
+      message: 'the message (40000000 bytes) is larger than smtp.example.test accepts (SIZE 36700160)',
+    },
+  },
+  {
     id: 'config-other',
     match: [{ kind: 'config' }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: "A problem in RelayDesk's configuration",
     explanation: 'RelayDesk found a problem in its own configuration before contacting the upstream.',
     fix: 'Read the message shown with the error, correct the configuration, then run `npx relaydesk check`.',
@@ -1360,6 +1475,7 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'graph', codes: ['ErrorSendAsDenied'] }],
     category: 'send-as',
     action: 'fail-message',
+    class: 'message',
     title: 'Not allowed to send as this sender',
     explanation:
       "The message's sender address is not the mailbox RelayDesk sends from, and that mailbox has no " +
@@ -1382,6 +1498,7 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'credentials',
     action: 'hold',
+    class: 'relay',
     title: 'Graph did not accept the token',
     explanation:
       "Microsoft Graph refused the app's access token: it was issued for another service or tenant, or " +
@@ -1401,6 +1518,7 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'graph', codes: ['MailboxNotEnabledForRESTAPI', 'ErrorMailboxNotEnabledForRESTAPI'] }],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'The mailbox cannot be used through Graph',
     explanation:
       'The mailbox is on an on-premises Exchange server, is inactive, or has no Exchange Online licence, ' +
@@ -1423,6 +1541,7 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'configuration',
     action: 'hold',
+    class: 'relay',
     title: 'No such mailbox',
     explanation: 'Microsoft Graph found no mailbox with the address in `upstream.mailbox`.',
     fix: 'Correct `upstream.mailbox`: it must be the primary address (or user ID) of a mailbox in the tenant.',
@@ -1437,6 +1556,7 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'policy',
     action: 'hold',
+    class: 'relay',
     title: 'The app may not send from this mailbox',
     explanation:
       'Microsoft Graph refused: the app lacks the Mail.Send application permission or its admin consent, ' +
@@ -1464,6 +1584,7 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'size',
     action: 'fail-message',
+    class: 'message',
     title: 'Message too large for Graph',
     explanation:
       'Microsoft Graph refused the message as too large for the mailbox. RelayDesk already sends messages ' +
@@ -1480,6 +1601,7 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     ],
     category: 'throttling',
     action: 'retry',
+    class: 'relay',
     title: 'Microsoft Graph is slowing RelayDesk down',
     explanation:
       'Microsoft Graph is busy or throttling this app or mailbox. RelayDesk waits as long as Graph asks, ' +
@@ -1498,6 +1620,7 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'graph', statusClass: 5 }],
     category: 'unknown',
     action: 'retry',
+    class: 'relay',
     title: 'Microsoft Graph had an error',
     explanation: 'Microsoft Graph had a problem of its own. RelayDesk retries the message later.',
     fix: 'Nothing, if it passes. If it lasts, check the Microsoft 365 service health page.',
@@ -1513,6 +1636,7 @@ const GRAPH_RULES: readonly DiagnosisRule[] = [
     match: [{ kind: 'graph' }],
     category: 'unknown',
     action: 'fail-message',
+    class: 'message',
     title: 'Microsoft Graph refused the message',
     explanation: 'Microsoft Graph refused this message for good. Other messages are unaffected.',
     fix: 'Read the message shown with the error; it usually names the reason.',
@@ -1531,6 +1655,7 @@ const UNEXPECTED_RULE: DiagnosisRule = {
   match: [],
   category: 'unknown',
   action: 'retry',
+  class: 'message',
   title: 'Unexpected answer from the server',
   explanation:
     'The server answered something RelayDesk did not expect at that point of the conversation. The message ' +
@@ -1631,6 +1756,11 @@ function fillIn(template: string, values: Record<string, string | undefined>): s
   });
 }
 
+/** Whether this diagnosis holds the whole queue: a relay problem that waits for the admin. */
+export function holdsRelay(diagnosis: Pick<Diagnosis, 'action' | 'class'>): boolean {
+  return diagnosis.action === 'hold' && diagnosis.class === 'relay';
+}
+
 /** The table's row for this failure: the first that matches, else the generic row for an unexpected reply. */
 export function diagnose(failure: UpstreamFailure, context: DiagnosisContext = {}): Diagnosis {
   const rule =
@@ -1647,6 +1777,7 @@ export function diagnose(failure: UpstreamFailure, context: DiagnosisContext = {
     id: rule.id,
     category: rule.category,
     action: rule.action,
+    class: rule.class,
     title: rule.title,
     explanation: rule.explanation,
     fix: fillIn(rule.fix, values),

@@ -3,7 +3,7 @@
  * when the whole queue waits for the admin (held). Whether a failure is retried, held or final is
  * decided by the diagnosis table, not here.
  */
-import type { Diagnosis } from './diagnosis.ts';
+import { holdsRelay, type Diagnosis } from './diagnosis.ts';
 import type { MessageState, Spool, SpooledMessage } from './spool.ts';
 import type { MessageStatus, QueueCounts, QueueItem } from './views.ts';
 
@@ -117,6 +117,8 @@ export function createQueue(spool: Spool, policy: RetryPolicy, events: QueueEven
   let hold: HoldInfo | null = null;
   /** Failed probes since the hold began: the probe interval backs off like a message's retries. */
   let holdProbes = 0;
+  /** The message taken last: a probe while held takes the one after it. */
+  let lastTakenId: string | null = null;
 
   const pending = (m: SpooledMessage) => m.state.recipients.filter((r) => r.status === 'pending');
   const isFailed = (m: SpooledMessage) => pending(m).length === 0;
@@ -232,17 +234,24 @@ export function createQueue(spool: Spool, policy: RetryPolicy, events: QueueEven
       events.ready();
     },
     take(now = Date.now()) {
-      let probe = false;
       if (hold) {
         // While held, one message at a time probes whether the admin fixed the upstream.
         if (now < hold.retryAt || active.size > 0) return null;
-        probe = true;
+        // Each probe takes the message after the one tried last, so that one message that keeps
+        // failing cannot be the only one ever tried.
+        const ready = [...messages.values()].filter((m) => !isFailed(m));
+        const next = ready[(ready.findIndex((m) => m.envelope.id === lastTakenId) + 1) % ready.length];
+        if (!next) return null;
+        lastTakenId = next.envelope.id;
+        active.add(next.envelope.id);
+        hold.retryAt = Number.POSITIVE_INFINITY;
+        return next;
       }
       // The map keeps arrival order, so the first ready message is the oldest ready one.
       for (const m of messages.values()) {
-        if (active.has(m.envelope.id) || isFailed(m) || (!probe && m.state.nextAttemptAt > now)) continue;
+        if (active.has(m.envelope.id) || isFailed(m) || m.state.nextAttemptAt > now) continue;
         active.add(m.envelope.id);
-        if (hold) hold.retryAt = Number.POSITIVE_INFINITY;
+        lastTakenId = m.envelope.id;
         return m;
       }
       return null;
@@ -252,6 +261,8 @@ export function createQueue(spool: Spool, policy: RetryPolicy, events: QueueEven
       active.delete(id);
     },
     hold(diagnosis, reason, now = Date.now()) {
+      // A problem of one message or one recipient never stops the others.
+      if (!holdsRelay(diagnosis)) return;
       holdProbes += 1;
       const first = hold === null;
       hold = {

@@ -28,6 +28,7 @@ import {
   type UpstreamStatus,
 } from './status.ts';
 import { createUpstreamTransport, relayHostname } from './upstream.ts';
+import { createUpstreamCapabilities } from './upstream-capabilities.ts';
 import { describeFailure } from './upstream-failure.ts';
 
 export interface RelayOptions {
@@ -89,6 +90,8 @@ export function createRelay(options: RelayOptions): Relay {
   let draining = false;
   let startedAt = 0;
   let sizeLimit = config.limits.maxMessageBytes;
+  /** What the upstream offered in its last EHLO: the LAN side refuses at once what it would refuse later. */
+  const upstreamCapabilities = createUpstreamCapabilities();
 
   /** The mailbox mail goes out as: SMTP AUTH's user, or Graph's configured mailbox. */
   const sendingMailbox = config.upstream.type === 'graph' ? config.upstream.mailbox : config.upstream.user;
@@ -256,6 +259,7 @@ export function createRelay(options: RelayOptions): Relay {
       secrets: options.secrets,
       env: options.env,
       fetch: options.fetch,
+      capabilities: upstreamCapabilities,
     });
     delivery = createDelivery({
       queue,

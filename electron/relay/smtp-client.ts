@@ -1,12 +1,17 @@
 /**
- * The upstream SMTP client: submission to smtp.office365.com:587 and other smart hosts, on plain
- * `net`/`tls`. Every failure is an UpstreamError naming the stage it happened at, so that the
- * diagnosis table can tell a wrong password from a refused certificate from a full mailbox.
+ * The upstream SMTP client: submission to smtp.office365.com:587 and other smart hosts, on
+ * nodemailer's SMTPConnection (its reply-handler queue, pipelining, dot-stuffing, per-phase timeouts,
+ * STARTTLS response-injection guard). This module is the adapter around it: the steps `check` shows,
+ * the capabilities RelayDesk reads from EHLO, the final-reply wait of RFC 5321 §4.5.3.2.6, and every
+ * failure turned into an UpstreamError naming the stage it happened at, so that the diagnosis table can
+ * tell a wrong password from a refused certificate from a full mailbox.
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
 import { ReplyReader, ReplySyntaxError, parseReply } from './smtp-reply.ts';
 import { noteStreamed } from './spent-buffers.ts';
 import { UpstreamError } from './upstream-failure.ts';
@@ -24,6 +29,9 @@ export interface SmtpStep {
   detail: string;
 }
 
+/** RFC 5321 §4.5.3.2.6: the wait for the reply to the final dot is 10 minutes, not the per-command one. */
+export const FINAL_REPLY_TIMEOUT_MS = 10 * 60 * 1000;
+
 export interface SmtpClientOptions {
   host: string;
   port: number;
@@ -37,6 +45,8 @@ export interface SmtpClientOptions {
   timeoutMs: number;
   /** TCP connect plus, for implicit TLS, the handshake; defaults to timeoutMs. */
   connectTimeoutMs?: number;
+  /** From the start of the message data to the reply after the final dot; FINAL_REPLY_TIMEOUT_MS by default. */
+  finalReplyTimeoutMs?: number;
   auth: UpstreamAuthMethod;
   localAddress?: string;
   /** connect, greeting, ehlo, starttls, auth: one call each, success or failure. Never carries a secret. */
@@ -59,7 +69,8 @@ export interface SmtpCapabilities {
 
 export interface RecipientResult {
   address: string;
-  reply: SmtpReply;
+  /** The refusal for a rejected recipient; null for an accepted one (the final reply is `dataReply`). */
+  reply: SmtpReply | null;
   accepted: boolean;
 }
 
@@ -75,6 +86,10 @@ export interface Envelope {
   rcptTo: string[];
   /** Declared size (RFC 1870), sent when the server advertises SIZE. */
   size?: number;
+  /**
+   * The device asked for SMTPUTF8. Only addresses that are not ASCII need it upstream (nodemailer
+   * declares it for those alone); ASCII ones go to any server, as Postfix sends them.
+   */
   smtpUtf8?: boolean;
   eightBit?: boolean;
 }
@@ -84,12 +99,14 @@ export interface SmtpConnection {
   readonly tlsProtocol: string | null;
   readonly closed: boolean;
   /**
-   * MAIL FROM, RCPT TO each, DATA, message, final reply. Pipelines MAIL and the RCPTs when PIPELINING
-   * is advertised. An error reply to MAIL rejects with stage 'mail', to DATA with 'data', after the
-   * message with 'message'; per-recipient errors are returned in recipients (accepted: false). When no
-   * recipient is accepted, it RSETs and resolves with dataReply null. Network and timeout errors
-   * reject with kind 'network' and leave the connection closed. When the message stream fails, the
-   * connection is closed (a truncated message must never be completed) and its error is rethrown.
+   * MAIL FROM, RCPT TO each, DATA, message, final reply; MAIL, the RCPTs and DATA in one write when
+   * PIPELINING is advertised. An error reply to MAIL rejects with stage 'mail', to DATA with 'data',
+   * after the message with 'message'; per-recipient errors are returned in recipients (accepted:
+   * false). When no recipient is accepted, it RSETs and resolves with dataReply null. Network and
+   * timeout errors reject with kind 'network' at the stage the transaction had reached ('mail' while
+   * the server has not answered MAIL yet: nothing of this message can have arrived) and leave the
+   * connection closed. When the message stream fails, the connection is closed (a truncated message
+   * must never be completed) and its error is rethrown.
    */
   send(envelope: Envelope, message: Readable | Buffer): Promise<SendResult>;
   /** RSET. */
@@ -100,91 +117,6 @@ export interface SmtpConnection {
   close(): void;
   /** Called once when the connection closes, for whatever reason. */
   onClose(listener: () => void): void;
-}
-
-const CR = 0x0d;
-const LF = 0x0a;
-const DOT = 0x2e;
-const CRLF = Buffer.from('\r\n');
-const DOT_BYTE = Buffer.from('.');
-const END_OF_DATA = Buffer.from('.\r\n');
-const BUFFER_SLICE = 64 * 1024;
-
-/**
- * The DATA encoder: every bare LF and bare CR becomes CRLF, every line beginning with '.' gets a second
- * one (RFC 5321 §4.5.2), and the end is CRLF.CRLF. So no `<LF>.<LF>`, `<CR>.<CR>` or `<LF>.<CR><LF>`
- * inside a message can end the DATA early at a server that is lenient about line ends (SMTP
- * smuggling), and Exchange Online gets the CRLF-only mail it requires (bare LF bounces with 5.6.11).
- * Chunk boundaries may fall anywhere, even between the CR and LF of a line end.
- */
-export class DataEncoder {
-  #atLineStart = true;
-  /** A CR at the end of a chunk: whether it is bare or half of a CRLF depends on the next chunk. */
-  #pendingCr = false;
-
-  /** The encoded form of `chunk` (the chunk itself when nothing in it needs changing). */
-  encode(chunk: Buffer): Buffer {
-    const pieces: Buffer[] = [];
-    let segmentStart = 0;
-    let i = 0;
-    if (this.#pendingCr && chunk.length > 0) {
-      this.#pendingCr = false;
-      pieces.push(CRLF);
-      this.#atLineStart = true;
-      if (chunk[0] === LF) {
-        i = 1;
-        segmentStart = 1;
-      }
-    }
-    // Where the next CR and LF are (-1: none left), found natively and looked for again only once passed.
-    let nextCr = chunk.indexOf(CR, i);
-    let nextLf = chunk.indexOf(LF, i);
-    while (i < chunk.length) {
-      if (this.#atLineStart) {
-        this.#atLineStart = false;
-        if (chunk[i] === DOT) {
-          pieces.push(chunk.subarray(segmentStart, i), DOT_BYTE);
-          segmentStart = i;
-        }
-      }
-      // The rest of the line is copied as it is.
-      if (nextCr >= 0 && nextCr < i) nextCr = chunk.indexOf(CR, i);
-      if (nextLf >= 0 && nextLf < i) nextLf = chunk.indexOf(LF, i);
-      const end = nextCr < 0 ? nextLf : nextLf < 0 ? nextCr : Math.min(nextCr, nextLf);
-      if (end < 0) break;
-      if (chunk[end] === CR && end + 1 === chunk.length) {
-        // CR as the last byte: bare or half of a CRLF, the next chunk tells.
-        pieces.push(chunk.subarray(segmentStart, end));
-        segmentStart = chunk.length;
-        this.#pendingCr = true;
-        break;
-      }
-      this.#atLineStart = true;
-      if (chunk[end] === CR && chunk[end + 1] === LF) {
-        i = end + 2; // A proper CRLF stays in the segment.
-        continue;
-      }
-      // A bare CR or bare LF becomes CRLF.
-      pieces.push(chunk.subarray(segmentStart, end), CRLF);
-      i = end + 1;
-      segmentStart = i;
-    }
-    if (pieces.length === 0) return chunk;
-    pieces.push(chunk.subarray(segmentStart));
-    return Buffer.concat(pieces);
-  }
-
-  /** The end of the data: a line end if the message lacks a final one, then `.` CRLF. */
-  end(): Buffer {
-    const unfinished = this.#pendingCr || !this.#atLineStart;
-    return unfinished ? Buffer.concat([CRLF, END_OF_DATA]) : END_OF_DATA;
-  }
-}
-
-function* bufferSlices(buffer: Buffer): Generator<Buffer> {
-  for (let offset = 0; offset < buffer.length; offset += BUFFER_SLICE) {
-    yield buffer.subarray(offset, offset + BUFFER_SLICE);
-  }
 }
 
 const LOOPBACK = new net.BlockList();
@@ -264,32 +196,13 @@ function parseCapabilities(reply: SmtpReply): SmtpCapabilities {
   return capabilities;
 }
 
-function isPositive(reply: SmtpReply): boolean {
-  return reply.code >= 200 && reply.code < 300;
-}
-
-function replyError(stage: SmtpStage, reply: SmtpReply): UpstreamError {
-  return new UpstreamError({ kind: 'reply', stage, reply });
-}
-
-function networkError(stage: SmtpStage, code: string, message: string): UpstreamError {
-  return new UpstreamError({ kind: 'network', stage, code, message });
-}
-
 function oneLine(reply: SmtpReply): string {
   return reply.raw.replace(/\r\n/g, ' | ');
-}
-
-function base64(text: string): string {
-  return Buffer.from(text, 'utf8').toString('base64');
 }
 
 function assertNoLineBreak(what: string, value: string): void {
   if (/[\r\n]/.test(value)) throw new TypeError(`${what} contains a line break`);
 }
-
-/** Errors Node raises for the TCP connection even while a TLS handshake is running over it. */
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT']);
 
 function distinguishedName(name: tls.Certificate | undefined): string {
   if (!name) return 'unknown';
@@ -311,31 +224,117 @@ function describeTls(socket: tls.TLSSocket): string {
   );
 }
 
+/** What nodemailer's errors carry besides the message (its `_formatError`). */
+interface NodemailerError extends Error {
+  code?: string;
+  /** The socket's own code (`ECONNREFUSED`, `CERT_HAS_EXPIRED`) when nodemailer replaced it with its type. */
+  originalCode?: string;
+  syscall?: string;
+  /** `MAIL FROM`, `RCPT TO`, `DATA`, `AUTH PLAIN`, `CONN` (the connection as a whole)... */
+  command?: string;
+  /** The server's reply, lines joined with LF. */
+  response?: string;
+  responseCode?: number;
+  rejectedErrors?: (NodemailerError & { recipient?: string })[];
+}
+
+/**
+ * nodemailer's own XOAUTH2 wants a token generator it can ask for a fresh token on a 535; RelayDesk's
+ * token provider does that (the transport reconnects with a refreshed token), so XOAUTH2 runs as a
+ * custom handler under a name of its own (under `XOAUTH2` nodemailer would pick PLAIN instead).
+ */
+const BEARER_TOKEN = 'XOAUTH2-BEARER';
+
+/** Errors Node raises for the TCP connection even while a TLS handshake is running over it. */
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT']);
+
+/** nodemailer's transcript marks what it hides this way; RelayDesk's transcript says `<redacted>`. */
+const AUTH_WITH_PAYLOAD = /^(AUTH \S+) .*/i;
+
+function stageOfCommand(command: string | undefined): SmtpStage | null {
+  const verb = (command ?? '').toUpperCase();
+  if (verb === 'MAIL FROM') return 'mail';
+  if (verb === 'RCPT TO') return 'rcpt';
+  if (verb === 'DATA') return 'data';
+  if (verb === 'EHLO' || verb === 'HELO') return 'ehlo';
+  if (verb === 'STARTTLS') return 'starttls';
+  if (verb.startsWith('AUTH')) return 'auth';
+  if (verb === 'RSET') return 'rset';
+  return null;
+}
+
+function parseServerReply(response: string): SmtpReply | null {
+  try {
+    return parseReply(response.split(/\r?\n/));
+  } catch (error) {
+    if (error instanceof ReplySyntaxError) return null;
+    throw error;
+  }
+}
+
 class Connection implements SmtpConnection {
   readonly #options: SmtpClientOptions;
-  #socket: net.Socket | null = null;
-  readonly #sockets: net.Socket[] = [];
-  #reader = new ReplyReader();
-  readonly #replies: SmtpReply[] = [];
-  readonly #waiters: ((reply: SmtpReply) => void)[] = [];
+  readonly #smtp: SMTPConnection;
   #capabilities: SmtpCapabilities = NO_CAPABILITIES;
-  #tlsSocket: tls.TLSSocket | null = null;
+  /** What the server offered before STARTTLS: whether it offered STARTTLS at all. */
+  #plainCapabilities: SmtpCapabilities | null = null;
+  #ehloRefusal: SmtpReply | null = null;
   #stage: SmtpStage = 'connect';
+  #stepStarted = performance.now();
+  #stepOpen = true;
   #closed = false;
   /** Why the connection closed; what an operation in flight at that moment rejects with. */
   #failure: UpstreamError | null = null;
   readonly #closeListeners: (() => void)[] = [];
-  #timer: NodeJS.Timeout | null = null;
-  #lock: Promise<unknown> = Promise.resolve();
-  /**
-   * The waits in progress, rejected together when the connection fails. One entry per wait, removed
-   * when it settles: racing every reply against one connection-long promise would keep every
-   * settled wait reachable for as long as a pooled connection lives (a leak under steady load).
-   */
   readonly #pendingRejects = new Set<(error: UpstreamError) => void>();
+  #lock: Promise<unknown> = Promise.resolve();
+  /** Replies to the message in flight so far (-1: none in flight): how far its transaction got. */
+  #transactionReplies = -1;
+  #transactionRecipients = 0;
+  #inData = false;
+  /**
+   * What the server still owes a reply to, in order (the greeting, each command, the end of each
+   * message): read as bytes arrive, before nodemailer pairs them with its handlers.
+   */
+  readonly #awaiting: string[] = ['greeting'];
+  #replyReader: ReplyReader | null = new ReplyReader();
+  /** The streamed message in flight, counted for spent-buffers once nodemailer starts reading it. */
+  #streaming: Readable | null = null;
 
-  constructor(options: SmtpClientOptions) {
+  constructor(options: SmtpClientOptions, Nodemailer: typeof SMTPConnection) {
     this.#options = options;
+    const { auth, security } = options;
+    this.#smtp = new Nodemailer({
+      host: options.host,
+      port: options.port,
+      secure: security === 'tls',
+      requireTLS: security === 'starttls',
+      ignoreTLS: security === 'none',
+      name: options.heloName,
+      localAddress: options.localAddress,
+      connectionTimeout: options.connectTimeoutMs ?? options.timeoutMs,
+      greetingTimeout: options.timeoutMs,
+      // Inactivity of the socket: the wait for each reply. The final dot gets its own (see #onReply).
+      socketTimeout: options.timeoutMs,
+      allowInternalNetworkInterfaces: true,
+      tls: this.#tlsOptions(),
+      logger: this.#logger,
+      transactionLog: true,
+      customAuth:
+        auth?.method === 'xoauth2'
+          ? { [BEARER_TOKEN]: (context) => this.#xoauth2(auth.user, auth.accessToken, context) }
+          : undefined,
+    });
+    this.#smtp.on('error', (error: NodemailerError) => this.#teardown(this.#failureOf(error)));
+    // nodemailer may close the connection and then hand the reason to the command's callback; the
+    // callback's reason is the one to report, so the bare 'end' waits for the current turn to finish.
+    this.#smtp.on('end', () =>
+      setImmediate(() =>
+        this.#teardown(
+          this.#networkError(this.#currentStage(), 'ECONNRESET', 'connection closed by the server'),
+        ),
+      ),
+    );
   }
 
   get capabilities(): SmtpCapabilities {
@@ -343,11 +342,20 @@ class Connection implements SmtpConnection {
   }
 
   get tlsProtocol(): string | null {
-    return this.#tlsSocket?.getProtocol() ?? null;
+    const socket = this.#smtp._socket;
+    return socket instanceof tls.TLSSocket ? socket.getProtocol() : null;
   }
 
   get closed(): boolean {
+    this.#noticeClosing();
     return this.#closed;
+  }
+
+  /** nodemailer closed its side (a 421, a server that broke protocol): closed for RelayDesk too, now. */
+  #noticeClosing(): void {
+    const socket = this.#smtp._socket;
+    if (this.#closed || !socket || (!socket.destroyed && socket.writable)) return;
+    this.#teardown(this.#networkError(this.#currentStage(), 'ECONNRESET', 'connection closed'));
   }
 
   onClose(listener: () => void): void {
@@ -356,23 +364,25 @@ class Connection implements SmtpConnection {
   }
 
   close(): void {
-    this.#teardown(networkError(this.#stage, 'ENOTCONN', 'connection closed by RelayDesk'));
+    this.#teardown(this.#networkError(this.#stage, 'ENOTCONN', 'connection closed by RelayDesk'));
   }
 
   async open(): Promise<void> {
-    const { security, auth } = this.#options;
-    await this.#step('connect', () => this.#connect());
-    await this.#step('greeting', async () => {
-      const greeting = await this.#readReply();
-      if (!isPositive(greeting)) throw replyError('greeting', greeting);
-      return oneLine(greeting);
-    });
-    await this.#step('ehlo', () => this.#ehlo());
-    if (security === 'starttls') {
-      await this.#step('starttls', () => this.#startTls());
-      await this.#step('ehlo', () => this.#ehlo());
+    const { auth } = this.#options;
+    this.#begin('connect');
+    try {
+      await this.#run<void>((done) => this.#smtp.connect((error) => done(error ?? null)));
+      if (auth) {
+        const socket = this.#smtp._socket;
+        assertAuthAllowed((socket && socket.remoteAddress) || this.#options.host, this.#smtp.secure);
+        this.#begin('auth');
+        await this.#run<boolean>((done) => this.#smtp.login(this.#loginOf(auth), done));
+        this.#finish(true, auth.method === 'xoauth2' ? 'XOAUTH2' : this.#passwordMechanism());
+      }
+    } catch (error) {
+      this.#finish(false, (error as Error).message);
+      throw error;
     }
-    if (auth) await this.#step('auth', () => this.#authenticate(auth));
   }
 
   send(envelope: Envelope, message: Readable | Buffer): Promise<SendResult> {
@@ -381,60 +391,195 @@ class Connection implements SmtpConnection {
 
   reset(): Promise<void> {
     return this.#exclusive(async () => {
-      const reply = await this.#command('rset', 'RSET');
-      if (!isPositive(reply)) throw replyError('rset', reply);
+      this.#stage = 'rset';
+      await this.#run<boolean>((done) => this.#smtp.reset(done));
     });
   }
 
   quit(): Promise<void> {
     return this.#exclusive(async () => {
       if (this.#closed) return;
-      try {
-        await this.#command('quit', 'QUIT');
-      } catch {
-        // The server hanging up or staying silent instead of answering QUIT changes nothing: we close.
-      }
-      this.#teardown(networkError('quit', 'ENOTCONN', 'connection closed after QUIT'));
+      this.#stage = 'quit';
+      const closed = new Promise<void>((resolve) => this.onClose(resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const silent = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#options.timeoutMs);
+      });
+      this.#smtp.quit();
+      // The server hanging up or staying silent instead of answering QUIT changes nothing: we close.
+      await Promise.race([closed, silent]);
+      clearTimeout(timer);
+      this.#teardown(this.#networkError('quit', 'ENOTCONN', 'connection closed after QUIT'));
     });
   }
 
-  /** One operation at a time: replies are matched to commands by order alone. */
+  /** One operation at a time: nodemailer pairs replies with commands in the order they were sent. */
   #exclusive<T>(operation: () => Promise<T>): Promise<T> {
     const result = this.#lock.then(operation);
     this.#lock = result.catch(() => undefined);
     return result;
   }
 
-  async #step(stage: SmtpStage, run: () => Promise<string>): Promise<void> {
-    this.#stage = stage;
-    const started = performance.now();
-    const elapsed = (): number => Math.round(performance.now() - started);
-    let detail: string;
-    try {
-      detail = await run();
-    } catch (error) {
-      this.#options.onStep?.({ stage, ok: false, ms: elapsed(), detail: (error as Error).message });
-      throw error;
+  /** Runs one nodemailer call; its error, or the connection failing meanwhile, rejects as an UpstreamError. */
+  #run<T>(start: (done: (error: NodemailerError | null, value?: T) => void) => void): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(
+        this.#failure ?? this.#networkError(this.#stage, 'ENOTCONN', 'connection is closed'),
+      );
     }
-    this.#options.onStep?.({ stage, ok: true, ms: elapsed(), detail });
+    return new Promise<T>((resolve, reject) => {
+      const fail = (error: UpstreamError) => {
+        this.#pendingRejects.delete(fail);
+        reject(error);
+      };
+      this.#pendingRejects.add(fail);
+      start((error, value) => {
+        this.#pendingRejects.delete(fail);
+        if (!error) resolve(value as T);
+        else if (error.code === 'ESTREAM') reject(error);
+        else reject(Object.assign(this.#failureOf(error), { cause: error }));
+      });
+    });
   }
 
-  async #connect(): Promise<string> {
-    const { host, port, localAddress, security } = this.#options;
-    // No Nagle: a command written right after the previous one's reply would otherwise wait for
-    // the peer's delayed ACK (up to 40 ms on Linux) before it leaves.
-    const tcp: net.TcpNetConnectOpts = { host, port, localAddress };
-    // tls.connect hands host, port and localAddress on to net.connect (its typings omit localAddress).
-    const socket = security === 'tls' ? tls.connect({ ...tcp, ...this.#tlsOptions() }) : net.connect(tcp);
-    socket.setNoDelay(true);
-    this.#attach(socket);
-    if (socket instanceof tls.TLSSocket) this.#tlsSocket = socket;
-    const connected = new Promise<void>((resolve) =>
-      socket.once(security === 'tls' ? 'secureConnect' : 'connect', () => resolve()),
+  #loginOf(auth: NonNullable<UpstreamAuthMethod>): SMTPConnection.AuthenticationType {
+    if (auth.method === 'xoauth2') return { method: BEARER_TOKEN, user: auth.user };
+    return { method: this.#passwordMechanism(), user: auth.user, pass: auth.password };
+  }
+
+  /** PLAIN when offered; else LOGIN, also when AUTH is not advertised at all (some servers take it regardless). */
+  #passwordMechanism(): 'PLAIN' | 'LOGIN' {
+    return this.#capabilities.auth.includes('PLAIN') ? 'PLAIN' : 'LOGIN';
+  }
+
+  /**
+   * SASL XOAUTH2 with the token RelayDesk already holds (nodemailer's own XOAUTH2 would fetch tokens
+   * itself). A refusal comes as a 334 carrying a base64 JSON error; an empty line gets the final reply.
+   */
+  async #xoauth2(user: string, accessToken: string, context: SMTPConnection.CustomAuthenticationContext) {
+    const initial = Buffer.from(`user=${user}\x01auth=Bearer ${accessToken}\x01\x01`).toString('base64');
+    let reply = await context.sendCommand(`AUTH XOAUTH2 ${initial}`);
+    if (reply.status === 334) reply = await context.sendCommand('');
+    if (reply.status >= 200 && reply.status < 300) context.resolve();
+    else context.reject('Invalid login');
+  }
+
+  async #send(envelope: Envelope, message: Readable | Buffer): Promise<SendResult> {
+    if (this.#closed) throw this.#networkError('mail', 'ENOTCONN', 'connection is closed');
+    assertNoLineBreak('envelope sender', envelope.mailFrom);
+    for (const address of envelope.rcptTo) assertNoLineBreak('envelope recipient', address);
+    const capabilities = this.#capabilities;
+    // RFC 6531 §3.4: an address that is not ASCII must not go to a server that lacks SMTPUTF8.
+    if (/[\u0080-\uffff]/.test([envelope.mailFrom, ...envelope.rcptTo].join(''))) {
+      if (!capabilities.smtpUtf8) {
+        throw new UpstreamError({
+          kind: 'config',
+          code: 'SMTPUTF8_NOT_OFFERED',
+          message: `${this.#options.host} does not offer SMTPUTF8, which this message's addresses need`,
+        });
+      }
+    }
+    // RFC 1870: the server said how much it takes; sending more only to hear 552 wastes the upload.
+    if (capabilities.size && envelope.size !== undefined && envelope.size > capabilities.size) {
+      throw new UpstreamError({
+        kind: 'config',
+        code: 'UPSTREAM_SIZE_EXCEEDED',
+        message: `the message (${envelope.size} bytes) is larger than ${this.#options.host} accepts (SIZE ${capabilities.size})`,
+      });
+    }
+    this.#stage = 'mail';
+    this.#transactionReplies = 0;
+    this.#transactionRecipients = envelope.rcptTo.length;
+    this.#streaming = Buffer.isBuffer(message) ? null : message;
+    let info: SMTPConnectionSendInfo;
+    try {
+      info = await this.#run<SMTPConnectionSendInfo>((done) =>
+        this.#smtp.send(
+          {
+            from: envelope.mailFrom,
+            to: envelope.rcptTo,
+            size: envelope.size,
+            use8BitMime: envelope.eightBit === true,
+          },
+          message,
+          done,
+        ),
+      );
+    } catch (error) {
+      return this.#sendFailed(error, envelope);
+    } finally {
+      this.#endTransaction();
+    }
+    const rejected = new Map(
+      (info.rejectedErrors ?? []).map((error) => [
+        (error as NodemailerError & { recipient?: string }).recipient,
+        error as NodemailerError,
+      ]),
     );
-    await this.#await(connected, this.#options.connectTimeoutMs ?? this.#options.timeoutMs);
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    return socket instanceof tls.TLSSocket ? `${peer}, ${describeTls(socket)}` : peer;
+    return {
+      recipients: envelope.rcptTo.map((address) => {
+        const refusal = rejected.get(address);
+        return refusal
+          ? { address, reply: parseServerReply(refusal.response ?? ''), accepted: false }
+          : { address, reply: null, accepted: true };
+      }),
+      dataReply: parseServerReply(info.response),
+    };
+  }
+
+  /** A refused envelope is an answer (the session stays usable, cleared with RSET); the rest rethrows. */
+  async #sendFailed(error: unknown, envelope: Envelope): Promise<SendResult> {
+    if (!(error instanceof UpstreamError)) {
+      // The message could not be read: close rather than let the server accept a truncated message.
+      this.#teardown(this.#networkError('message', 'ECONNABORTED', 'message stream failed'));
+      throw error;
+    }
+    const failure = error.failure;
+    this.#noticeClosing();
+    if (failure.kind !== 'reply' || this.#closed) throw error;
+    await this.#resetQuietly();
+    // Every recipient refused: nodemailer's error lists each refusal.
+    const refusals = (error.cause as NodemailerError | undefined)?.rejectedErrors;
+    if (!refusals || failure.stage !== 'rcpt') throw error;
+    const byAddress = new Map(refusals.map((refusal) => [refusal.recipient, refusal.response ?? '']));
+    return {
+      recipients: envelope.rcptTo.map((address) => ({
+        address,
+        reply: parseServerReply(byAddress.get(address) ?? '') ?? failure.reply,
+        accepted: false,
+      })),
+      dataReply: null,
+    };
+  }
+
+  async #resetQuietly(): Promise<void> {
+    try {
+      await this.#run<boolean>((done) => this.#smtp.reset(done));
+    } catch {
+      // The refusal is what the caller needs to hear; a broken connection already shows in `closed`.
+    }
+  }
+
+  #endTransaction(): void {
+    this.#transactionReplies = -1;
+    this.#streaming = null;
+    if (this.#inData) {
+      this.#inData = false;
+      const socket = this.#smtp._socket;
+      if (socket && !this.#closed) socket.setTimeout(this.#options.timeoutMs);
+    }
+  }
+
+  /** How far the message in flight got: the server answered nothing yet, MAIL, the RCPTs, DATA. */
+  #transactionStage(): SmtpStage {
+    if (this.#inData) return 'message';
+    if (this.#transactionReplies <= 0) return 'mail';
+    if (this.#transactionReplies <= this.#transactionRecipients) return 'rcpt';
+    return 'data';
+  }
+
+  #currentStage(): SmtpStage {
+    return this.#transactionReplies >= 0 ? this.#transactionStage() : this.#stage;
   }
 
   #tlsOptions(): tls.ConnectionOptions {
@@ -448,299 +593,202 @@ class Connection implements SmtpConnection {
     };
   }
 
-  #attach(socket: net.Socket): void {
-    this.#socket = socket;
-    this.#sockets.push(socket);
-    socket.on('data', this.#onData);
-    // Kept for the socket's whole life: an error after completion must not become an uncaught 'error'.
-    socket.on('error', (error: NodeJS.ErrnoException) => this.#teardown(this.#mapError(error)));
-    socket.on('close', () =>
-      this.#teardown(networkError(this.#stage, 'ECONNRESET', 'connection closed by the server')),
-    );
+  #networkError(stage: SmtpStage, code: string, message: string): UpstreamError {
+    return new UpstreamError({ kind: 'network', stage, code, message });
   }
 
-  #mapError(error: NodeJS.ErrnoException): UpstreamError {
-    const code = error.code ?? 'ECONNRESET';
-    if (this.#tlsSocket && error.syscall === undefined && !NETWORK_CODES.has(code)) {
-      return new UpstreamError({ kind: 'tls', stage: this.#stage, code, message: error.message });
-    }
-    return networkError(this.#stage, code, error.message);
-  }
-
-  readonly #onData = (chunk: Buffer): void => {
-    this.#timer?.refresh();
-    let replies: string[][];
-    try {
-      replies = this.#reader.push(chunk);
-    } catch (error) {
-      if (!(error instanceof ReplySyntaxError)) throw error;
-      this.#teardown(networkError(this.#stage, 'EPROTO', error.message));
-      return;
-    }
-    for (const lines of replies) {
-      for (const line of lines) this.#options.onLine?.('in', line);
-      const reply = parseReply(lines);
-      const waiter = this.#waiters.shift();
-      if (waiter) waiter(reply);
-      else this.#replies.push(reply);
-    }
-  };
-
-  /** Closes everything once; whatever is in flight rejects with `failure`. */
-  #teardown(failure: UpstreamError): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#failure = failure;
-    for (const reject of this.#pendingRejects) reject(failure);
-    this.#pendingRejects.clear();
-    this.#waiters.length = 0;
-    this.#clearTimer();
-    for (const socket of this.#sockets) socket.destroy();
-    for (const listener of this.#closeListeners.splice(0)) listener();
-  }
-
-  #clearTimer(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-  }
-
-  /**
-   * Waits for the server, failing with ETIMEDOUT when it stays silent (or stops reading) for
-   * `timeoutMs`; received bytes and completed writes restart the clock.
-   */
-  async #await<T>(promise: Promise<T>, timeoutMs = this.#options.timeoutMs): Promise<T> {
-    if (this.#closed) throw networkError(this.#stage, 'ENOTCONN', 'connection is closed');
-    this.#timer = setTimeout(() => {
-      const what = this.#stage === 'connect' ? 'could not connect' : 'no reply from the server';
-      this.#teardown(networkError(this.#stage, 'ETIMEDOUT', `${what} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    let reject: (error: UpstreamError) => void = () => undefined;
-    const failed = new Promise<never>((_resolve, rejectWait) => {
-      reject = rejectWait;
-    });
-    this.#pendingRejects.add(reject);
-    try {
-      return await Promise.race([promise, failed]);
-    } finally {
-      this.#pendingRejects.delete(reject);
-      this.#clearTimer();
-    }
-  }
-
-  #readReply(): Promise<SmtpReply> {
-    const buffered = this.#replies.shift();
-    if (buffered) return this.#await(Promise.resolve(buffered));
-    return this.#await(new Promise<SmtpReply>((resolve) => this.#waiters.push(resolve)));
-  }
-
-  /** Writes command lines in one write; `logged` is what the transcript shows instead (secrets redacted). */
-  #write(lines: string[], logged: string[] = lines): void {
-    if (this.#closed || !this.#socket) throw networkError(this.#stage, 'ENOTCONN', 'connection is closed');
-    for (const line of logged) this.#options.onLine?.('out', line);
-    this.#socket.write(lines.map((line) => `${line}\r\n`).join(''));
-  }
-
-  async #command(stage: SmtpStage, line: string, logged = line): Promise<SmtpReply> {
-    this.#stage = stage;
-    this.#write([line], [logged]);
-    return this.#readReply();
-  }
-
-  async #ehlo(): Promise<string> {
-    const { heloName } = this.#options;
-    const ehlo = await this.#command('ehlo', `EHLO ${heloName}`);
-    if (isPositive(ehlo)) {
-      this.#capabilities = parseCapabilities(ehlo);
-      return (
-        ehlo.raw
-          .split('\r\n')
-          .slice(1)
-          .map((line) => line.slice(4))
-          .join(', ') || 'no extensions'
-      );
-    }
-    // RFC 5321 §3.2: a server that does not know EHLO answers 5xx; HELO still works, without extensions.
-    if (ehlo.code < 500) throw replyError('ehlo', ehlo);
-    const helo = await this.#command('ehlo', `HELO ${heloName}`);
-    if (!isPositive(helo)) throw replyError('ehlo', helo);
-    this.#capabilities = NO_CAPABILITIES;
-    return `HELO (EHLO refused: ${oneLine(ehlo)})`;
-  }
-
-  async #startTls(): Promise<string> {
-    if (!this.#capabilities.starttls) {
-      throw new UpstreamError({
+  /** nodemailer's error as the diagnosis table reads it: a reply, a TLS refusal, or a network failure. */
+  #failureOf(error: NodemailerError): UpstreamError {
+    if (error instanceof UpstreamError) return error;
+    const commandStage = stageOfCommand(error.command);
+    const stage = error.code === 'EMESSAGE' ? 'message' : (commandStage ?? this.#currentStage());
+    if (stage === 'starttls' && this.#plainCapabilities && !this.#plainCapabilities.starttls) {
+      return new UpstreamError({
         kind: 'tls',
         stage: 'starttls',
         code: 'STARTTLS_NOT_OFFERED',
         message: `${this.#options.host} does not offer STARTTLS`,
       });
     }
-    const reply = await this.#command('starttls', 'STARTTLS');
-    if (reply.code !== 220) throw replyError('starttls', reply);
-    // Anything sent before the handshake would be read as if it came over TLS (CVE-2011-0411).
-    if (this.#replies.length > 0 || !this.#reader.idle) {
-      throw networkError('starttls', 'EPROTO', 'the server sent data after its STARTTLS reply');
+    const reply = error.response ? parseServerReply(error.response) : null;
+    if (reply) return new UpstreamError({ kind: 'reply', stage, reply });
+    if (error.code === 'EPROTOCOL') return this.#networkError(stage, 'EPROTO', error.message);
+    if (error.code === 'ETIMEDOUT') return this.#networkError(stage, 'ETIMEDOUT', error.message);
+    const code =
+      error.originalCode ?? (error.code === 'ECONNECTION' ? 'ECONNRESET' : (error.code ?? 'ECONNRESET'));
+    const overTls = stage === 'starttls' || (this.#options.security === 'tls' && stage === 'connect');
+    if (overTls && error.syscall === undefined && !NETWORK_CODES.has(code) && code !== 'ECONNRESET') {
+      return new UpstreamError({ kind: 'tls', stage, code, message: error.message });
     }
-    const plain = this.#socket;
-    if (!plain) throw networkError('starttls', 'ENOTCONN', 'connection is closed');
-    plain.off('data', this.#onData);
-    this.#reader = new ReplyReader();
-    const secure = tls.connect({ socket: plain, host: this.#options.host, ...this.#tlsOptions() });
-    this.#tlsSocket = secure;
-    this.#attach(secure);
-    await this.#await(new Promise<void>((resolve) => secure.once('secureConnect', () => resolve())));
-    return describeTls(secure);
+    return this.#networkError(stage, code, error.message);
   }
 
-  async #authenticate(auth: NonNullable<UpstreamAuthMethod>): Promise<string> {
-    assertAuthAllowed(this.#socket?.remoteAddress ?? this.#options.host, this.#tlsSocket !== null);
-    if (auth.method === 'xoauth2') {
-      const initial = base64(`user=${auth.user}\x01auth=Bearer ${auth.accessToken}\x01\x01`);
-      let reply = await this.#command('auth', `AUTH XOAUTH2 ${initial}`, 'AUTH XOAUTH2 <redacted>');
-      // The 334 carries a base64 JSON error; the client answers with an empty line to get the final reply.
-      if (reply.code === 334) reply = await this.#command('auth', '');
-      if (!isPositive(reply)) throw replyError('auth', reply);
-      return 'XOAUTH2';
-    }
-    if (this.#capabilities.auth.includes('PLAIN')) {
-      const credentials = base64(`\0${auth.user}\0${auth.password}`);
-      const reply = await this.#command('auth', `AUTH PLAIN ${credentials}`, 'AUTH PLAIN <redacted>');
-      if (!isPositive(reply)) throw replyError('auth', reply);
-      return 'PLAIN';
-    }
-    // Also when AUTH is not advertised at all: some servers (and HELO-only ones) take LOGIN regardless.
-    const steps: [string, string][] = [
-      ['AUTH LOGIN', 'AUTH LOGIN'],
-      [base64(auth.user), '<redacted>'],
-      [base64(auth.password), '<redacted>'],
-    ];
-    for (const [index, [line, logged]] of steps.entries()) {
-      const reply = await this.#command('auth', line, logged);
-      const last = index === steps.length - 1;
-      if (last ? !isPositive(reply) : reply.code !== 334) throw replyError('auth', reply);
-    }
-    return 'LOGIN';
+  /** Closes everything once; whatever is in flight rejects with `failure`. */
+  #teardown(failure: UpstreamError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#failure = failure;
+    for (const reject of [...this.#pendingRejects]) reject(failure);
+    this.#pendingRejects.clear();
+    this.#smtp.close();
+    for (const listener of this.#closeListeners.splice(0)) listener();
   }
 
-  async #send(envelope: Envelope, message: Readable | Buffer): Promise<SendResult> {
-    if (this.#closed) throw networkError('mail', 'ENOTCONN', 'connection is closed');
-    assertNoLineBreak('envelope sender', envelope.mailFrom);
-    for (const address of envelope.rcptTo) assertNoLineBreak('envelope recipient', address);
-    const capabilities = this.#capabilities;
-    const mailParams: string[] = [];
-    if (envelope.size !== undefined && capabilities.size !== null) mailParams.push(`SIZE=${envelope.size}`);
-    if (envelope.eightBit && capabilities.eightBitMime) mailParams.push('BODY=8BITMIME');
-    if (envelope.smtpUtf8) {
-      // RFC 6531 §3.4: an address needing SMTPUTF8 must not go to a server that lacks it.
-      if (!capabilities.smtpUtf8) {
-        throw new UpstreamError({
-          kind: 'config',
-          code: 'SMTPUTF8_NOT_OFFERED',
-          message: `${this.#options.host} does not offer SMTPUTF8, which this message's addresses need`,
-        });
+  #begin(stage: SmtpStage): void {
+    this.#stage = stage;
+    this.#stepStarted = performance.now();
+    this.#stepOpen = true;
+  }
+
+  #finish(ok: boolean, detail: string): void {
+    if (!this.#stepOpen) return;
+    this.#stepOpen = false;
+    const ms = Math.round(performance.now() - this.#stepStarted);
+    this.#options.onStep?.({ stage: this.#stage, ok, ms, detail });
+  }
+
+  /** nodemailer's transcript (transactionLog): the steps of `check`, the capabilities, the final-dot wait. */
+  readonly #logger = {
+    trace: () => undefined,
+    debug: (entry: { tnx?: string }, message: unknown) => {
+      if (entry.tnx === 'client') this.#onCommand(String(message));
+      else if (entry.tnx === 'server') this.#onReply(String(message));
+    },
+    info: (entry: { tnx?: string }, message: unknown) => {
+      if (entry.tnx === 'network' && String(message).endsWith('established to %s:%s')) this.#onConnected();
+    },
+    warn: () => undefined,
+    error: () => undefined,
+    fatal: () => undefined,
+  };
+
+  #onConnected(): void {
+    const socket = this.#smtp._socket;
+    if (!socket) return;
+    socket.prependListener('data', this.#onArrival);
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#finish(true, socket instanceof tls.TLSSocket ? `${peer}, ${describeTls(socket)}` : peer);
+    this.#begin('greeting');
+  }
+
+  #onCommand(line: string): void {
+    const verb = line.slice(0, 4).toUpperCase();
+    if (verb === 'EHLO' || verb === 'HELO') {
+      if (this.#stage === 'starttls') {
+        const socket = this.#smtp._socket;
+        this.#finish(true, socket instanceof tls.TLSSocket ? describeTls(socket) : 'TLS');
+        // The session starts over on the TLS socket (RFC 3207 §4.2): so does the reading of replies.
+        this.#replyReader = new ReplyReader();
+        if (socket) socket.prependListener('data', this.#onArrival);
       }
-      mailParams.push('SMTPUTF8');
+      if (this.#stage !== 'ehlo' || !this.#stepOpen) this.#begin('ehlo');
+    } else if (line.toUpperCase() === 'STARTTLS') {
+      this.#begin('starttls');
+    } else if (verb === 'RSET') {
+      if (this.#transactionReplies < 0) this.#stage = 'rset';
     }
-    const mailCommand = [`MAIL FROM:<${envelope.mailFrom}>`, ...mailParams].join(' ');
-    const rcptCommands = envelope.rcptTo.map((address) => `RCPT TO:<${address}>`);
-
-    this.#stage = 'mail';
-    this.#write(capabilities.pipelining ? [mailCommand, ...rcptCommands] : [mailCommand]);
-    const mailReply = await this.#readReply();
-    const recipients: RecipientResult[] = [];
-    if (capabilities.pipelining || isPositive(mailReply)) {
-      for (const [index, address] of envelope.rcptTo.entries()) {
-        this.#stage = 'rcpt';
-        const rcptCommand = rcptCommands[index];
-        if (!capabilities.pipelining && rcptCommand !== undefined) this.#write([rcptCommand]);
-        // With PIPELINING the RCPT replies arrive even after a refused MAIL, and must be read to stay in step.
-        const reply = await this.#readReply();
-        recipients.push({ address, reply, accepted: isPositive(reply) });
-      }
+    this.#awaiting.push(verb);
+    let logged = line;
+    if (this.#stage === 'auth') {
+      logged = AUTH_WITH_PAYLOAD.test(line) ? line.replace(AUTH_WITH_PAYLOAD, '$1 <redacted>') : line;
+      if (!/^AUTH /i.test(line)) logged = '<redacted>';
     }
-    if (!isPositive(mailReply)) throw replyError('mail', mailReply);
-
-    if (!recipients.some((recipient) => recipient.accepted)) {
-      const reply = await this.#command('rset', 'RSET');
-      if (!isPositive(reply)) throw replyError('rset', reply);
-      return { recipients, dataReply: null };
-    }
-
-    const dataReply = await this.#command('data', 'DATA');
-    if (dataReply.code !== 354) {
-      await this.#resetAfterRefusal();
-      throw replyError('data', dataReply);
-    }
-
-    this.#stage = 'message';
-    await this.#streamMessage(message);
-    const finalReply = await this.#readReply();
-    if (!isPositive(finalReply)) throw replyError('message', finalReply);
-    return { recipients, dataReply: finalReply };
+    this.#options.onLine?.('out', logged);
   }
 
-  /** After a refused DATA the server still holds the transaction; clear it so the next send starts clean. */
-  async #resetAfterRefusal(): Promise<void> {
+  /**
+   * nodemailer hands each reply to the handler first in its queue when it processes it, which may be
+   * after the next command was written: a reply sent by nobody's asking (an extra 250 after the final
+   * dot, a reply packed with the greeting) would become the next command's answer. Counted here as
+   * the bytes arrive, such a reply ends the connection as a protocol error instead, once the replies
+   * that were asked for in the same packet have been handled.
+   */
+  readonly #onArrival = (chunk: Buffer): void => {
+    const reader = this.#replyReader;
+    if (!reader || this.#closed) return;
+    let replies: string[][];
     try {
-      await this.#command('rset', 'RSET');
-    } catch {
-      // The refusal is what the caller needs to hear; a broken connection already shows in `closed`.
-    }
-  }
-
-  async #streamMessage(message: Readable | Buffer): Promise<void> {
-    const encoder = new DataEncoder();
-    if (Buffer.isBuffer(message) && message.length <= BUFFER_SLICE) {
-      // Small and in memory: encoded and written in one go, the end of data included.
-      this.#writeData([encoder.encode(message), encoder.end()]);
+      replies = reader.push(chunk);
+    } catch (error) {
+      if (!(error instanceof ReplySyntaxError)) throw error;
+      // Not SMTP at all: nodemailer reports it (EPROTOCOL); there is nothing left to count.
+      this.#replyReader = null;
       return;
     }
-    // A big buffer goes in slices, so that each completed write tells the reply wait that data flows.
-    const source = Buffer.isBuffer(message) ? bufferSlices(message) : message;
-    try {
-      for await (const chunk of source) {
-        noteStreamed((chunk as Buffer).length);
-        const encoded = encoder.encode(chunk as Buffer);
-        // Backpressure: the next chunk is read only once the socket has taken this one.
-        if (encoded.length > 0 && !this.#writeData([encoded])) await this.#drained();
+    for (const lines of replies) {
+      const answered = this.#awaiting.shift();
+      if (answered === undefined) {
+        const stray = lines.join(' | ');
+        queueMicrotask(() =>
+          this.#teardown(
+            this.#networkError(
+              this.#currentStage(),
+              'EPROTO',
+              `the server sent a reply nothing asked for: ${stray}`,
+            ),
+          ),
+        );
+        this.#replyReader = null;
+        return;
       }
-      this.#writeData([encoder.end()]);
-    } catch (error) {
-      if (!Buffer.isBuffer(message)) message.destroy();
-      if (this.#failure) throw this.#failure;
-      // The message could not be read: close rather than let the server accept a truncated message.
-      this.#teardown(networkError('message', 'ECONNABORTED', 'message stream failed'));
-      throw error;
+      // After DATA (354, or 250 from some servers) the message's end is owed a reply too.
+      if (answered === 'DATA' && /^[23]/.test(lines[0] ?? '')) this.#awaiting.unshift('end of data');
+    }
+  };
+
+  #onReply(raw: string): void {
+    const lines = raw.split(/\r?\n/);
+    for (const line of lines) this.#options.onLine?.('in', line);
+    const reply = parseServerReply(raw);
+    if (!reply) return;
+    if (this.#transactionReplies >= 0) {
+      this.#transactionReplies += 1;
+      if (reply.code === 354) {
+        this.#inData = true;
+        // RFC 5321 §4.5.3.2.6: a server may take minutes to accept what it received; answering
+        // sooner with a timeout would only get the message sent again.
+        const socket = this.#smtp._socket;
+        if (socket) socket.setTimeout(this.#options.finalReplyTimeoutMs ?? FINAL_REPLY_TIMEOUT_MS);
+        // nodemailer pipes the message right after this reply; a listener added earlier would start
+        // the stream flowing before anything reads it.
+        this.#streaming?.on('data', (chunk: Buffer) => noteStreamed(chunk.length));
+      }
+      return;
+    }
+    const positive = reply.code >= 200 && reply.code < 300;
+    if (this.#stage === 'greeting' && positive) {
+      this.#finish(true, oneLine(reply));
+    } else if (this.#stage === 'ehlo') {
+      if (positive) {
+        const helo = this.#ehloRefusal !== null;
+        this.#capabilities = helo ? NO_CAPABILITIES : parseCapabilities(reply);
+        if (!this.#smtp.secure) this.#plainCapabilities = this.#capabilities;
+        this.#finish(
+          true,
+          helo
+            ? `HELO (EHLO refused: ${oneLine(this.#ehloRefusal!)})`
+            : lines
+                .slice(1)
+                .map((line) => line.slice(4))
+                .join(', ') || 'no extensions',
+        );
+      } else if (reply.code >= 500 && this.#ehloRefusal === null) {
+        // RFC 5321 §3.2: a server that does not know EHLO answers 5xx; nodemailer says HELO next.
+        this.#ehloRefusal = reply;
+      }
     }
   }
+}
 
-  /** Writes message data; false when the socket's buffer is full (wait for `#drained`). */
-  #writeData(chunks: Buffer[]): boolean {
-    const socket = this.#socket;
-    if (this.#closed || !socket)
-      throw this.#failure ?? networkError('message', 'ENOTCONN', 'connection is closed');
-    let room = true;
-    // Corked: several chunks leave in one system call.
-    socket.cork();
-    for (const chunk of chunks) {
-      // A completed write restarts the silence clock of the reply wait that follows.
-      room = socket.write(chunk, () => this.#timer?.refresh());
-    }
-    socket.uncork();
-    return room;
-  }
+let nodemailerLoading: Promise<typeof SMTPConnection> | null = null;
 
-  /** Resolves when the socket can take more; fails with the connection (or its silence timeout). */
-  #drained(): Promise<void> {
-    const socket = this.#socket!;
-    let onDrain: () => void = () => undefined;
-    const drained = new Promise<void>((resolve) => {
-      onDrain = resolve;
-      socket.once('drain', onDrain);
-    });
-    return this.#await(drained).finally(() => socket.off('drain', onDrain));
-  }
+/**
+ * nodemailer is loaded with the first upstream connection, not when RelayDesk starts: its modules
+ * take 60 to 200 ms to load, time a relay restarting after a crash should spend taking mail.
+ */
+function loadNodemailer(): Promise<typeof SMTPConnection> {
+  nodemailerLoading ??= import('nodemailer/lib/smtp-connection').then((module) => module.default);
+  return nodemailerLoading;
 }
 
 /**
@@ -757,7 +805,7 @@ export async function connectSmtp(options: SmtpClientOptions): Promise<SmtpConne
     });
   }
   if (options.auth) assertAuthAllowed(options.host, options.security !== 'none');
-  const connection = new Connection(options);
+  const connection = new Connection(options, await loadNodemailer());
   try {
     await connection.open();
   } catch (error) {

@@ -79,6 +79,8 @@ export class ReplyReader {
   }
 
   #addLine(line: string): string[] | null {
+    // A blank line between replies is noise some servers send; other clients skip it, and so do we.
+    if (line === '' && this.#lines.length === 0) return null;
     const code = REPLY_LINE.exec(line)?.[1];
     const expected = this.#lines[0]?.slice(0, 3);
     if (code === undefined || (expected !== undefined && code !== expected)) {

@@ -3,13 +3,15 @@
  * connections, reused between messages and closed when idle, never more than `maxConnections`
  * (Exchange Online answers the 4th with 432 4.3.2).
  */
+import type { Readable } from 'node:stream';
 import {
   connectSmtp,
   type SmtpConnection,
   type SmtpClientOptions,
   type UpstreamAuthMethod,
 } from './smtp-client.ts';
-import { UpstreamError, type UpstreamFailure } from './upstream-failure.ts';
+import { downgradeToSevenBit, hasEightBitBytes } from './message/eight-bit.ts';
+import { UpstreamError, type SmtpReply, type UpstreamFailure } from './upstream-failure.ts';
 import type { AttemptOutcome, OutboundJob, Transport } from './transport.ts';
 
 export interface SmtpTransportOptions {
@@ -19,6 +21,8 @@ export interface SmtpTransportOptions {
   getAuth: (forceRefresh: boolean) => Promise<UpstreamAuthMethod>;
   /** How long an unused connection stays open for the next message. */
   idleMs?: number;
+  /** Each new connection once it is ready: what its EHLO offered. */
+  onConnected?: (connection: SmtpConnection) => void;
 }
 
 export function createSmtpTransport(options: SmtpTransportOptions): Transport {
@@ -27,6 +31,12 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   let closed = false;
 
   async function connect(): Promise<SmtpConnection> {
+    const connection = await authenticatedConnection();
+    options.onConnected?.(connection);
+    return connection;
+  }
+
+  async function authenticatedConnection(): Promise<SmtpConnection> {
     const auth = await options.getAuth(false);
     try {
       return await connectSmtp({ ...options.connection, auth });
@@ -63,17 +73,11 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   }
 
   async function attempt(job: OutboundJob, connection: SmtpConnection): Promise<AttemptOutcome> {
-    const message = job.bytes ?? job.open();
+    const { message, size, eightBit } = await messageFor(job, connection);
     let result;
     try {
       result = await connection.send(
-        {
-          mailFrom: job.mailFrom,
-          rcptTo: job.rcptTo,
-          size: job.size,
-          eightBit: job.eightBit,
-          smtpUtf8: job.smtpUtf8,
-        },
+        { mailFrom: job.mailFrom, rcptTo: job.rcptTo, size, eightBit, smtpUtf8: job.smtpUtf8 },
         message,
       );
     } finally {
@@ -87,10 +91,8 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       recipients: result.recipients.map((r) => ({
         address: r.address,
         accepted: r.accepted && result.dataReply !== null,
-        response: r.accepted ? dataResponse : r.reply.raw,
-        failure: r.accepted
-          ? null
-          : ({ kind: 'reply', stage: 'rcpt', reply: r.reply } satisfies UpstreamFailure),
+        response: r.accepted ? dataResponse : (r.reply?.raw ?? ''),
+        failure: r.accepted ? null : refusalOf(r.reply),
       })),
     };
   }
@@ -106,8 +108,11 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
             return await attempt(job, reused);
           } catch (error) {
             reused.close();
-            // The server may have dropped an idle connection; that says nothing about this message.
-            if (!(error instanceof UpstreamError) || error.failure.kind !== 'network') throw error;
+            // The server may have dropped an idle connection; that says nothing about this message,
+            // and a new connection may take it at once, but only while MAIL was still unanswered:
+            // past that the server may hold a copy (after the dot it may even deliver it), and the
+            // message waits for the normal retry delay instead of arriving twice.
+            if (!isUnansweredOnIdle(error)) throw error;
           }
         }
         const connection = await connect();
@@ -131,6 +136,38 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
         }),
       );
     },
+  };
+}
+
+/**
+ * The message as this connection may carry it: as prepared, or, to an upstream without 8BITMIME
+ * (RFC 6152), with its 8-bit parts converted to quoted-printable. Devices often send 8-bit text
+ * without declaring BODY=8BITMIME, so the bytes are looked at, not the declaration.
+ */
+async function messageFor(
+  job: OutboundJob,
+  connection: SmtpConnection,
+): Promise<{ message: Readable | Buffer; size: number; eightBit: boolean }> {
+  if (connection.capabilities.eightBitMime) {
+    return { message: job.bytes ?? job.open(), size: job.size, eightBit: job.eightBit };
+  }
+  const bytes = job.bytes ?? Buffer.concat(await job.open().toArray());
+  const message = hasEightBitBytes(bytes) ? downgradeToSevenBit(bytes) : bytes;
+  return { message, size: message.length, eightBit: false };
+}
+
+function isUnansweredOnIdle(error: unknown): boolean {
+  return error instanceof UpstreamError && error.failure.kind === 'network' && error.failure.stage === 'mail';
+}
+
+/** A refused recipient; a refusal that was not an SMTP reply at all is the server breaking protocol. */
+function refusalOf(reply: SmtpReply | null): UpstreamFailure {
+  if (reply) return { kind: 'reply', stage: 'rcpt', reply };
+  return {
+    kind: 'network',
+    stage: 'rcpt',
+    code: 'EPROTO',
+    message: 'the server answered RCPT with no SMTP reply',
   };
 }
 

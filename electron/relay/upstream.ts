@@ -11,11 +11,14 @@ import { createTokenProvider, GRAPH_SCOPE, SMTP_SCOPE, type TokenProvider } from
 import type { SmtpClientOptions, UpstreamAuthMethod } from './smtp-client.ts';
 import { createSmtpTransport } from './smtp-transport.ts';
 import type { Transport } from './transport.ts';
+import type { UpstreamCapabilitiesStore } from './upstream-capabilities.ts';
 
 export interface UpstreamDeps {
   secrets: SecretStore;
   env?: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
+  /** Told what the SMTP upstream offers each time RelayDesk connects (its EHLO: SIZE, SMTPUTF8). */
+  capabilities?: UpstreamCapabilitiesStore;
 }
 
 /** The name RelayDesk gives in EHLO and Received: the configured one, else this computer's name. */
@@ -91,5 +94,11 @@ export async function createUpstreamTransport(
     connection: await smtpConnectionOptions(upstream),
     maxConnections: upstream.maxConnections,
     getAuth: createAuthSource(upstream, deps),
+    onConnected: ({ capabilities }) =>
+      deps.capabilities?.learn({
+        smtpUtf8: capabilities.smtpUtf8,
+        // RFC 1870: `SIZE 0` (or SIZE without a number) announces no fixed limit.
+        sizeLimit: capabilities.size || undefined,
+      }),
   });
 }

@@ -23,6 +23,7 @@ const diagnosis = {
   id: 'auth-failed',
   category: 'credentials' as const,
   action: 'hold' as const,
+  class: 'relay' as const,
   title: 'Sign-in refused',
   explanation: 'The password is wrong.',
   fix: 'Enter it again.',

@@ -1,9 +1,10 @@
+import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SenderConfig } from '../../electron/config/types.ts';
 import { toCrlf } from '../../electron/relay/graph/mime.ts';
@@ -11,7 +12,6 @@ import { fitRecipientsToEnvelope } from '../../electron/relay/graph/recipients.t
 import { parseHeaderBlock, type HeaderField } from '../../electron/relay/message/headers.ts';
 import { CarriageReturnRuns } from '../../electron/relay/message/line-ends.ts';
 import { createPreparer } from '../../electron/relay/message/prepare.ts';
-import { DataEncoder } from '../../electron/relay/smtp-client.ts';
 import { createSpool } from '../../electron/relay/spool.ts';
 import type { OutboundJob } from '../../electron/relay/transport.ts';
 import {
@@ -22,6 +22,10 @@ import {
   normalizeMessage,
   scanBody,
 } from '../../electron/relay/message/normalize.ts';
+
+const DataStream = createRequire(import.meta.url)(
+  'nodemailer/lib/smtp-connection/data-stream',
+) as new () => Transform;
 
 /** Header and body text travel as binary strings: one character per byte. */
 const utf8 = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
@@ -652,11 +656,9 @@ async function upstreamBytes(
       sender: options.sender ?? { mode: 'keep', byClient: {} },
     });
     const job = await prepare(message);
-    const encoder = new DataEncoder();
-    const out: Buffer[] = [];
-    for await (const chunk of job.open()) out.push(encoder.encode(chunk as Buffer));
-    out.push(encoder.end());
-    const data = Buffer.concat(out).toString('latin1');
+    // The bytes as the upstream client puts them on the wire: nodemailer's DATA encoder.
+    const encoder = new DataStream();
+    const data = Buffer.concat(await collectAll(Readable.from(job.open()).pipe(encoder))).toString('latin1');
     // What goes upstream is what the job says it measures (SIZE=), before dot-stuffing and the end.
     expect(job.size).toBe(Buffer.concat(await collectAll(job.open())).length);
     return { job, data };

@@ -2,13 +2,8 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  assertAuthAllowed,
-  connectSmtp,
-  DataEncoder,
-  isLoopbackHost,
-} from '../../electron/relay/smtp-client.ts';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { assertAuthAllowed, connectSmtp, isLoopbackHost } from '../../electron/relay/smtp-client.ts';
 import type { SmtpClientOptions, SmtpConnection, SmtpStep } from '../../electron/relay/smtp-client.ts';
 import { ReplyReader, parseReply } from '../../electron/relay/smtp-reply.ts';
 import { UpstreamError } from '../../electron/relay/upstream-failure.ts';
@@ -73,12 +68,30 @@ function firstSession(server: RawSmtpServer) {
 
 const envelope = { mailFrom: 'john@contoso.com', rcptTo: ['anna@contoso.com'] };
 
+/**
+ * The message data as a server receives it (dot-stuffing and final dot included), the message handed
+ * to the client in these chunks: nodemailer's DataStream does the encoding, so it is tested on the wire.
+ */
+let wireServer: Promise<{ server: RawSmtpServer; connection: SmtpConnection }> | null = null;
 async function encode(chunks: string[]): Promise<string> {
-  const encoder = new DataEncoder();
-  const output = chunks.map((chunk) => encoder.encode(Buffer.from(chunk, 'latin1')));
-  output.push(encoder.end());
-  return Buffer.concat(output).toString('latin1');
+  wireServer ??= (async () => {
+    const server = await startRawSmtpServer();
+    const connection = await connectSmtp(clientOptions(server));
+    return { server, connection };
+  })();
+  const { server, connection } = await wireServer;
+  const source = Readable.from(chunks.map((chunk) => Buffer.from(chunk, 'latin1')));
+  await connection.send(envelope, source);
+  const messages = server.sessions[0]!.messages;
+  return messages[messages.length - 1]!.raw!.toString('latin1');
 }
+
+afterAll(async () => {
+  if (!wireServer) return;
+  const { server, connection } = await wireServer;
+  connection.close();
+  await server.close();
+});
 
 /** What a strict server gets back from the wire: the message with CRLF line ends, dots unstuffed. */
 function decodeWire(wire: string): string {
@@ -154,11 +167,11 @@ describe('ReplyReader', () => {
   });
 });
 
-describe('DataEncoder', () => {
+describe('message data on the wire (nodemailer DataStream)', () => {
   const cases: [string, string, string][] = [
     ['bare LF line ends', 'Subject: scan\n\nPage 1\n', 'Subject: scan\r\n\r\nPage 1\r\n.\r\n'],
     ['CRLF kept, final CRLF added', 'a\r\nb', 'a\r\nb\r\n.\r\n'],
-    ['empty message', '', '.\r\n'],
+    ['empty message', '', '\r\n.\r\n'],
     ['lone line end', '\n', '\r\n.\r\n'],
     ['leading dot', '.hidden\r\n', '..hidden\r\n.\r\n'],
     ['dots only', '..', '...\r\n.\r\n'],
@@ -201,7 +214,8 @@ describe('DataEncoder', () => {
       expect(wire.replace(/\r\n/g, ''), label).not.toMatch(/[\r\n]/);
       expect(wire.indexOf('\r\n.\r\n'), label).toBe(wire === '.\r\n' ? -1 : wire.length - 5);
       let normalized = input.replace(/\r\n|\r|\n/g, '\r\n');
-      if (normalized !== '' && !normalized.endsWith('\r\n')) normalized += '\r\n';
+      // An empty message goes as one empty line.
+      if (!normalized.endsWith('\r\n')) normalized += '\r\n';
       expect(decodeWire(wire), label).toBe(normalized);
     }
   });
@@ -445,7 +459,7 @@ describe('connectSmtp: authentication', () => {
 });
 
 describe('SmtpConnection.send', () => {
-  it('pipelines MAIL and every RCPT in one packet and reports each recipient', async () => {
+  it('pipelines MAIL, every RCPT and DATA in one packet and reports each recipient', async () => {
     const server = await startServer({
       onCommand: (command) =>
         command === 'RCPT TO:<nobody@contoso.com>'
@@ -470,7 +484,7 @@ describe('SmtpConnection.send', () => {
     expect(result.dataReply).toMatchObject({ code: 250, enhanced: '2.6.0' });
     const session = firstSession(server);
     expect(session.chunks).toContain(
-      'MAIL FROM:<john@contoso.com> SIZE=42\r\nRCPT TO:<anna@contoso.com>\r\nRCPT TO:<nobody@contoso.com>\r\nRCPT TO:<bob@contoso.com>\r\n',
+      'MAIL FROM:<john@contoso.com> SIZE=42\r\nRCPT TO:<anna@contoso.com>\r\nRCPT TO:<nobody@contoso.com>\r\nRCPT TO:<bob@contoso.com>\r\nDATA\r\n',
     );
     expect(session.messages[0]?.raw?.toString()).toBe('Subject: scan\r\n\r\n..\r\nhidden line\r\n.\r\n');
   });
@@ -496,22 +510,34 @@ describe('SmtpConnection.send', () => {
     ]);
   });
 
-  it('resets instead of sending DATA when no recipient is accepted', async () => {
+  it('sends no message and resets when no recipient is accepted', async () => {
     const server = await startServer({
-      onCommand: (command) => (command.startsWith('RCPT') ? '550 5.1.10 Recipient not found' : undefined),
+      onCommand: (command) =>
+        command.startsWith('RCPT')
+          ? '550 5.1.10 Recipient not found'
+          : command === 'DATA'
+            ? '554 5.5.1 Error: no valid recipients'
+            : undefined,
     });
     const connection = await connect(server);
     const result = await connection.send(envelope, Buffer.from('x'));
-    expect(result).toMatchObject({ dataReply: null, recipients: [{ accepted: false }] });
-    expect(firstSession(server).commands.slice(-2)).toEqual(['RCPT TO:<anna@contoso.com>', 'RSET']);
+    expect(result).toMatchObject({
+      dataReply: null,
+      recipients: [{ accepted: false, reply: { code: 550, enhanced: '5.1.10' } }],
+    });
+    expect(firstSession(server).commands.slice(-3)).toEqual(['RCPT TO:<anna@contoso.com>', 'DATA', 'RSET']);
+    expect(firstSession(server).messages).toEqual([]);
   });
 
   it('rejects a refused MAIL at stage mail and stays in step for the next message', async () => {
     let mailCount = 0;
+    let refused = false;
     const server = await startServer({
+      // As real servers do after a refused MAIL: the pipelined RCPTs and DATA get 503.
       onCommand: (command) => {
-        if (command.startsWith('MAIL') && ++mailCount === 1)
-          return '530 5.7.57 Client not authenticated to send mail';
+        if (command.startsWith('MAIL')) refused = ++mailCount === 1;
+        if (command.startsWith('MAIL') && refused) return '530 5.7.57 Client not authenticated to send mail';
+        if (refused && (command.startsWith('RCPT') || command === 'DATA')) return '503 5.5.1 Bad sequence';
         return undefined;
       },
     });
@@ -557,13 +583,29 @@ describe('SmtpConnection.send', () => {
     });
   });
 
-  it('asks for SMTPUTF8 only from a server that offers it', async () => {
+  it('drops a session that took DATA after refusing MAIL, sending no message on it', async () => {
+    const server = await startServer({
+      onCommand: (command) => (command.startsWith('MAIL') ? '451 4.3.0 Try again later' : undefined),
+    });
+    const connection = await connect(server);
+    const failure = await failureOf(connection.send(envelope, Buffer.from('x')));
+    expect(failure).toMatchObject({ kind: 'reply', stage: 'mail', reply: { code: 451 } });
+    expect(connection.closed).toBe(true);
+    expect(firstSession(server).messages).toEqual([]);
+  });
+
+  it('asks for SMTPUTF8 only from a server that offers it, and only for addresses that need it', async () => {
     const plain = await startServer();
+    const plainConnection = await connect(plain);
     const refused = await failureOf(
-      (await connect(plain)).send({ ...envelope, smtpUtf8: true }, Buffer.from('x')),
+      plainConnection.send({ ...envelope, mailFrom: 'jöhn@contoso.com', smtpUtf8: true }, Buffer.from('x')),
     );
     expect(refused).toMatchObject({ kind: 'config', code: 'SMTPUTF8_NOT_OFFERED' });
     expect(firstSession(plain).commands).toEqual(['EHLO relay.test']);
+    // A device that asks for SMTPUTF8 with ASCII addresses: any server takes that (as from Postfix).
+    const ascii = await plainConnection.send({ ...envelope, smtpUtf8: true }, Buffer.from('x'));
+    expect(ascii.dataReply?.code).toBe(250);
+    expect(firstSession(plain).commands).toContain('MAIL FROM:<john@contoso.com>');
     const capable = await startServer({ ehlo: ['SMTPUTF8'] });
     await (
       await connect(capable)
@@ -657,13 +699,34 @@ describe('SmtpConnection.send', () => {
     expect(firstSession(server).messages).toEqual([]);
   });
 
-  it('times out waiting for the final reply at stage message and closes', async () => {
+  it('waits for the reply after the final dot longer than for any other reply (RFC 5321 4.5.3.2.6)', async () => {
+    // The per-reply timeout is 300 ms; the server takes three of those to accept the message.
+    const timeoutMs = 300;
+    const server = await startServer({
+      onMessage: (_message, session) => {
+        setTimeout(() => session.socket.write('250 2.6.0 Queued after a long scan\r\n'), 3 * timeoutMs);
+        return null;
+      },
+    });
+    const connection = await connect(server, { timeoutMs, finalReplyTimeoutMs: 10 * timeoutMs });
+    const result = await connection.send(envelope, Buffer.from('x\r\n'));
+    expect(result.dataReply).toMatchObject({ code: 250, enhanced: '2.6.0' });
+    expect(firstSession(server).messages).toHaveLength(1);
+    expect(connection.closed).toBe(false);
+  });
+
+  it('times out waiting for the final reply at stage message after the final-reply timeout, and closes', async () => {
+    const timeoutMs = 200;
     const server = await startServer({ onMessage: () => null });
-    const connection = await connect(server, { timeoutMs: 300 });
+    const connection = await connect(server, { timeoutMs, finalReplyTimeoutMs: 4 * timeoutMs });
     let closedEvents = 0;
     connection.onClose(() => closedEvents++);
+    const started = performance.now();
     const failure = await failureOf(connection.send(envelope, Buffer.from('x\r\n')));
+    const waited = performance.now() - started;
     expect(failure).toMatchObject({ kind: 'network', stage: 'message', code: 'ETIMEDOUT' });
+    // The final-reply timeout applied, not the per-reply one (a timer never fires early).
+    expect(waited).toBeGreaterThanOrEqual(4 * timeoutMs - 5);
     expect(connection.closed).toBe(true);
     expect(closedEvents).toBe(1);
   });
@@ -795,7 +858,7 @@ describe('TLS', () => {
       }),
     );
     expect(failure).toMatchObject({ kind: 'tls', stage: 'starttls', code: 'STARTTLS_NOT_OFFERED' });
-    expect(firstSession(server).commands).toEqual(['EHLO relay.test']);
+    expect(firstSession(server).commands).toEqual(['EHLO relay.test', 'STARTTLS']);
   });
 
   it('refuses plaintext sent after the STARTTLS reply (response injection)', async () => {
