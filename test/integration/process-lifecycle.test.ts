@@ -152,6 +152,24 @@ describe('one relay per data folder', () => {
       `RelayDesk is already running for this data folder (pid ${starts[runningIndex]!.process.pid})`,
     );
   });
+
+  it('is not blocked by a takeover claim its crashed owner left behind', async () => {
+    const { relay, config } = await setup();
+    await relay.stop('SIGKILL');
+    // A relay killed while it was replacing a dead relay's socket leaves its claim, naming its pid.
+    const gone = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => gone.once('exit', resolve));
+    await writeFile(join(relay.dataDir, 'relaydesk.sock.takeover'), String(gone.pid));
+
+    const next = teardown.relay(
+      await startRelay({ config, dataDir: relay.dataDir, waitForListening: false }),
+    );
+    const outcome = await Promise.race([
+      next.waitForLog((r) => r.event === 'started', 20_000).then(() => 'started'),
+      next.exited.then((code) => `exited ${code}: ${next.stderr()}`),
+    ]);
+    expect(outcome).toBe('started');
+  });
 });
 
 describe('the data folder', () => {
