@@ -181,6 +181,16 @@ describe('one relay per data folder', () => {
     ]);
     expect(outcome).toBe('started');
   });
+  it('names another RelayDesk, not IIS SMTP, as the holder of the port when its data folder differs', async () => {
+    const { relay, config } = await setup();
+    const other = await startRelay({ config, waitForListening: false });
+    teardown.dir(other.dataDir);
+    expect(await other.exited).toBe(1);
+    expect(other.stderr()).toContain(
+      `Port ${relay.port} on 127.0.0.1 is already in use by another RelayDesk`,
+    );
+    expect(other.stderr()).not.toMatch(/IIS SMTP|hMailServer|Postfix/);
+  });
 });
 
 describe('the data folder', () => {
