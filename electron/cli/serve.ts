@@ -1,6 +1,7 @@
 /**
- * `relaydesk serve`: the relay in the foreground until SIGINT/SIGTERM. On a signal it stops
- * accepting (new connections and new transactions get 421), lets what is in flight finish, exits 0.
+ * `relaydesk serve`: the relay in the foreground until it is asked to stop (SIGTERM, Ctrl+C,
+ * Ctrl+Break, the console closed: context.ts). Then it stops accepting (new connections and new
+ * transactions get 421), lets what is in flight finish, exits 0.
  */
 import { connect } from 'node:net';
 import { join } from 'node:path';

@@ -295,6 +295,12 @@ async function inspect(
 
 /** One line for `serve` and `check`; null when the folder is private. */
 export function describeDataFolder(report: DataFolderReport): string | null {
+  if (report.unknown && report.created) {
+    return (
+      `Could not make the new data folder ${report.dir} private (${report.unknown}): it keeps the permissions ` +
+      `of the folder above. Make it private: ${report.fix}`
+    );
+  }
   if (report.unknown) {
     return `Could not check who can change the data folder ${report.dir}: ${report.unknown}.`;
   }

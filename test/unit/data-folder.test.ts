@@ -146,6 +146,12 @@ describe('Windows data folder, with the exact program calls', () => {
     const { run } = windowsPrograms('', 'VM\\root\r\n');
     const report = await prepareDataFolder(dir, { platform: 'win32', env: ENV, run });
     expect(describeDataFolder(report)).toMatch(/^Could not check who can change the data folder .*whoami/);
+
+    const fresh = join(dir, 'RelayDesk');
+    const created = await prepareDataFolder(fresh, { platform: 'win32', env: ENV, run });
+    expect(describeDataFolder(created)).toMatch(
+      /^Could not make the new data folder .* private \(whoami .*\): it keeps the permissions of the folder above\. Make it private: icacls /,
+    );
   });
 });
 
