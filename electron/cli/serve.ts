@@ -1,8 +1,10 @@
 /**
- * `relaydesk serve`: the relay in the foreground until SIGINT/SIGTERM. On a signal it stops
- * accepting (new connections and new transactions get 421), lets what is in flight finish, exits 0.
+ * `relaydesk serve`: the relay in the foreground until it is asked to stop (SIGTERM, Ctrl+C,
+ * Ctrl+Break, the console closed: context.ts). Then it stops accepting (new connections and new
+ * transactions get 421), lets what is in flight finish, exits 0.
  */
 import { access } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { parseAdminAddress, serveAdminCommand } from '../admin/command.ts';
 import {
@@ -84,8 +86,14 @@ export async function serveCommand(flags: ServeFlags, io: CliIo): Promise<number
     control.attach(relay);
   } catch (error) {
     if (error instanceof ListenError) {
-      io.stderr.write(`${error.message}\n`);
-      logger.error('start-failed', { reason: error.message });
+      const reason =
+        error.code === 'EADDRINUSE' && (await greetsAsRelayDesk(error.host, error.port))
+          ? `Port ${error.port} on ${error.host} is already in use by another RelayDesk, one started with another ` +
+            'data folder (`relaydesk status --data-dir THAT-FOLDER` shows it). Stop that one, or set "listen.port" ' +
+            'to a free port (for example 2525) and point the devices at it.'
+          : error.message;
+      io.stderr.write(`${reason}\n`);
+      logger.error('start-failed', { reason });
       await relay.stop(0).catch(() => undefined);
       await control.close();
       await logger.close();
@@ -134,4 +142,23 @@ async function fileExists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Whether what holds the port is a RelayDesk: its SMTP greeting says so. */
+function greetsAsRelayDesk(host: string, port: number): Promise<boolean> {
+  const loopback = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return new Promise((resolve) => {
+    let greeting = '';
+    const socket = connect({ host: loopback, port });
+    const done = (isRelayDesk: boolean) => {
+      socket.destroy();
+      resolve(isRelayDesk);
+    };
+    socket.setTimeout(2_000, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('data', (chunk: Buffer) => {
+      greeting += chunk.toString('latin1');
+      if (greeting.includes('\n')) done(/^220 \S+ ESMTP RelayDesk\b/.test(greeting));
+    });
+  });
 }

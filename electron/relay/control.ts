@@ -4,7 +4,7 @@
  * the relay. One JSON request per connection, one JSON answer.
  */
 import { createHash } from 'node:crypto';
-import { chmod, open, rm, stat } from 'node:fs/promises';
+import { chmod, open, readFile, rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { prepareDataFolder, type DataFolderReport } from './data-folder.ts';
@@ -132,7 +132,7 @@ export async function startControlServer(dataDir: string, relay: Relay): Promise
   return control;
 }
 
-/** A crashed relay leaves its socket file behind; a takeover of it older than this was abandoned. */
+/** A crashed relay leaves its socket file behind; a claim to take it over older than this was abandoned. */
 const STALE_TAKEOVER_MS = 10_000;
 
 async function bindExclusive(server: Server, dataDir: string): Promise<void> {
@@ -147,22 +147,23 @@ async function bindExclusive(server: Server, dataDir: string): Promise<void> {
     if (bound === 'bound') break;
     const other = await probe(path);
     // On Windows the pipe's name is held only by a live process, whether it answers or not.
-    if (other.answering || process.platform === 'win32' || attempt >= 20) {
+    if (other.answering || process.platform === 'win32' || attempt >= 100) {
       throw new AlreadyRunningError(dataDir, other.pid);
     }
     // A socket file nobody answers on: its relay died. Two processes starting at once must not both
-    // replace it (each would unlink the other's), so replacing it is itself claimed with an exclusive file.
+    // replace it (each would unlink the other's), so replacing it is itself claimed with an exclusive
+    // file holding the claimant's pid; a claim whose process is gone (killed mid-way) is void.
     const claimed = await open(takeover, 'wx').then(
-      (handle) => handle.close().then(() => true),
+      async (handle) => {
+        await handle.writeFile(String(process.pid));
+        await handle.close();
+        return true;
+      },
       () => false,
     );
     if (!claimed) {
-      const age = await stat(takeover).then(
-        (s) => Date.now() - s.mtimeMs,
-        () => 0,
-      );
-      if (age > STALE_TAKEOVER_MS) await rm(takeover, { force: true });
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (await abandoned(takeover)) await rm(takeover, { force: true });
+      else await new Promise((resolve) => setTimeout(resolve, 50));
       continue;
     }
     try {
@@ -173,6 +174,22 @@ async function bindExclusive(server: Server, dataDir: string): Promise<void> {
     }
   }
   if (process.platform !== 'win32') await chmod(path, 0o600);
+}
+
+/** A takeover claim whose process is gone, or older than any takeover takes. */
+async function abandoned(takeover: string): Promise<boolean> {
+  try {
+    const [pid, stats] = await Promise.all([readFile(takeover, 'utf8'), stat(takeover)]);
+    if (Date.now() - stats.mtimeMs > STALE_TAKEOVER_MS) return true;
+    // Empty: its process was killed between creating and writing it.
+    if (!/^\d+$/.test(pid)) return Date.now() - stats.mtimeMs > 1_000;
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // ESRCH: no such process. ENOENT: the claim is gone already. EPERM: alive, another user's.
+    return code === 'ESRCH' || code === 'ENOENT';
+  }
 }
 
 function listen(server: Server, path: string): Promise<'bound' | 'in use'> {

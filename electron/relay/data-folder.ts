@@ -177,7 +177,7 @@ const runProgram: RunProgram = (file, args) =>
 async function accountSid(deps: Required<DataFolderDeps>): Promise<string> {
   const output = await deps.run(systemProgram(deps.env, 'whoami.exe'), ['/user', '/fo', 'csv', '/nh']);
   const sid = parseWhoamiSid(output);
-  if (!sid) throw new Error(`whoami /user printed no SID (${JSON.stringify(output.trim().slice(0, 80))})`);
+  if (!sid) throw new Error(`whoami /user printed no SID ("${output.trim().slice(0, 80)}")`);
   return sid;
 }
 
@@ -189,7 +189,7 @@ async function readWindowsAcl(dir: string, deps: Required<DataFolderDeps>): Prom
     // icacls writes UTF-16LE: the folder's name on one line, its SDDL on the next.
     const text = (await readFile(saved)).toString('utf16le').replace(/^\uFEFF/, '');
     const sddl = text.split(/\r?\n/).find((line) => line.startsWith('D:'));
-    if (!sddl) throw new Error(`icacls /save wrote no ACL (${JSON.stringify(text.slice(0, 80))})`);
+    if (!sddl) throw new Error(`icacls /save wrote no ACL ("${text.trim().slice(0, 80)}")`);
     return parseSddlDacl(sddl);
   } finally {
     await rm(scratch, { recursive: true, force: true });
@@ -295,6 +295,12 @@ async function inspect(
 
 /** One line for `serve` and `check`; null when the folder is private. */
 export function describeDataFolder(report: DataFolderReport): string | null {
+  if (report.unknown && report.created) {
+    return (
+      `Could not make the new data folder ${report.dir} private (${report.unknown}): it keeps the permissions ` +
+      `of the folder above. Make it private: ${report.fix}`
+    );
+  }
   if (report.unknown) {
     return `Could not check who can change the data folder ${report.dir}: ${report.unknown}.`;
   }

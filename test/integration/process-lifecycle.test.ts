@@ -22,6 +22,14 @@ import {
   UPSTREAM_PASSWORD,
 } from './harness.ts';
 
+const NO_SIGNALS_ON_WINDOWS =
+  "Windows has no signals between processes: child.kill('SIGINT') terminates the child at once; " +
+  "Ctrl+C is sent to serve's console by the Windows lane's end-to-end test, Ctrl+Break is in test/unit/stop-signals.test.ts";
+const PIPES_LEAVE_NOTHING =
+  'a named pipe disappears with its process: a crashed relay leaves no socket file to take over';
+const WINDOWS_ACL_ELSEWHERE =
+  'POSIX modes; the Windows ACL is tested in test/unit/data-folder.test.ts (icacls arguments, its output, and the real icacls)';
+
 const teardown = createTeardown();
 afterEach(teardown.run);
 
@@ -61,7 +69,8 @@ describe('stopping', () => {
   // SIGINT: Ctrl+C, and how Windows service wrappers stop a console program. SIGHUP: the terminal or
   // (on Windows) the console window was closed.
   for (const signal of ['SIGINT', 'SIGHUP'] as const) {
-    it(`drains on ${signal} like on SIGTERM: the message in flight is accepted and kept, exit 0`, async () => {
+    it(`drains on ${signal} like on SIGTERM: the message in flight is accepted and kept, exit 0`, async (context) => {
+      context.skip(process.platform === 'win32', NO_SIGNALS_ON_WINDOWS);
       const { emulator, relay } = await setup();
       const device = await deviceInData(relay.port);
       await eventuallyTrue(
@@ -117,7 +126,8 @@ describe('one relay per data folder', () => {
     expect(JSON.parse(status.stdout)).toMatchObject({ running: true, pid: relay.process.pid });
   });
 
-  it('takes over after a crash, even when two start at once: exactly one runs', async () => {
+  it('takes over after a crash, even when two start at once: exactly one runs', async (context) => {
+    context.skip(process.platform === 'win32', PIPES_LEAVE_NOTHING);
     const { relay, config } = await setup();
     await relay.stop('SIGKILL');
     // The crashed relay's socket file is still there; nobody answers on it.
@@ -152,10 +162,40 @@ describe('one relay per data folder', () => {
       `RelayDesk is already running for this data folder (pid ${starts[runningIndex]!.process.pid})`,
     );
   });
+
+  it('is not blocked by a takeover claim its crashed owner left behind', async (context) => {
+    context.skip(process.platform === 'win32', PIPES_LEAVE_NOTHING);
+    const { relay, config } = await setup();
+    await relay.stop('SIGKILL');
+    // A relay killed while it was replacing a dead relay's socket leaves its claim, naming its pid.
+    const gone = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => gone.once('exit', resolve));
+    await writeFile(join(relay.dataDir, 'relaydesk.sock.takeover'), String(gone.pid));
+
+    const next = teardown.relay(
+      await startRelay({ config, dataDir: relay.dataDir, waitForListening: false }),
+    );
+    const outcome = await Promise.race([
+      next.waitForLog((r) => r.event === 'started', 20_000).then(() => 'started'),
+      next.exited.then((code) => `exited ${code}: ${next.stderr()}`),
+    ]);
+    expect(outcome).toBe('started');
+  });
+  it('names another RelayDesk, not IIS SMTP, as the holder of the port when its data folder differs', async () => {
+    const { relay, config } = await setup();
+    const other = await startRelay({ config, waitForListening: false });
+    teardown.dir(other.dataDir);
+    expect(await other.exited).toBe(1);
+    expect(other.stderr()).toContain(
+      `Port ${relay.port} on 127.0.0.1 is already in use by another RelayDesk`,
+    );
+    expect(other.stderr()).not.toMatch(/IIS SMTP|hMailServer|Postfix/);
+  });
 });
 
 describe('the data folder', () => {
-  it.skipIf(process.platform === 'win32')('is created private (0700) by serve', async () => {
+  it('is created private (0700) by serve', async (context) => {
+    context.skip(process.platform === 'win32', WINDOWS_ACL_ELSEWHERE);
     const parent = teardown.dir(await tempDir());
     const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
     const configPath = join(parent, 'config.json');
@@ -181,25 +221,23 @@ describe('the data folder', () => {
     expect(stderr).not.toContain('Warning');
   });
 
-  it.skipIf(process.platform === 'win32')(
-    'is reported by serve and check when other users can change it',
-    async () => {
-      const dataDir = await tempDir();
-      await mkdir(dataDir, { recursive: true });
-      await chmod(dataDir, 0o777);
-      const { relay } = await setup(dataDir);
-      expect(relay.stderr()).toMatch(
-        /Warning: The data folder .* can be changed by its group \(gid \d+\), every user \(others\).*chmod 700/,
-      );
-      const logged = relay.logs.find((r) => r.event === 'data-folder');
-      expect(logged?.level).toBe('warn');
+  it('is reported by serve and check when other users can change it', async (context) => {
+    context.skip(process.platform === 'win32', WINDOWS_ACL_ELSEWHERE);
+    const dataDir = await tempDir();
+    await mkdir(dataDir, { recursive: true });
+    await chmod(dataDir, 0o777);
+    const { relay } = await setup(dataDir);
+    expect(relay.stderr()).toMatch(
+      /Warning: The data folder .* can be changed by its group \(gid \d+\), every user \(others\).*chmod 700/,
+    );
+    const logged = relay.logs.find((r) => r.event === 'data-folder');
+    expect(logged?.level).toBe('warn');
 
-      const check = await runCli(['check', '--config', relay.configPath, '--data-dir', dataDir], {
-        RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
-      });
-      expect(check.stdout).toMatch(/warn\s+data folder .*every user \(others\)/);
-      // The upstream is fine: the warning does not make the check fail.
-      expect(check.code).toBe(0);
-    },
-  );
+    const check = await runCli(['check', '--config', relay.configPath, '--data-dir', dataDir], {
+      RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
+    });
+    expect(check.stdout).toMatch(/warn\s+data folder .*every user \(others\)/);
+    // The upstream is fine: the warning does not make the check fail.
+    expect(check.code).toBe(0);
+  });
 });
