@@ -6,7 +6,7 @@
  * is written and rotation waits.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../electron/relay/log.ts';
@@ -95,6 +95,23 @@ describe('log file held open at rotation (row 7)', () => {
       (await readFile(join(dir, 'relaydesk.log'), 'utf8'));
     // Every line written exactly once across the rotated and the current file.
     for (let k = 0; k < n; k += 1) expect(all.split(`"queueId":"Q${k}"`).length - 1).toBe(1);
+    expect(escaped).toEqual([]);
+  });
+});
+
+describe('a log file that cannot be opened at all', () => {
+  it('keeps logging to the console and the app without ending the process', async () => {
+    const dir = await folder();
+    // Something that is not a file where the log should be: every open fails (EISDIR here; on
+    // Windows a program that opened the log without sharing it gives EBUSY the same way).
+    await mkdir(join(dir, 'relaydesk.log'));
+    const records: string[] = [];
+    const logger = createLogger({ dir, console: false, onRecord: (r) => records.push(String(r.event)) });
+    logger.info('accepted', { queueId: 'Q1' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    logger.info('delivered', { queueId: 'Q1' });
+    await logger.close();
+    expect(records).toEqual(['accepted', 'delivered']);
     expect(escaped).toEqual([]);
   });
 });
