@@ -66,11 +66,13 @@ describe('log file held open at rotation (row 7)', () => {
     const dir = await folder();
     const files = windowsFiles({ platform: 'win32' });
     const logger = createLogger({ dir, console: false, maxFileBytes: 2000, keepFiles: 3, fs: files.fs });
+    const logFile = join(dir, 'relaydesk.log');
     const line = (n: number) => logger.info('accepted', { queueId: `Q${n}`, padding: 'x'.repeat(100) });
     for (let n = 0; n < 8; n += 1) line(n);
-    await new Promise((resolve) => setImmediate(resolve));
+    // The other program can only hold the file once it exists (the log opens it in the background).
+    await eventually(async () => existsSync(logFile) && (await readFile(logFile, 'utf8')).includes('"Q7"'));
 
-    files.hold(join(dir, 'relaydesk.log'));
+    files.hold(logFile);
     for (let n = 8; n < 30; n += 1) expect(() => line(n)).not.toThrow();
     await new Promise((resolve) => setImmediate(resolve));
     expect(files.refusals.some((r) => r.startsWith('rename EBUSY'))).toBe(true);
