@@ -104,7 +104,8 @@ export function createLogger(options: LoggerOptions): Logger {
       removeIfPresent(fs, numbered(keepFiles));
       // A missing older file is the normal case for a young log.
       for (let i = keepFiles - 1; i >= 1; i -= 1) renameIfPresent(fs, numbered(i), numbered(i + 1));
-      fs.renameSync(current, numbered(1));
+      // A log file someone deleted is simply started afresh.
+      renameIfPresent(fs, current, numbered(1));
     } catch (error) {
       return error as NodeJS.ErrnoException;
     }

@@ -6,7 +6,7 @@
  * test/fixtures/windows-files.ts). Each device is told 250 only for mail that is then delivered
  * exactly once, and 451 only for mail that is never delivered; nothing ends the process.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../electron/config/validate.ts';
@@ -153,26 +153,30 @@ describe('a relay on Windows file semantics', () => {
     const { relay, port, logs } = await start(emulator, dataDir, files);
     emulator.script('message', '451 4.7.500 Server busy', { times: 3 });
     expect((await send(port, 1)).final).toMatch(/^250 /);
-    await eventually(() => relay.listQueue()[0]?.status === 'deferred');
-    const [stateFile] = (await readdir(queueDir(dataDir))).filter((n) => n.endsWith('.state.json'));
-    expect(stateFile).toBeDefined();
+    const statePath: string = await eventually(async () => {
+      const name = (await readdir(queueDir(dataDir))).find((n) => n.endsWith('.state.json'));
+      return name === undefined ? '' : join(queueDir(dataDir), name);
+    });
+    /** Attempts as recorded on disk, which is what a restart would know. */
+    const attemptsOnDisk = async () =>
+      (JSON.parse(await readFile(statePath, 'utf8')) as { attempts: number }).attempts;
+    await eventually(async () => (await attemptsOnDisk()) === 1);
 
     // A scanner holds it for a moment: the rename over it is tried again and goes through.
-    files.hold(join(queueDir(dataDir), stateFile!));
+    files.hold(statePath);
     void eventually(() => files.refusals.length > 0, 15_000, 5).then(() => files.releaseAll());
     relay.flush();
-    await eventually(
-      () => relay.listQueue()[0]?.attempts === 2 && relay.listQueue()[0]?.status === 'deferred',
-    );
+    await eventually(async () => (await attemptsOnDisk()) === 2);
     expect(files.refusals.some((r) => r.startsWith('rename EPERM'))).toBe(true);
     expect(logs.filter((r) => r.event === 'spool-error')).toEqual([]);
 
     // A backup holds it for longer than the retries last: the message waits, the relay goes on.
-    files.hold(join(queueDir(dataDir), stateFile!));
+    files.hold(statePath);
     relay.flush();
     const logged = await eventually(() => logs.find((r) => r.event === 'spool-error'));
     expect(logged).toMatchObject({ code: 'EPERM' });
     expect(relay.listQueue()).toMatchObject([{ status: 'deferred', attempts: 3 }]);
+    expect(await attemptsOnDisk()).toBe(2);
     files.releaseAll();
 
     relay.flush();

@@ -6,7 +6,7 @@
  * is written and rotation waits.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../electron/relay/log.ts';
@@ -66,11 +66,13 @@ describe('log file held open at rotation (row 7)', () => {
     const dir = await folder();
     const files = windowsFiles({ platform: 'win32' });
     const logger = createLogger({ dir, console: false, maxFileBytes: 2000, keepFiles: 3, fs: files.fs });
+    const logFile = join(dir, 'relaydesk.log');
     const line = (n: number) => logger.info('accepted', { queueId: `Q${n}`, padding: 'x'.repeat(100) });
     for (let n = 0; n < 8; n += 1) line(n);
-    await new Promise((resolve) => setImmediate(resolve));
+    // The other program can only hold the file once it exists (the log opens it in the background).
+    await eventually(async () => existsSync(logFile) && (await readFile(logFile, 'utf8')).includes('"Q7"'));
 
-    files.hold(join(dir, 'relaydesk.log'));
+    files.hold(logFile);
     for (let n = 8; n < 30; n += 1) expect(() => line(n)).not.toThrow();
     await new Promise((resolve) => setImmediate(resolve));
     expect(files.refusals.some((r) => r.startsWith('rename EBUSY'))).toBe(true);
@@ -95,6 +97,23 @@ describe('log file held open at rotation (row 7)', () => {
       (await readFile(join(dir, 'relaydesk.log'), 'utf8'));
     // Every line written exactly once across the rotated and the current file.
     for (let k = 0; k < n; k += 1) expect(all.split(`"queueId":"Q${k}"`).length - 1).toBe(1);
+    expect(escaped).toEqual([]);
+  });
+});
+
+describe('a log file that cannot be opened at all', () => {
+  it('keeps logging to the console and the app without ending the process', async () => {
+    const dir = await folder();
+    // Something that is not a file where the log should be: every open fails (EISDIR here; on
+    // Windows a program that opened the log without sharing it gives EBUSY the same way).
+    await mkdir(join(dir, 'relaydesk.log'));
+    const records: string[] = [];
+    const logger = createLogger({ dir, console: false, onRecord: (r) => records.push(String(r.event)) });
+    logger.info('accepted', { queueId: 'Q1' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    logger.info('delivered', { queueId: 'Q1' });
+    await logger.close();
+    expect(records).toEqual(['accepted', 'delivered']);
     expect(escaped).toEqual([]);
   });
 });
