@@ -27,6 +27,7 @@ import {
   type UpstreamStatus,
 } from './status.ts';
 import { createUpstreamTransport, relayHostname } from './upstream.ts';
+import { createUpstreamCapabilities } from './upstream-capabilities.ts';
 import { describeFailure } from './upstream-failure.ts';
 
 export interface RelayOptions {
@@ -86,6 +87,8 @@ export function createRelay(options: RelayOptions): Relay {
   let draining = false;
   let startedAt = 0;
   let sizeLimit = config.limits.maxMessageBytes;
+  /** What the upstream offered in its last EHLO: the LAN side refuses at once what it would refuse later. */
+  const upstreamCapabilities = createUpstreamCapabilities();
 
   /** The mailbox mail goes out as: SMTP AUTH's user, or Graph's configured mailbox. */
   const sendingMailbox = config.upstream.type === 'graph' ? config.upstream.mailbox : config.upstream.user;
@@ -114,6 +117,9 @@ export function createRelay(options: RelayOptions): Relay {
         maxMessageBytes: sizeLimit,
         maxRecipients: config.limits.maxRecipients,
         idleTimeoutMs: config.limits.idleTimeoutSeconds * 1000,
+        minDataBytesPerSecond: config.limits.minDataBytesPerSecond,
+        sessionTimeoutMs: config.limits.sessionTimeoutSeconds * 1000,
+        preparedGrowthBytes: PREPARE_GROWTH_ALLOWANCE,
       },
       startTls: listen.tls === 'starttls' && lanTls ? (socket) => lanTls.wrap(socket) : null,
       tlsFailed(ip, error) {
@@ -134,6 +140,7 @@ export function createRelay(options: RelayOptions): Relay {
         return ok;
       },
       authGrantsRelay: lanAuth.grantsRelay,
+      upstreamCapabilities: () => upstreamCapabilities.get(),
       denied(ip, sender) {
         status.deviceSeen(ip, sender, false);
         status.count('denied');
@@ -296,6 +303,8 @@ export function createRelay(options: RelayOptions): Relay {
             secureContext: listen.tls === 'implicit' ? lanTls!.secureContext : null,
             maxConnectionsPerClient: config.limits.maxConnectionsPerClient,
             maxConnections: config.limits.maxConnections,
+            maxUnlistedConnections: config.limits.maxUnlistedConnections,
+            maxConnectionsPerUnlistedClient: config.limits.maxConnectionsPerUnlistedClient,
           },
           sessionHost(listen, lanTls, lanAuth),
         );
