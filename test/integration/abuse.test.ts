@@ -4,14 +4,19 @@
  * device (127.0.0.1) keeps sending. The device must never be locked out or slowed much, and nothing
  * it sent may be lost. Times are only ever compared with the same device's times in the same run.
  */
+import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
+import { setPriority } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { readProcess } from '../../bench/tools.ts';
 import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
   eventually,
   freePort,
+  ROOT,
   sendMail,
   startRelay,
   testConfig,
@@ -99,6 +104,19 @@ describe('connection budgets', () => {
     ]);
   });
 
+  it('cuts off an outsider flooding NOOPs after 100 of them and 20 more (Postfix junk and error limits); a device may NOOP on', async () => {
+    const { relay } = await setup();
+    const flooder = await Peer.open(relay.port, '127.0.0.2');
+    const device = await Peer.open(relay.port);
+    flooder.write('NOOP\r\n'.repeat(1000));
+    device.write('NOOP\r\n'.repeat(1000));
+    await flooder.waitForClose();
+    expect(flooder.replies.slice(1, 120).every((reply) => reply === '250 2.0.0 Ok')).toBe(true);
+    expect(flooder.replies.slice(120)).toEqual(['421 4.7.0 Too many errors, closing connection']);
+    expect(await device.waitForReplies(1001)).toHaveLength(1001);
+    expect(device.closed).toBe(false);
+  });
+
   it('counts outsiders apart: 10 outside addresses × 20 idle connections do not lock the device out', async () => {
     const { emulator, relay } = await setup();
     // The default budget is 200 connections: the outsiders alone would fill it.
@@ -173,5 +191,101 @@ describe('slow clients (Slowloris)', () => {
     }
     expect(chatty.closed).toBe(true);
     expect(chatty.replies.at(-1)).toMatch(/^421 4\.4\.2 .*session/i);
+  });
+});
+
+const OUTSIDERS = fileURLToPath(new URL('../fixtures/outsiders.ts', import.meta.url));
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+describe('load and abuse', () => {
+  it("keeps the device's time to 250 within twice its quiet figure while outsiders flood and trickle, and loses nothing it sent", async () => {
+    const { emulator, relay } = await setup();
+    let sent = 0;
+    /** One message from the device, timed from its connect to the 250 after its data. */
+    const timeTo250 = async () => {
+      const subject = `load ${(sent += 1)}`;
+      const started = performance.now();
+      const result = await sendMail(relay.port, {
+        from: 'john@contoso.com',
+        to: ['alice@contoso.com'],
+        data: `${HEADER}Subject: ${subject}\r\n\r\n${'A scanned page. '.repeat(200)}\r\n`,
+      });
+      expect(result.final).toMatch(/^250 2\.0\.0 Ok: queued as /);
+      return performance.now() - started;
+    };
+    const series = async (count: number) => {
+      const times: number[] = [];
+      for (let i = 0; i < count; i += 1) times.push(await timeTo250());
+      return times;
+    };
+
+    const relayCpuMs = () => readProcess(relay.process.pid!).cpuMs;
+    let cpuAt = relayCpuMs();
+    let wallAt = performance.now();
+    /** The relay's share of one core since the last reading: how hard the outsiders made it work. */
+    const relayLoad = () => {
+      const [cpu, wall] = [relayCpuMs(), performance.now()];
+      const load = (cpu - cpuAt) / (wall - wallAt);
+      [cpuAt, wallAt] = [cpu, wall];
+      return Math.round(load * 100) / 100;
+    };
+    const quietBefore = await series(15);
+    const quietLoad = relayLoad();
+    const attack = spawn(
+      process.execPath,
+      ['--import', 'tsx', OUTSIDERS, String(relay.port), '2', '10', '60'],
+      {
+        cwd: ROOT,
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
+    teardown.add(() => attack.kill('SIGKILL'));
+    // Outsiders are other machines: on this one their own CPU time must not count against the relay.
+    setPriority(attack.pid!, 19);
+    let report = '';
+    attack.stdout!.on('data', (chunk: Buffer) => (report += chunk.toString()));
+    const attackEnded = new Promise((resolve) => attack.once('exit', resolve));
+    // Under way once outsiders are being denied and refused.
+    await relay.waitForLog((r) => r.event === 'denied');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    relayLoad();
+    const underAttack = await series(15);
+    const attackLoad = relayLoad();
+    attack.stdin!.end();
+    await attackEnded;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Quiet figures from before and after the attack, so a machine that got busier meanwhile does
+    // not count against (or for) the relay.
+    const quiet = [...quietBefore, ...(await series(15))];
+
+    const stats = JSON.parse(report) as {
+      connections: number;
+      refused: number;
+      denied: number;
+      replies: number;
+    };
+    const figures = {
+      quietMedianMs: Math.round(median(quiet) * 10) / 10,
+      quietWorstMs: Math.round(Math.max(...quiet) * 10) / 10,
+      attackMedianMs: Math.round(median(underAttack) * 10) / 10,
+      attackWorstMs: Math.round(Math.max(...underAttack) * 10) / 10,
+      relayCoreShareQuiet: quietLoad,
+      relayCoreShareAttack: attackLoad,
+      ...stats,
+    };
+    console.info('load and abuse:', JSON.stringify(figures));
+    // The attack was real: many connections, most refused, the rest denied after their floods.
+    expect(stats.connections).toBeGreaterThan(200);
+    expect(stats.refused).toBeGreaterThan(0);
+    expect(stats.denied).toBeGreaterThan(0);
+    expect(median(underAttack)).toBeLessThanOrEqual(2 * median(quiet));
+    expect(Math.max(...underAttack)).toBeLessThanOrEqual(2 * Math.max(...quiet));
+
+    const received = await emulator.waitForMessages(sent, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(emulator.messages).toHaveLength(sent);
+    const subjects = received.map((m) => /Subject: (load \d+)/.exec(m.data.toString('latin1'))?.[1]);
+    expect(new Set(subjects).size).toBe(sent);
   });
 });

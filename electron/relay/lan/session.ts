@@ -75,6 +75,11 @@ export interface SessionOutput {
 const MAX_LINE_BYTES = 4096;
 /** Postfix's smtpd_hard_error_limit is 20; a device that bad is not going to recover. */
 const MAX_ERRORS = 20;
+/**
+ * Postfix's smtpd_junk_command_limit: past this many NOOP, RSET, VRFY and HELP, each counts as an
+ * error. For clients outside allowedClients only: a device may NOOP as much as it likes.
+ */
+const MAX_JUNK_COMMANDS = 100;
 /** A fast sender on a slow disk is paused once the spool is this far behind. */
 const MAX_UNWRITTEN_BYTES = 4 * 1024 * 1024;
 
@@ -132,6 +137,7 @@ export class LanSession {
   private pending = false;
   private discardingLongLine = false;
   private errors = 0;
+  private junkCommands = 0;
   /** When the command line now being received began, or null between lines. */
   private lineStartedAt: number | null = null;
   private readonly sessionDeadline: number;
@@ -302,10 +308,10 @@ export class LanSession {
         return;
       case 'RSET':
         this.resetSession('transaction');
-        this.reply('250 2.0.0 Ok');
+        this.junk('250 2.0.0 Ok');
         return;
       case 'NOOP':
-        this.reply('250 2.0.0 Ok');
+        this.junk('250 2.0.0 Ok');
         return;
       case 'QUIT':
         this.replyAndClose('221 2.0.0 Bye');
@@ -317,10 +323,10 @@ export class LanSession {
         this.startTls();
         return;
       case 'VRFY':
-        this.reply('252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery');
+        this.junk('252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery');
         return;
       case 'HELP':
-        this.reply('214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT AUTH VRFY HELP');
+        this.junk('214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT AUTH VRFY HELP');
         return;
       case 'BDAT':
       case 'ETRN':
@@ -753,6 +759,13 @@ export class LanSession {
       `421 4.4.2 Session time limit of ${Math.round(this.host.limits.sessionTimeoutMs / 1000)} seconds reached, closing connection`,
     );
     return true;
+  }
+
+  /** A command that does no work: free for devices, limited for anyone else (a flood costs us CPU). */
+  private junk(reply: string): void {
+    const outsider = !this.host.isAllowed(this.info.remoteAddress) && this.greeting.authUser === null;
+    if (outsider && (this.junkCommands += 1) > MAX_JUNK_COMMANDS) this.error(reply);
+    else this.reply(reply);
   }
 
   private error(reply: string): void {
