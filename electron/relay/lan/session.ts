@@ -13,6 +13,7 @@ import { DISK_FULL_CODES } from '../spool.ts';
 import type { UpstreamCapabilities } from '../upstream-capabilities.ts';
 import { DataReader } from './data-reader.ts';
 import { isAscii, parsePathArgument, printable } from './address.ts';
+import { continueAuth, startAuth, type AuthStep, type AuthWait } from './auth-exchange.ts';
 
 export interface SessionLimits {
   maxMessageBytes: number;
@@ -83,13 +84,7 @@ const MAX_JUNK_COMMANDS = 100;
 /** A fast sender on a slow disk is paused once the spool is this far behind. */
 const MAX_UNWRITTEN_BYTES = 4 * 1024 * 1024;
 
-type State =
-  | { name: 'command' }
-  | { name: 'auth-plain' }
-  | { name: 'auth-login-user' }
-  | { name: 'auth-login-password'; user: string }
-  | { name: 'data' }
-  | { name: 'closed' };
+type State = { name: 'command' } | AuthWait | { name: 'data' } | { name: 'closed' };
 
 /** What HELO/EHLO and AUTH established: forgotten at STARTTLS (RFC 3207 §4.2). */
 interface Greeting {
@@ -271,13 +266,9 @@ export class LanSession {
   private handleLine(line: string): void {
     switch (this.state.name) {
       case 'auth-plain':
-        this.finishAuthPlain(line);
-        return;
       case 'auth-login-user':
-        this.authLoginUser(line);
-        return;
       case 'auth-login-password':
-        this.authLoginPassword(this.state.user, line);
+        this.authStep(continueAuth(this.state, line));
         return;
       default:
         this.command(line);
@@ -629,69 +620,14 @@ export class LanSession {
       this.error('503 5.5.1 Error: AUTH not allowed during a mail transaction');
       return;
     }
-    const [mechanismRaw = '', initial] = argument.split(/\s+/, 2);
-    const mechanism = mechanismRaw.toUpperCase();
-    if (mechanism === 'PLAIN') {
-      if (initial !== undefined) this.finishAuthPlain(initial);
-      else {
-        this.state = { name: 'auth-plain' };
-        this.reply('334 ');
-      }
-      return;
-    }
-    if (mechanism === 'LOGIN') {
-      if (initial !== undefined) this.authLoginUser(initial);
-      else {
-        this.state = { name: 'auth-login-user' };
-        this.reply('334 VXNlcm5hbWU6');
-      }
-      return;
-    }
-    this.error('504 5.5.4 Unrecognized authentication type (PLAIN and LOGIN are offered)');
+    this.authStep(startAuth(argument));
   }
 
-  private finishAuthPlain(response: string): void {
-    this.state = { name: 'command' };
-    if (response === '*') {
-      this.error('501 5.7.0 Authentication cancelled');
-      return;
-    }
-    const decoded = decodeBase64(response);
-    if (decoded === null) {
-      this.error('501 5.5.2 Cannot decode AUTH response');
-      return;
-    }
-    const [, user = '', password = ''] = decoded.split('\0');
-    this.checkCredentials(user, password);
-  }
-
-  private authLoginUser(response: string): void {
-    this.state = { name: 'command' };
-    if (response === '*') {
-      this.error('501 5.7.0 Authentication cancelled');
-      return;
-    }
-    const user = decodeBase64(response);
-    if (user === null) {
-      this.error('501 5.5.2 Cannot decode AUTH response');
-      return;
-    }
-    this.state = { name: 'auth-login-password', user };
-    this.reply('334 UGFzc3dvcmQ6');
-  }
-
-  private authLoginPassword(user: string, response: string): void {
-    this.state = { name: 'command' };
-    if (response === '*') {
-      this.error('501 5.7.0 Authentication cancelled');
-      return;
-    }
-    const password = decodeBase64(response);
-    if (password === null) {
-      this.error('501 5.5.2 Cannot decode AUTH response');
-      return;
-    }
-    this.checkCredentials(user, password);
+  private authStep(step: AuthStep): void {
+    this.state = step.kind === 'challenge' ? step.wait : { name: 'command' };
+    if (step.kind === 'challenge') this.reply(step.reply);
+    else if (step.kind === 'refused') this.error(step.reply);
+    else this.checkCredentials(step.user, step.password);
   }
 
   private checkCredentials(user: string, password: string): void {
@@ -808,12 +744,6 @@ function dropUpload(upload: Upload): void {
 
 const NON_ASCII_REFUSAL =
   '553 5.6.7 Non-ASCII address not permitted: the upstream mail server does not offer SMTPUTF8 (RFC 6531)';
-
-function decodeBase64(text: string): string | null {
-  const trimmed = text.trim();
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed)) return null;
-  return Buffer.from(trimmed, 'base64').toString('utf8');
-}
 
 /** Says the limit in bytes (what SIZE advertised) and in MB or KB (what an admin reads on a panel). */
 function tooBigReply(limit: number): string {
