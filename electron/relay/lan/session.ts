@@ -89,7 +89,6 @@ type State = { name: 'command' } | AuthWait | { name: 'data' } | { name: 'closed
 /** What HELO/EHLO and AUTH established: forgotten at STARTTLS (RFC 3207 §4.2). */
 interface Greeting {
   helo: string | null;
-  esmtp: boolean;
   authUser: string | null;
 }
 
@@ -121,7 +120,7 @@ interface Upload {
   heldSince: number | null;
 }
 
-const NO_GREETING: Greeting = { helo: null, esmtp: false, authUser: null };
+const NO_GREETING: Greeting = { helo: null, authUser: null };
 
 export class LanSession {
   private input: Buffer = Buffer.alloc(0);
@@ -348,7 +347,7 @@ export class LanSession {
     // HELO/EHLO without a name (a UPS, a drive controller) still gets a full session.
     this.resetSession('transaction');
     const helo = printable(name, 128) || this.info.remoteAddress;
-    this.greeting = { ...this.greeting, helo, esmtp: verb === 'EHLO' };
+    this.greeting = { ...this.greeting, helo };
     const welcome = `${this.host.hostname} Hello ${helo} [${this.info.remoteAddress}]`;
     if (verb === 'HELO') {
       this.reply(`250 ${welcome}`);
