@@ -41,6 +41,11 @@ export function defaultConfig(): RelayConfig {
       maxConnectionsPerClient: 20,
       maxConnections: 200,
       idleTimeoutSeconds: 300,
+      maxUnlistedConnections: 10,
+      maxConnectionsPerUnlistedClient: 2,
+      // Postfix's smtpd_min_data_rate.
+      minDataBytesPerSecond: 500,
+      sessionTimeoutSeconds: 3600,
     },
     queue: { retryForHours: 48, minRetrySeconds: 60, maxRetrySeconds: 1800 },
     sender: { mode: 'keep', byClient: {} },

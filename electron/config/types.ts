@@ -59,8 +59,16 @@ export interface LimitsConfig {
   maxConnectionsPerClient: number;
   /** All LAN connections together. */
   maxConnections: number;
-  /** Seconds a LAN client may stay silent between commands, and mid-DATA. */
+  /** Seconds a LAN client may stay silent between commands, and mid-DATA; also what one command line may take. */
   idleTimeoutSeconds: number;
+  /** Connections from clients outside allowedClients, all together: a budget apart from the devices'. */
+  maxUnlistedConnections: number;
+  /** Connections from one client outside allowedClients. */
+  maxConnectionsPerUnlistedClient: number;
+  /** The slowest average DATA rate a LAN client may keep up after its first idleTimeoutSeconds. */
+  minDataBytesPerSecond: number;
+  /** The longest a LAN session may last; a message under way is finished first. */
+  sessionTimeoutSeconds: number;
 }
 
 export interface QueueConfig {

@@ -608,6 +608,23 @@ function readLimits(raw: unknown, defaults: LimitsConfig, problems: Problems): L
       min: 1,
       max: 3600,
     }),
+    maxUnlistedConnections: section.integer('maxUnlistedConnections', defaults.maxUnlistedConnections, {
+      min: 1,
+      max: 10000,
+    }),
+    maxConnectionsPerUnlistedClient: section.integer(
+      'maxConnectionsPerUnlistedClient',
+      defaults.maxConnectionsPerUnlistedClient,
+      { min: 1, max: 10000 },
+    ),
+    minDataBytesPerSecond: section.integer('minDataBytesPerSecond', defaults.minDataBytesPerSecond, {
+      min: 1,
+      max: 1_000_000_000,
+    }),
+    sessionTimeoutSeconds: section.integer('sessionTimeoutSeconds', defaults.sessionTimeoutSeconds, {
+      min: 1,
+      max: 604800,
+    }),
   };
 }
 

@@ -120,6 +120,9 @@ export function createRelay(options: RelayOptions): Relay {
         maxMessageBytes: sizeLimit,
         maxRecipients: config.limits.maxRecipients,
         idleTimeoutMs: config.limits.idleTimeoutSeconds * 1000,
+        minDataBytesPerSecond: config.limits.minDataBytesPerSecond,
+        sessionTimeoutMs: config.limits.sessionTimeoutSeconds * 1000,
+        preparedGrowthBytes: PREPARE_GROWTH_ALLOWANCE,
       },
       startTls: listen.tls === 'starttls' && lanTls ? (socket) => lanTls.wrap(socket) : null,
       tlsFailed(ip, error) {
@@ -140,6 +143,7 @@ export function createRelay(options: RelayOptions): Relay {
         return ok;
       },
       authGrantsRelay: lanAuth.grantsRelay,
+      upstreamCapabilities: () => upstreamCapabilities.get(),
       denied(ip, sender) {
         status.deviceSeen(ip, sender, false);
         status.count('denied');
@@ -324,6 +328,8 @@ export function createRelay(options: RelayOptions): Relay {
             secureContext: listen.tls === 'implicit' ? lanTls!.secureContext : null,
             maxConnectionsPerClient: config.limits.maxConnectionsPerClient,
             maxConnections: config.limits.maxConnections,
+            maxUnlistedConnections: config.limits.maxUnlistedConnections,
+            maxConnectionsPerUnlistedClient: config.limits.maxConnectionsPerUnlistedClient,
           },
           sessionHost(listen, lanTls, lanAuth),
         );

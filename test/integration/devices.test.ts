@@ -1140,6 +1140,43 @@ describe('LAN TLS (lanTls)', () => {
     await modern.startTls();
     expect(modern.protocol).toMatch(/^TLSv1\.[23]$/);
   });
+
+  it('forgets an AUTH given before STARTTLS (RFC 3207 §4.2): the message is not marked authenticated, AUTH is open again', async () => {
+    const { relay } = await setup({ listen: { tls: 'starttls' } });
+    const wire = await Wire.plain(relay.port);
+    await replay(wire, [
+      GREETING,
+      C('EHLO mfp'),
+      S(/STARTTLS/),
+      C(PLAIN('scanner', 'in clear text')),
+      S('235 2.7.0 Authentication successful'),
+      C('STARTTLS'),
+      S('220 2.0.0 Ready to start TLS'),
+    ]);
+    await wire.startTls();
+    const scan = mail(
+      [
+        'From: scanner@contoso.com',
+        'To: alice@contoso.com',
+        'Subject: After TLS',
+        DEVICE_DATE,
+        'Message-ID: <t@mfp>',
+      ],
+      'Scanned.\r\n',
+    );
+    const [id] = await replay(wire, [
+      C('EHLO mfp'),
+      S(/^250-/),
+      ...transaction('scanner@contoso.com', 'alice@contoso.com', scan),
+      C(PLAIN('scanner', 'inside TLS')),
+      S('235 2.7.0 Authentication successful'),
+    ]);
+    await expectDelivered(
+      id,
+      { mailFrom: 'scanner@contoso.com', ...TO_ALICE },
+      received('mfp', 'ESMTPS') + stored(scan),
+    );
+  });
 });
 
 describe('several listeners from one config', () => {

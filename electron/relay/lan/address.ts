@@ -58,17 +58,20 @@ export function parsePathArgument(argument: string, keyword: 'FROM' | 'TO'): Pat
 
 function addressProblem(address: string, keyword: 'FROM' | 'TO'): string | null {
   const code = keyword === 'FROM' ? '5.1.7' : '5.1.3';
-  if (address.length + 2 > MAX_PATH_LENGTH)
+  // Octets, not characters: a UTF-8 address (RFC 6531) is longer on the wire than it looks.
+  if (Buffer.byteLength(address) + 2 > MAX_PATH_LENGTH)
     return `501 ${code} Address too long (RFC 5321 allows 256 octets)`;
   // Control characters, brackets and unquoted whitespace have no place in an address.
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f<>]/.test(address)) return `501 ${code} Bad address syntax`;
+  // Commands are read as UTF-8 (RFC 6531); other 8-bit bytes were replaced by U+FFFD on the way in.
+  if (address.includes('\ufffd')) return `501 ${code} Bad address syntax: not valid UTF-8`;
   if (keyword === 'FROM' && address === '') return null;
   if (address === '') return `501 ${code} Recipient address required`;
   const at = address.lastIndexOf('@');
   const local = at < 0 ? address : address.slice(0, at);
   if (!local.startsWith('"') && /\s/.test(local)) return `501 ${code} Bad address syntax`;
-  if (local.length > MAX_LOCAL_PART_LENGTH)
+  if (Buffer.byteLength(local) > MAX_LOCAL_PART_LENGTH)
     return `501 ${code} Local part too long (RFC 5321 allows 64 octets)`;
   if (at >= 0) {
     const domain = address.slice(at + 1);
@@ -80,6 +83,12 @@ function addressProblem(address: string, keyword: 'FROM' | 'TO'): string | null 
     return `501 ${code} Recipient address must include a domain (user@example.com)`;
   }
   return null;
+}
+
+/** Whether an address can go to an upstream without SMTPUTF8 (RFC 6531). */
+export function isAscii(text: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return /^[\x00-\x7f]*$/.test(text);
 }
 
 /** For echoing client input in replies: printable ASCII only, bounded. */

@@ -1,12 +1,15 @@
 /**
- * A LAN listener: accepts connections, enforces the per-client and total connection caps, and
- * hands each connection to a LanSession. During shutdown it keeps accepting just long enough to
- * answer 421, so devices see "try again later" rather than a refused connection.
+ * A LAN listener: accepts connections, keeps two connection budgets, and hands each connection to a
+ * LanConnection. Devices in allowedClients share `maxConnections`; clients outside it have their own
+ * small budget, so outsiders holding connections open can never lock a device out (Postfix exempts
+ * $mynetworks from its connection limits for the same reason). During shutdown it keeps accepting
+ * just long enough to answer 421, so devices see "try again later" rather than a refused connection.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { normalizeIp } from '../access.ts';
-import { LanSession, watchHandshake, type SessionHost } from './session.ts';
+import { LanConnection, watchHandshake } from './connection.ts';
+import type { SessionHost } from './session.ts';
 
 export interface ListenerOptions {
   host: string;
@@ -17,7 +20,41 @@ export interface ListenerOptions {
   secureContext: SecureContext | null;
   maxConnectionsPerClient: number;
   maxConnections: number;
+  /** Clients outside allowedClients: all of them together, and each one. */
+  maxUnlistedConnections: number;
+  maxConnectionsPerUnlistedClient: number;
 }
+
+/** Connections counted per client address and in all. */
+class ConnectionBudget {
+  private readonly perClient = new Map<string, number>();
+  private total = 0;
+
+  constructor(
+    private readonly maxTotal: number,
+    private readonly maxPerClient: number,
+  ) {}
+
+  /** Takes a place for `ip`, or says which limit is reached. */
+  admit(ip: string): 'admitted' | 'client-full' | 'full' {
+    const count = this.perClient.get(ip) ?? 0;
+    if (count >= this.maxPerClient) return 'client-full';
+    if (this.total >= this.maxTotal) return 'full';
+    this.perClient.set(ip, count + 1);
+    this.total += 1;
+    return 'admitted';
+  }
+
+  release(ip: string): void {
+    const left = (this.perClient.get(ip) ?? 1) - 1;
+    if (left <= 0) this.perClient.delete(ip);
+    else this.perClient.set(ip, left);
+    this.total -= 1;
+  }
+}
+
+/** How long a refused connection may linger for its 421 to be read. */
+const REFUSED_GRACE_MS = 1000;
 
 export interface LanListener {
   readonly address: string;
@@ -63,28 +100,43 @@ export async function startListener(options: ListenerOptions, host: SessionHost)
   if (options.tls === 'implicit' && !secureContext) {
     throw new Error(`The implicit-TLS listener ${options.host}:${options.port} needs a certificate`);
   }
-  const sessions = new Set<LanSession>();
-  const perClient = new Map<string, number>();
+  const connections = new Set<LanConnection>();
+  const devices = new ConnectionBudget(options.maxConnections, options.maxConnectionsPerClient);
+  const unlisted = new ConnectionBudget(
+    options.maxUnlistedConnections,
+    options.maxConnectionsPerUnlistedClient,
+  );
   let draining = false;
   let nextSessionId = 1;
+
+  const refuse = (socket: Socket, reply: string) => {
+    socket.end(`${reply}\r\n`);
+    setTimeout(() => socket.destroy(), REFUSED_GRACE_MS).unref();
+  };
 
   const server: Server = createServer({ noDelay: true }, (socket: Socket) => {
     const ip = normalizeIp(socket.remoteAddress ?? '');
     socket.on('error', () => undefined);
-    const count = perClient.get(ip) ?? 0;
     if (draining) {
-      socket.end('421 4.3.2 RelayDesk is shutting down, try again later\r\n');
+      refuse(socket, '421 4.3.2 RelayDesk is shutting down, try again later');
       return;
     }
-    if (count >= options.maxConnectionsPerClient) {
-      socket.end(`421 4.7.0 Too many connections from ${ip}, try again later\r\n`);
+    const listed = host.isAllowed(ip);
+    const budget = listed ? devices : unlisted;
+    const admitted = budget.admit(ip);
+    if (admitted === 'client-full') {
+      refuse(socket, `421 4.7.0 Too many connections from ${ip}, try again later`);
       return;
     }
-    if (sessions.size >= options.maxConnections) {
-      socket.end('421 4.7.0 Too many connections, try again later\r\n');
+    if (admitted === 'full') {
+      refuse(
+        socket,
+        listed
+          ? '421 4.7.0 Too many connections, try again later'
+          : '421 4.7.0 Too many connections from addresses outside allowedClients, try again later',
+      );
       return;
     }
-    perClient.set(ip, count + 1);
     let connection: Socket = socket;
     if (options.tls === 'implicit' && secureContext) {
       const secure = new TLSSocket(socket, { isServer: true, secureContext });
@@ -92,22 +144,38 @@ export async function startListener(options: ListenerOptions, host: SessionHost)
       watchHandshake(secure, (error) => host.tlsFailed(ip, error));
       connection = secure;
     }
-    const session = new LanSession(connection, host, {
-      id: nextSessionId++,
-      remoteAddress: ip,
-      remotePort: socket.remotePort ?? 0,
-      listener: `${options.host}:${options.port}`,
-      tls: options.tls === 'implicit',
-    });
-    sessions.add(session);
+    // A device's place is free once its session ended (a program that reads 221 and connects again at
+    // once must find it free); an outsider's only once its socket is gone.
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      budget.release(ip);
+    };
+    const session = new LanConnection(
+      connection,
+      host,
+      {
+        id: nextSessionId++,
+        remoteAddress: ip,
+        remotePort: socket.remotePort ?? 0,
+        listener: `${options.host}:${options.port}`,
+        tls: options.tls === 'implicit',
+      },
+      () => {
+        connections.delete(session);
+        if (listed) release();
+      },
+    );
+    connections.add(session);
     socket.once('close', () => {
-      sessions.delete(session);
-      const left = (perClient.get(ip) ?? 1) - 1;
-      if (left <= 0) perClient.delete(ip);
-      else perClient.set(ip, left);
+      connections.delete(session);
+      release();
     });
   });
-  server.maxConnections = options.maxConnections + 50;
+  // A safety net for file descriptors only: the budgets above answer with 421 long before. Each place
+  // may have a socket lingering behind it for a moment after its session ended.
+  server.maxConnections = 2 * (options.maxConnections + options.maxUnlistedConnections) + 100;
 
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
@@ -135,16 +203,16 @@ export async function startListener(options: ListenerOptions, host: SessionHost)
     address: options.host,
     port,
     get connections() {
-      return sessions.size;
+      return connections.size;
     },
     async drain(timeoutMs) {
       draining = true;
       const deadline = Date.now() + timeoutMs;
       // Bounded: sessions mid-DATA get until the deadline to finish.
-      while (sessions.size > 0 && Date.now() < deadline) {
-        for (const session of sessions) {
-          if (session.isClosed) sessions.delete(session);
-          else session.shutdownIfIdle();
+      while (connections.size > 0 && Date.now() < deadline) {
+        for (const connection of connections) {
+          if (connection.isClosed) connections.delete(connection);
+          else connection.shutdownIfIdle();
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }

@@ -1,21 +1,31 @@
 /**
- * One LAN-side SMTP session: plain, anonymous ESMTP for office devices, lenient where devices bend
- * the rules (HELO without a name, early talkers, unbracketed addresses, unadvertised AUTH), strict
- * where safety needs it (DATA ends only on CRLF.CRLF, sizes and counts capped, 250 only once the
- * message is on disk).
+ * One LAN-side SMTP session as a protocol core: bytes in, replies and events out, no socket (the way
+ * data-reader.ts is). Plain, anonymous ESMTP for office devices, lenient where devices bend the rules
+ * (HELO without a name, early talkers, unbracketed addresses, unadvertised AUTH), strict where safety
+ * needs it (DATA ends only on CRLF.CRLF, sizes, counts and time capped, 250 only once the message is
+ * on disk). connection.ts runs it on a socket; it owns TLS and the timers and asks this core when the
+ * next deadline is.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { SpoolWriter, SpooledMessage, Envelope } from '../spool.ts';
 import { DISK_FULL_CODES } from '../spool.ts';
-import { noteStreamed } from '../spent-buffers.ts';
+import type { UpstreamCapabilities } from '../upstream-capabilities.ts';
 import { DataReader } from './data-reader.ts';
-import { parsePathArgument, printable } from './address.ts';
+import { isAscii, parsePathArgument, printable } from './address.ts';
+import { continueAuth, startAuth, type AuthStep, type AuthWait } from './auth-exchange.ts';
 
 export interface SessionLimits {
   maxMessageBytes: number;
   maxRecipients: number;
+  /** Silence allowed between commands and mid-DATA; also the time one command line may take. */
   idleTimeoutMs: number;
+  /** DATA must keep up this average after its first idleTimeoutMs (Postfix's smtpd_min_data_rate). */
+  minDataBytesPerSecond: number;
+  /** A session ends after this long, at the end of the message in progress if there is one. */
+  sessionTimeoutMs: number;
+  /** What preparing a message for the upstream may add to it: kept free below the upstream's SIZE. */
+  preparedGrowthBytes: number;
 }
 
 export interface SessionInfo {
@@ -40,6 +50,8 @@ export interface SessionHost {
   authenticate(ip: string, user: string, password: string): Promise<boolean>;
   /** A LAN AUTH that succeeded lets a client outside the allow-list relay (per-device credentials). */
   authGrantsRelay: boolean;
+  /** What the upstream offered when last reached: SMTPUTF8 and its SIZE decide what is refused here. */
+  upstreamCapabilities(): UpstreamCapabilities;
   denied(ip: string, sender: string): void;
   hasRoomFor(bytes: number): Promise<boolean>;
   beginMessage(envelope: Omit<Envelope, 'id'>): Promise<SpoolWriter>;
@@ -49,135 +61,213 @@ export interface SessionHost {
   draining(): boolean;
 }
 
+/** What the core asks of the connection it runs on. */
+export interface SessionOutput {
+  /** One reply (several lines joined with CRLF); the line end is added. */
+  write(reply: string): void;
+  /** Ends the connection after the replies written. `stopReading`: for a client that keeps sending regardless. */
+  end(stopReading: boolean): void;
+  /** STARTTLS: `220` has been written; the connection is TLS from the next byte on. */
+  upgradeToTls(): void;
+  /** Whether input is wanted: not while an async step (spool, AUTH) runs or the spool is behind. */
+  setReading(reading: boolean): void;
+}
+
 const MAX_LINE_BYTES = 4096;
 /** Postfix's smtpd_hard_error_limit is 20; a device that bad is not going to recover. */
 const MAX_ERRORS = 20;
-/** Paused reading past this much unsent reply data: a pipelining flood cannot grow our memory. */
-const MAX_PENDING_OUTPUT = 256 * 1024;
+/**
+ * Postfix's smtpd_junk_command_limit: past this many NOOP, RSET, VRFY and HELP, each counts as an
+ * error. For clients outside allowedClients only: a device may NOOP as much as it likes.
+ */
+const MAX_JUNK_COMMANDS = 100;
+/** A fast sender on a slow disk is paused once the spool is this far behind. */
+const MAX_UNWRITTEN_BYTES = 4 * 1024 * 1024;
 
-type Phase = 'command' | 'data' | 'auth-plain' | 'auth-login-user' | 'auth-login-password' | 'closed';
+type State = { name: 'command' } | AuthWait | { name: 'data' } | { name: 'closed' };
+
+/** What HELO/EHLO and AUTH established: forgotten at STARTTLS (RFC 3207 §4.2). */
+interface Greeting {
+  helo: string | null;
+  authUser: string | null;
+}
+
+/** From MAIL to the reply after the final dot. */
+interface Transaction {
+  mailFrom: string;
+  /** A Set: a recipient named twice is one recipient (Postfix takes the duplicate and drops it). */
+  rcptTo: Set<string>;
+  eightBit: boolean;
+  smtpUtf8Declared: boolean;
+  tooManyRecipientsSeen: boolean;
+  upload: Upload | null;
+}
+
+/** The message bytes of a transaction on their way to the spool. */
+interface Upload {
+  /** null once the file was dropped (too big, failed): the rest of the data is read and discarded. */
+  writer: SpoolWriter | null;
+  reader: DataReader;
+  /** The size limit when DATA began: it does not move mid-message. */
+  limit: number;
+  receivedBytes: number;
+  oversize: boolean;
+  writes: Promise<void>;
+  writeError: NodeJS.ErrnoException | null;
+  /** Moves later with every byte received (minDataBytesPerSecond) and while the spool held input. */
+  deadline: number;
+  /** Since when the spool's back-pressure holds input, or null. */
+  heldSince: number | null;
+}
+
+const NO_GREETING: Greeting = { helo: null, authUser: null };
 
 export class LanSession {
-  private socket: Socket;
   private input: Buffer = Buffer.alloc(0);
-  private phase: Phase = 'command';
-  private busy = false;
+  private state: State = { name: 'command' };
+  private greeting: Greeting = NO_GREETING;
+  private transaction: Transaction | null = null;
+  /** An async step (spool, AUTH) is running: input waits. */
+  private pending = false;
   private discardingLongLine = false;
   private errors = 0;
-  private helo: string | null = null;
-  private esmtp = false;
-  private authUser: string | null = null;
-  private pendingAuthUser = '';
-  private mailFrom: string | null = null;
-  private rcptTo: string[] = [];
-  private eightBit = false;
-  private smtpUtf8 = false;
-  private dataReader: DataReader | null = null;
-  private writer: SpoolWriter | null = null;
-  private writeChain: Promise<void> = Promise.resolve();
-  private writeError: NodeJS.ErrnoException | null = null;
-  private receivedBytes = 0;
-  private oversize = false;
-  private tooManyRecipientsSeen = false;
+  private junkCommands = 0;
+  /** When the command line now being received began, or null between lines. */
+  private lineStartedAt: number | null = null;
+  private readonly sessionDeadline: number;
+  /** The session deadline passed mid-message: end once that message has its reply. */
+  private expired = false;
   private readonly info: SessionInfo;
 
   constructor(
-    socket: Socket,
     private readonly host: SessionHost,
     info: SessionInfo,
+    private readonly output: SessionOutput,
+    private readonly clock: () => number = () => performance.now(),
   ) {
-    this.socket = socket;
     this.info = { ...info };
-    this.attach(socket);
-    socket.setTimeout(host.limits.idleTimeoutMs);
-    // Greet at once: no early-talker pause; input that arrives before this is just buffered.
-    this.reply(`220 ${host.hostname} ESMTP RelayDesk ready`);
+    this.sessionDeadline = clock() + host.limits.sessionTimeoutMs;
+  }
+
+  /** Greets at once: no early-talker pause; input that arrives before this is just buffered. */
+  start(): void {
+    this.reply(`220 ${this.host.hostname} ESMTP RelayDesk ready`);
   }
 
   get clientIp(): string {
     return this.info.remoteAddress;
   }
 
-  /** Closes an idle session during shutdown; a session mid-DATA finishes first. */
-  shutdownIfIdle(): boolean {
-    if (this.phase === 'data' || this.busy) return false;
-    this.replyAndClose('421 4.3.2 RelayDesk is shutting down, try again later');
-    return true;
-  }
-
   get isClosed(): boolean {
-    return this.phase === 'closed';
+    return this.state.name === 'closed';
   }
 
-  private attach(socket: Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('timeout', () => {
-      this.replyAndClose('421 4.4.2 Idle timeout, closing connection');
-    });
-    socket.on('error', () => this.cleanup());
-    socket.on('close', () => this.cleanup());
-    socket.on('drain', () => {
-      if (!this.busy && this.phase !== 'closed') socket.resume();
-    });
-  }
-
-  private onData(chunk: Buffer): void {
-    noteStreamed(chunk.length);
-    if (this.phase === 'closed') return;
+  receive(chunk: Buffer): void {
+    if (this.state.name === 'closed') return;
     this.input = this.input.length ? Buffer.concat([this.input, chunk]) : chunk;
     this.pump();
   }
 
-  /** Processes buffered input until it runs out or an async step (spool, auth) is pending. */
-  private pump(): void {
-    // STARTTLS swaps this.socket mid-loop: uncork the socket that was corked.
-    const corked = this.socket;
-    corked.cork();
-    try {
-      while (!this.busy && this.phase !== 'closed' && this.input.length > 0) {
-        if (this.phase === 'data') {
-          this.consumeData();
-          continue;
-        }
-        const newline = this.input.indexOf(0x0a);
-        if (newline < 0) {
-          if (this.input.length > MAX_LINE_BYTES) {
-            this.input = Buffer.alloc(0);
-            if (!this.discardingLongLine) this.error('500 5.5.2 Line too long');
-            this.discardingLongLine = true;
-          }
-          break;
-        }
-        const lineBytes = this.input.subarray(0, newline);
-        this.input = this.input.subarray(newline + 1);
-        if (this.discardingLongLine) {
-          this.discardingLongLine = false;
-          continue;
-        }
-        if (lineBytes.length > MAX_LINE_BYTES) {
-          this.error('500 5.5.2 Line too long');
-          continue;
-        }
-        // Commands may end in CRLF or a bare LF (many devices); the CR is not part of the command.
-        const line = lineBytes.toString('latin1').replace(/\r$/, '');
-        this.handleLine(line);
-      }
-    } finally {
-      corked.uncork();
+  /** The connection was silent for idleTimeoutMs. */
+  idle(): void {
+    this.replyAndClose('421 4.4.2 Idle timeout, closing connection');
+  }
+
+  /** The connection is gone: a half-received message was never acknowledged and is dropped. */
+  connectionLost(): void {
+    this.close();
+  }
+
+  /** Closes an idle session during shutdown; a session mid-DATA finishes first. */
+  shutdownIfIdle(): boolean {
+    if (this.state.name === 'data' || this.pending) return false;
+    this.replyAndClose('421 4.3.2 RelayDesk is shutting down, try again later');
+    return true;
+  }
+
+  /** When the next deadline falls (on the clock given), or null when none applies now. */
+  deadline(): number | null {
+    if (this.state.name === 'closed') return null;
+    let earliest = this.expired ? Infinity : this.sessionDeadline;
+    const upload = this.transaction?.upload;
+    if (this.state.name === 'data' && upload && upload.heldSince === null) {
+      earliest = Math.min(earliest, upload.deadline);
     }
-    if (this.socket.writableLength > MAX_PENDING_OUTPUT) this.socket.pause();
+    if (this.lineStartedAt !== null && !this.pending) {
+      earliest = Math.min(earliest, this.lineStartedAt + this.host.limits.idleTimeoutMs);
+    }
+    return Number.isFinite(earliest) ? earliest : null;
+  }
+
+  /** Acts on the deadlines that have passed (Slowloris: each byte in time, the whole far too slow). */
+  checkDeadline(): void {
+    if (this.state.name === 'closed') return;
+    const now = this.clock();
+    const { limits } = this.host;
+    const upload = this.transaction?.upload;
+    if (this.state.name === 'data' && upload && upload.heldSince === null && now >= upload.deadline) {
+      this.replyAndClose(
+        `421 4.4.2 Message data arrived at less than ${limits.minDataBytesPerSecond} bytes per second, closing connection`,
+      );
+      return;
+    }
+    if (this.lineStartedAt !== null && !this.pending && now >= this.lineStartedAt + limits.idleTimeoutMs) {
+      this.replyAndClose(
+        `421 4.4.2 Command line not completed within ${Math.round(limits.idleTimeoutMs / 1000)} seconds, closing connection`,
+      );
+      return;
+    }
+    if (!this.expired && now >= this.sessionDeadline) {
+      this.expired = true;
+      this.endIfExpired();
+    }
+  }
+
+  /** Processes buffered input until it runs out or an async step (spool, AUTH) is pending. */
+  private pump(): void {
+    while (!this.pending && this.state.name !== 'closed' && this.input.length > 0) {
+      if (this.endIfExpired()) return;
+      if (this.state.name === 'data') {
+        this.consumeData();
+        continue;
+      }
+      const newline = this.input.indexOf(0x0a);
+      if (newline < 0) {
+        if (this.input.length > MAX_LINE_BYTES) {
+          this.input = Buffer.alloc(0);
+          if (!this.discardingLongLine) this.error('500 5.5.2 Line too long');
+          this.discardingLongLine = true;
+        }
+        break;
+      }
+      const lineBytes = this.input.subarray(0, newline);
+      this.input = this.input.subarray(newline + 1);
+      this.lineStartedAt = null;
+      if (this.discardingLongLine) {
+        this.discardingLongLine = false;
+        continue;
+      }
+      if (lineBytes.length > MAX_LINE_BYTES) {
+        this.error('500 5.5.2 Line too long');
+        continue;
+      }
+      // Commands may end in CRLF or a bare LF (many devices); the CR is not part of the command.
+      // UTF-8 (RFC 6531): bytes that are not become U+FFFD, which no address may contain.
+      const line = lineBytes.toString('utf8').replace(/\r$/, '');
+      this.handleLine(line);
+    }
+    // A line begun (or being discarded for its length) must be finished in time, byte by byte or not.
+    const midLine = this.state.name !== 'data' && (this.input.length > 0 || this.discardingLongLine);
+    if (!midLine) this.lineStartedAt = null;
+    else if (this.lineStartedAt === null && !this.pending) this.lineStartedAt = this.clock();
   }
 
   private handleLine(line: string): void {
-    switch (this.phase) {
+    switch (this.state.name) {
       case 'auth-plain':
-        this.finishAuthPlain(line);
-        return;
       case 'auth-login-user':
-        this.authLoginUser(line);
-        return;
       case 'auth-login-password':
-        this.authLoginPassword(line);
+        this.authStep(continueAuth(this.state, line));
         return;
       default:
         this.command(line);
@@ -207,11 +297,11 @@ export class LanSession {
         this.data();
         return;
       case 'RSET':
-        this.resetTransaction();
-        this.reply('250 2.0.0 Ok');
+        this.resetSession('transaction');
+        this.junk('250 2.0.0 Ok');
         return;
       case 'NOOP':
-        this.reply('250 2.0.0 Ok');
+        this.junk('250 2.0.0 Ok');
         return;
       case 'QUIT':
         this.replyAndClose('221 2.0.0 Bye');
@@ -223,10 +313,10 @@ export class LanSession {
         this.startTls();
         return;
       case 'VRFY':
-        this.reply('252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery');
+        this.junk('252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery');
         return;
       case 'HELP':
-        this.reply('214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT AUTH VRFY HELP');
+        this.junk('214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT AUTH VRFY HELP');
         return;
       case 'BDAT':
       case 'ETRN':
@@ -242,21 +332,33 @@ export class LanSession {
     }
   }
 
+  /**
+   * The SIZE devices are held to: the configured limit, lowered once the upstream announced a smaller
+   * SIZE, so a device hears 552 now rather than a 250 followed by a bounce (RFC 1870).
+   */
+  private sizeLimit(): number {
+    const { limits } = this.host;
+    const upstreamSize = this.host.upstreamCapabilities().sizeLimit;
+    if (upstreamSize === undefined || upstreamSize <= 0) return limits.maxMessageBytes;
+    return Math.max(1024, Math.min(limits.maxMessageBytes, upstreamSize - limits.preparedGrowthBytes));
+  }
+
   private hello(verb: 'EHLO' | 'HELO', name: string): void {
     // HELO/EHLO without a name (a UPS, a drive controller) still gets a full session.
-    this.resetTransaction();
-    this.helo = printable(name, 128) || this.info.remoteAddress;
-    this.esmtp = verb === 'EHLO';
-    const greeting = `${this.host.hostname} Hello ${this.helo} [${this.info.remoteAddress}]`;
-    if (!this.esmtp) {
-      this.reply(`250 ${greeting}`);
+    this.resetSession('transaction');
+    const helo = printable(name, 128) || this.info.remoteAddress;
+    this.greeting = { ...this.greeting, helo };
+    const welcome = `${this.host.hostname} Hello ${helo} [${this.info.remoteAddress}]`;
+    if (verb === 'HELO') {
+      this.reply(`250 ${welcome}`);
       return;
     }
     const lines = [
-      greeting,
+      welcome,
       'PIPELINING',
-      `SIZE ${this.host.limits.maxMessageBytes}`,
+      `SIZE ${this.sizeLimit()}`,
       '8BITMIME',
+      'SMTPUTF8',
       'ENHANCEDSTATUSCODES',
     ];
     if (this.host.startTls && !this.info.tls) lines.push('STARTTLS');
@@ -266,12 +368,17 @@ export class LanSession {
     this.reply(lines.map((text, i) => `250${i === lines.length - 1 ? ' ' : '-'}${text}`).join('\r\n'));
   }
 
+  /** RFC 6531: an address beyond ASCII goes only to an upstream that offers SMTPUTF8 (unknown: try). */
+  private refusesNonAscii(address: string): boolean {
+    return !isAscii(address) && this.host.upstreamCapabilities().smtpUtf8 === false;
+  }
+
   private mail(argument: string): void {
     if (this.host.draining()) {
       this.replyAndClose('421 4.3.2 RelayDesk is shutting down, try again later');
       return;
     }
-    if (this.mailFrom !== null) {
+    if (this.transaction !== null) {
       this.error('503 5.5.1 Error: nested MAIL command');
       return;
     }
@@ -282,36 +389,47 @@ export class LanSession {
     }
     const { address, params } = parsed.value;
     const ip = this.info.remoteAddress;
-    if (!this.host.isAllowed(ip) && !(this.authUser !== null && this.host.authGrantsRelay)) {
+    if (!this.host.isAllowed(ip) && !(this.greeting.authUser !== null && this.host.authGrantsRelay)) {
       this.host.denied(ip, address);
-      this.error(
-        `550 5.7.1 Client ${ip} is not allowed to relay through RelayDesk; add it to "allowedClients" in the RelayDesk settings`,
-      );
+      const refusal = `550 5.7.1 Client ${ip} is not allowed to relay through RelayDesk; add it to "allowedClients" in the RelayDesk settings`;
+      // Only a client that may still sign in (lanAuth check) has a reason to stay connected.
+      if (this.host.authGrantsRelay) this.error(refusal);
+      else this.replyAndClose(refusal);
+      return;
+    }
+    if (this.refusesNonAscii(address)) {
+      this.error(NON_ASCII_REFUSAL);
       return;
     }
     const sizeParam = params.get('SIZE');
     const declaredSize = typeof sizeParam === 'string' && /^\d+$/.test(sizeParam) ? Number(sizeParam) : 0;
-    if (declaredSize > this.host.limits.maxMessageBytes) {
-      this.error(tooBigReply(this.host.limits.maxMessageBytes));
+    const limit = this.sizeLimit();
+    if (declaredSize > limit) {
+      this.error(tooBigReply(limit));
       return;
     }
     const body = params.get('BODY');
-    this.eightBit = typeof body === 'string' && body.toUpperCase() === '8BITMIME';
-    this.smtpUtf8 = params.has('SMTPUTF8');
+    const transaction: Transaction = {
+      mailFrom: address,
+      rcptTo: new Set(),
+      eightBit: typeof body === 'string' && body.toUpperCase() === '8BITMIME',
+      smtpUtf8Declared: params.has('SMTPUTF8'),
+      tooManyRecipientsSeen: false,
+      upload: null,
+    };
     this.runAsync(async () => {
       if (!(await this.host.hasRoomFor(declaredSize))) {
         this.reply('452 4.3.1 Insufficient system storage');
         return;
       }
-      this.mailFrom = address;
-      this.rcptTo = [];
-      this.tooManyRecipientsSeen = false;
+      this.transaction = transaction;
       this.reply('250 2.1.0 Ok');
     });
   }
 
   private rcpt(argument: string): void {
-    if (this.mailFrom === null) {
+    const transaction = this.transaction;
+    if (transaction === null) {
       this.error('503 5.5.1 Error: need MAIL command');
       return;
     }
@@ -320,129 +438,153 @@ export class LanSession {
       this.error(parsed.reply);
       return;
     }
-    if (this.rcptTo.length >= this.host.limits.maxRecipients) {
-      this.tooManyRecipientsSeen = true;
+    const { address } = parsed.value;
+    if (transaction.rcptTo.has(address)) {
+      this.reply('250 2.1.5 Ok');
+      return;
+    }
+    if (this.refusesNonAscii(address)) {
+      this.error(NON_ASCII_REFUSAL);
+      return;
+    }
+    if (transaction.rcptTo.size >= this.host.limits.maxRecipients) {
+      transaction.tooManyRecipientsSeen = true;
       // 452 (not 5xx) per RFC 5321 §4.5.3.1.10: the client sends the rest in another transaction.
       this.reply('452 4.5.3 Error: too many recipients');
       return;
     }
-    this.rcptTo.push(parsed.value.address);
+    transaction.rcptTo.add(address);
     this.reply('250 2.1.5 Ok');
   }
 
   private data(): void {
-    if (this.mailFrom === null) {
+    const transaction = this.transaction;
+    if (transaction === null) {
       this.error('503 5.5.1 Error: need MAIL command');
       return;
     }
-    if (this.rcptTo.length === 0) {
+    if (transaction.rcptTo.size === 0) {
       this.error(
-        this.tooManyRecipientsSeen
+        transaction.tooManyRecipientsSeen
           ? '452 4.5.3 Error: too many recipients'
           : '554 5.5.1 Error: no valid recipients',
       );
       return;
     }
+    const rcptTo = [...transaction.rcptTo];
     const envelope: Omit<Envelope, 'id'> = {
       receivedAt: Date.now(),
       client: {
         ip: this.info.remoteAddress,
         port: this.info.remotePort,
-        helo: this.helo ?? '',
+        helo: this.greeting.helo ?? '',
         listener: this.info.listener,
         tls: this.info.tls,
-        authUser: this.authUser,
+        authUser: this.greeting.authUser,
       },
-      mailFrom: this.mailFrom,
-      rcptTo: this.rcptTo,
-      eightBit: this.eightBit,
-      smtpUtf8: this.smtpUtf8,
+      mailFrom: transaction.mailFrom,
+      rcptTo,
+      eightBit: transaction.eightBit,
+      // Devices that write UTF-8 addresses without declaring SMTPUTF8 get it asked for upstream all the same.
+      smtpUtf8:
+        transaction.smtpUtf8Declared || !isAscii(transaction.mailFrom) || !rcptTo.every((a) => isAscii(a)),
     };
     this.runAsync(async () => {
+      let writer: SpoolWriter;
       try {
-        this.writer = await this.host.beginMessage(envelope);
+        writer = await this.host.beginMessage(envelope);
       } catch (error) {
         this.reply(storageFailureReply(error));
         return;
       }
-      this.phase = 'data';
-      this.dataReader = new DataReader();
-      this.receivedBytes = 0;
-      this.oversize = false;
-      this.writeError = null;
-      this.writeChain = Promise.resolve();
+      transaction.upload = {
+        writer,
+        reader: new DataReader(),
+        limit: this.sizeLimit(),
+        receivedBytes: 0,
+        oversize: false,
+        writes: Promise.resolve(),
+        writeError: null,
+        deadline: this.clock() + this.host.limits.idleTimeoutMs,
+        heldSince: null,
+      };
+      this.state = { name: 'data' };
       this.reply('354 End data with <CR><LF>.<CR><LF>');
     });
   }
 
   private consumeData(): void {
-    const reader = this.dataReader!;
-    const { body, done, rest } = reader.feed(this.input);
+    const upload = this.transaction!.upload!;
+    const { body, done, rest } = upload.reader.feed(this.input);
     this.input = rest;
-    const limit = this.host.limits.maxMessageBytes;
+    let bytes = 0;
     for (const part of body) {
-      this.receivedBytes += part.length;
-      if (this.oversize) continue;
-      if (this.receivedBytes > limit) {
+      bytes += part.length;
+      upload.receivedBytes += part.length;
+      if (upload.oversize) continue;
+      if (upload.receivedBytes > upload.limit) {
         // Cut off at the limit: drop the file now and discard the rest without keeping it.
-        this.oversize = true;
-        this.abortWriter();
+        upload.oversize = true;
+        dropUpload(upload);
         continue;
       }
-      this.queueWrite(part);
+      this.queueWrite(upload, upload.writer!, part);
     }
-    if (this.oversize && this.receivedBytes > 2 * limit && !done) {
+    upload.deadline += (bytes * 1000) / this.host.limits.minDataBytesPerSecond;
+    if (upload.oversize && upload.receivedBytes > 2 * upload.limit && !done) {
       // A client that keeps streaming far past the limit is not going to stop by itself.
-      this.replyAndClose(tooBigReply(limit), true);
+      this.replyAndClose(tooBigReply(upload.limit), true);
       return;
     }
-    if (done) this.finishData();
+    if (done) this.finishData(upload);
   }
 
-  private queueWrite(part: Buffer): void {
-    // The socket's buffer may be reused after this tick only if we copied; subarrays of a received
-    // chunk stay valid, so keep the reference and write in order.
-    const writer = this.writer!;
-    this.writeChain = this.writeChain.then(async () => {
-      if (this.writeError) return;
+  private queueWrite(upload: Upload, writer: SpoolWriter, part: Buffer): void {
+    // Subarrays of a received chunk stay valid: keep the reference and write in order.
+    upload.writes = upload.writes.then(async () => {
+      if (upload.writeError) return;
       try {
         await writer.write(part);
       } catch (error) {
-        this.writeError = error as NodeJS.ErrnoException;
+        upload.writeError = error as NodeJS.ErrnoException;
       }
     });
-    // Back-pressure: a fast sender on a slow disk pauses until the spool catches up.
-    if (writer.bytesWritten + 4 * 1024 * 1024 < this.receivedBytes) {
-      this.socket.pause();
-      void this.writeChain.then(() => {
-        if (this.phase !== 'closed' && !this.busy) this.socket.resume();
+    // Back-pressure: a fast sender on a slow disk pauses until the spool catches up; that wait is
+    // ours, so it does not count against the sender's data rate.
+    if (upload.heldSince === null && writer.bytesWritten + MAX_UNWRITTEN_BYTES < upload.receivedBytes) {
+      upload.heldSince = this.clock();
+      this.updateReading();
+      void upload.writes.then(() => {
+        if (upload.heldSince !== null) upload.deadline += this.clock() - upload.heldSince;
+        upload.heldSince = null;
+        this.updateReading();
       });
     }
   }
 
-  private finishData(): void {
-    const writer = this.writer;
-    this.phase = 'command';
-    this.dataReader = null;
-    const envelope = { mailFrom: this.mailFrom ?? '', rcptTo: this.rcptTo };
-    if (this.oversize || !writer) {
-      this.resetTransaction();
+  private finishData(upload: Upload): void {
+    const transaction = this.transaction!;
+    const { writer } = upload;
+    this.state = { name: 'command' };
+    const envelope = { mailFrom: transaction.mailFrom, rcptTo: [...transaction.rcptTo] };
+    if (upload.oversize || !writer) {
+      this.resetSession('transaction');
       this.host.rejected(this.info, 'message too big', envelope);
-      this.reply(tooBigReply(this.host.limits.maxMessageBytes));
+      this.reply(tooBigReply(upload.limit));
       return;
     }
     this.runAsync(async () => {
-      await this.writeChain;
-      if (this.writeError) {
+      await upload.writes;
+      if (upload.writeError) {
         await writer.abort();
-        this.writer = null;
-        this.resetTransaction();
+        upload.writer = null;
+        this.resetSession('transaction');
         this.host.rejected(
           this.info,
-          `spool write failed: ${this.writeError.code ?? this.writeError.message}`,
+          `spool write failed: ${upload.writeError.code ?? upload.writeError.message}`,
           envelope,
         );
-        this.reply(storageFailureReply(this.writeError));
+        this.reply(storageFailureReply(upload.writeError));
         return;
       }
       let message: SpooledMessage;
@@ -450,8 +592,8 @@ export class LanSession {
         message = await writer.commit();
       } catch (error) {
         await writer.abort();
-        this.writer = null;
-        this.resetTransaction();
+        upload.writer = null;
+        this.resetSession('transaction');
         this.host.rejected(
           this.info,
           `spool commit failed: ${(error as NodeJS.ErrnoException).code ?? ''}`,
@@ -460,8 +602,8 @@ export class LanSession {
         this.reply(storageFailureReply(error));
         return;
       }
-      this.writer = null;
-      this.resetTransaction();
+      upload.writer = null;
+      this.resetSession('transaction');
       // The message is on disk: answer first, then log and queue it (which starts its delivery).
       this.reply(`250 2.0.0 Ok: queued as ${message.envelope.id}`);
       this.host.accepted(message, this.info);
@@ -469,86 +611,29 @@ export class LanSession {
   }
 
   private auth(argument: string): void {
-    if (this.authUser !== null) {
+    if (this.greeting.authUser !== null) {
       this.error('503 5.5.1 Error: already authenticated');
       return;
     }
-    if (this.mailFrom !== null) {
+    if (this.transaction !== null) {
       this.error('503 5.5.1 Error: AUTH not allowed during a mail transaction');
       return;
     }
-    const [mechanismRaw = '', initial] = argument.split(/\s+/, 2);
-    const mechanism = mechanismRaw.toUpperCase();
-    if (mechanism === 'PLAIN') {
-      if (initial !== undefined) this.finishAuthPlain(initial);
-      else {
-        this.phase = 'auth-plain';
-        this.reply('334 ');
-      }
-      return;
-    }
-    if (mechanism === 'LOGIN') {
-      if (initial !== undefined) this.authLoginUser(initial);
-      else {
-        this.phase = 'auth-login-user';
-        this.reply('334 VXNlcm5hbWU6');
-      }
-      return;
-    }
-    this.error('504 5.5.4 Unrecognized authentication type (PLAIN and LOGIN are offered)');
+    this.authStep(startAuth(argument));
   }
 
-  private finishAuthPlain(response: string): void {
-    this.phase = 'command';
-    if (response === '*') {
-      this.error('501 5.7.0 Authentication cancelled');
-      return;
-    }
-    const decoded = decodeBase64(response);
-    if (decoded === null) {
-      this.error('501 5.5.2 Cannot decode AUTH response');
-      return;
-    }
-    const [, user = '', password = ''] = decoded.split('\0');
-    this.checkCredentials(user, password);
-  }
-
-  private authLoginUser(response: string): void {
-    if (response === '*') {
-      this.phase = 'command';
-      this.error('501 5.7.0 Authentication cancelled');
-      return;
-    }
-    const user = decodeBase64(response);
-    if (user === null) {
-      this.phase = 'command';
-      this.error('501 5.5.2 Cannot decode AUTH response');
-      return;
-    }
-    this.pendingAuthUser = user;
-    this.phase = 'auth-login-password';
-    this.reply('334 UGFzc3dvcmQ6');
-  }
-
-  private authLoginPassword(response: string): void {
-    this.phase = 'command';
-    if (response === '*') {
-      this.error('501 5.7.0 Authentication cancelled');
-      return;
-    }
-    const password = decodeBase64(response);
-    if (password === null) {
-      this.error('501 5.5.2 Cannot decode AUTH response');
-      return;
-    }
-    this.checkCredentials(this.pendingAuthUser, password);
+  private authStep(step: AuthStep): void {
+    this.state = step.kind === 'challenge' ? step.wait : { name: 'command' };
+    if (step.kind === 'challenge') this.reply(step.reply);
+    else if (step.kind === 'refused') this.error(step.reply);
+    else this.checkCredentials(step.user, step.password);
   }
 
   private checkCredentials(user: string, password: string): void {
     this.runAsync(async () => {
       const ok = await this.host.authenticate(this.info.remoteAddress, user, password);
       if (ok) {
-        this.authUser = user;
+        this.greeting = { ...this.greeting, authUser: user };
         this.reply('235 2.7.0 Authentication successful');
       } else {
         this.error('535 5.7.8 Authentication credentials invalid');
@@ -561,53 +646,61 @@ export class LanSession {
       this.error('502 5.5.1 STARTTLS not available');
       return;
     }
-    if (this.input.length > 0) {
-      // RFC 3207 §4.2 / CVE-2011-0411: nothing pipelined after STARTTLS may survive into the TLS session.
-      this.input = Buffer.alloc(0);
-    }
+    // RFC 3207 §4.2 / CVE-2011-0411: nothing pipelined after STARTTLS may survive into the TLS session.
+    this.input = Buffer.alloc(0);
     this.reply('220 2.0.0 Ready to start TLS');
-    const plain = this.socket;
-    // The 220 must be on the wire before the handshake takes the socket over.
-    while (plain.writableCorked > 0) plain.uncork();
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('timeout');
-    plain.removeAllListeners('drain');
-    const secure = this.host.startTls(plain);
-    watchHandshake(secure, (error) => this.host.tlsFailed(this.info.remoteAddress, error));
-    this.socket = secure;
+    // RFC 3207 §4.2: forget everything learned before TLS, HELO and AUTH included.
+    this.resetSession('greeting');
     this.info.tls = true;
-    this.helo = null;
-    this.resetTransaction();
-    this.attach(secure);
-    secure.setTimeout(this.host.limits.idleTimeoutMs);
+    this.output.upgradeToTls();
   }
 
-  /** Runs an async step with input processing paused, then continues with what is buffered. */
+  /**
+   * The one way session state is dropped: `transaction` for RSET, HELO/EHLO and failed messages (the
+   * message being received, if any, is discarded); `greeting` also forgets HELO and AUTH (STARTTLS).
+   */
+  private resetSession(scope: 'transaction' | 'greeting'): void {
+    const upload = this.transaction?.upload;
+    if (upload) dropUpload(upload);
+    this.transaction = null;
+    if (scope === 'greeting') this.greeting = NO_GREETING;
+  }
+
+  /** Runs an async step with input held, then goes on with what is buffered. */
   private runAsync(step: () => Promise<void>): void {
-    this.busy = true;
-    this.socket.pause();
+    this.pending = true;
+    this.lineStartedAt = null;
+    this.updateReading();
     step()
       .catch(() => this.replyAndClose('451 4.3.0 Internal error, try again later'))
       .finally(() => {
-        this.busy = false;
-        if (this.phase === 'closed') return;
-        this.socket.resume();
+        this.pending = false;
+        if (this.state.name === 'closed') return;
+        this.updateReading();
+        if (this.endIfExpired()) return;
         this.pump();
       });
   }
 
-  private resetTransaction(): void {
-    if (this.writer) this.abortWriter();
-    this.mailFrom = null;
-    this.rcptTo = [];
-    this.eightBit = false;
-    this.smtpUtf8 = false;
+  private updateReading(): void {
+    const heldBySpool = this.transaction?.upload?.heldSince != null;
+    this.output.setReading(this.state.name !== 'closed' && !this.pending && !heldBySpool);
   }
 
-  private abortWriter(): void {
-    const writer = this.writer;
-    this.writer = null;
-    if (writer) void this.writeChain.then(() => writer.abort());
+  /** After the session deadline: ends the session once no message is under way. */
+  private endIfExpired(): boolean {
+    if (!this.expired || this.pending || this.state.name === 'data') return false;
+    this.replyAndClose(
+      `421 4.4.2 Session time limit of ${Math.round(this.host.limits.sessionTimeoutMs / 1000)} seconds reached, closing connection`,
+    );
+    return true;
+  }
+
+  /** A command that does no work: free for devices, limited for anyone else (a flood costs us CPU). */
+  private junk(reply: string): void {
+    const outsider = !this.host.isAllowed(this.info.remoteAddress) && this.greeting.authUser === null;
+    if (outsider && (this.junkCommands += 1) > MAX_JUNK_COMMANDS) this.error(reply);
+    else this.reply(reply);
   }
 
   private error(reply: string): void {
@@ -620,41 +713,36 @@ export class LanSession {
   }
 
   private reply(text: string): void {
-    if (this.phase === 'closed' || this.socket.destroyed) return;
-    this.socket.write(`${text}\r\n`);
+    if (this.state.name === 'closed') return;
+    this.output.write(text);
   }
 
-  /** `stopReading`: for a client that keeps sending regardless; it is held off by TCP until closed. */
   private replyAndClose(text: string, stopReading = false): void {
-    if (this.phase === 'closed') return;
+    if (this.state.name === 'closed') return;
     this.reply(text);
-    this.cleanup();
-    this.socket.end();
-    if (stopReading) this.socket.pause();
-    // A client that never reads must not keep the socket open forever.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.close();
+    this.output.end(stopReading);
   }
 
-  private cleanup(): void {
-    if (this.phase === 'closed') return;
-    this.phase = 'closed';
-    this.input = Buffer.alloc(0);
+  private close(): void {
+    if (this.state.name === 'closed') return;
     // A half-received message was never acknowledged: it is dropped, never delivered.
-    if (this.writer) this.abortWriter();
+    this.resetSession('transaction');
+    this.state = { name: 'closed' };
+    this.input = Buffer.alloc(0);
+    this.lineStartedAt = null;
   }
 }
 
-/** Reports a failed handshake once; errors after the handshake are ordinary connection ends. */
-export function watchHandshake(socket: TLSSocket, report: (error: Error) => void): void {
-  socket.once('error', report);
-  socket.once('secure', () => socket.off('error', report));
+/** Drops the message file once the writes under way have finished. */
+function dropUpload(upload: Upload): void {
+  const { writer } = upload;
+  upload.writer = null;
+  if (writer) void upload.writes.then(() => writer.abort());
 }
 
-function decodeBase64(text: string): string | null {
-  const trimmed = text.trim();
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed)) return null;
-  return Buffer.from(trimmed, 'base64').toString('utf8');
-}
+const NON_ASCII_REFUSAL =
+  '553 5.6.7 Non-ASCII address not permitted: the upstream mail server does not offer SMTPUTF8 (RFC 6531)';
 
 /** Says the limit in bytes (what SIZE advertised) and in MB or KB (what an admin reads on a panel). */
 function tooBigReply(limit: number): string {
