@@ -308,11 +308,12 @@ describe('the window', () => {
   });
 
   it('serves only files of the built window on app://', () => {
+    // In the platform's own separators: on Windows the file is \app\renderer\dist\index.html.
     expect(rendererFile('/app/renderer/dist', 'app://relaydesk/index.html')).toBe(
-      '/app/renderer/dist/index.html',
+      join('/app/renderer/dist', 'index.html'),
     );
     expect(rendererFile('/app/renderer/dist', 'app://relaydesk/assets/index.js')).toBe(
-      '/app/renderer/dist/assets/index.js',
+      join('/app/renderer/dist', 'assets', 'index.js'),
     );
     expect(rendererFile('/app/renderer/dist', 'app://relaydesk/..%2f..%2fetc%2fpasswd')).toBeNull();
     expect(rendererFile('/app/renderer/dist', 'app://other/index.html')).toBeNull();
