@@ -17,8 +17,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendFromDevice } from '../fixtures/device-send.ts';
@@ -26,6 +25,7 @@ import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emula
 import { freePort, testConfig, UPSTREAM_PASSWORD, type LogRecord } from '../integration/harness.ts';
 import {
   buildWindowsProgram,
+  laneHome,
   onDriveC,
   relaydeskExe,
   startRelaydeskExe,
@@ -128,6 +128,9 @@ async function sendMessages(count: number): Promise<string[]> {
       to: ['anna@contoso.com'],
       subject,
       body: `Page ${sent}.`,
+    }).catch((error: unknown) => {
+      const exit = relay.child.exitCode;
+      throw exit === null ? error : new Error(`serve exited with ${exit}:\n${relay.stderr()}`);
     });
     expect(result.final, `message ${sent}: ${result.replies.join(' | ')}`).toMatch(/^250 /);
     subjects.push(subject);
@@ -148,7 +151,10 @@ function deliveredCounts(): Map<string, number> {
 beforeAll(async () => {
   const missing = wineMissing();
   if (missing) throw new Error(missing);
-  outputs = await mkdtemp(join(tmpdir(), 'relaydesk-wine-'));
+  // Kept after the run (test-artifacts/ is ignored): what serve and the CLI printed, for a failure.
+  outputs = join(laneHome, 'e2e');
+  await rm(outputs, { recursive: true, force: true });
+  mkdirSync(outputs, { recursive: true });
   const folder = `RelayDesk-e2e-${randomBytes(4).toString('hex')}`;
   dataDir = onDriveC(folder);
   winDataDir = `C:\\${folder}`;
@@ -164,7 +170,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (relay && relay.child.exitCode === null) relay.child.kill('SIGKILL');
   await emulator?.close();
-  if (outputs) await rm(outputs, { recursive: true, force: true });
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -201,14 +206,13 @@ describe('relaydesk serve under Node.js for Windows, data in C:\\', () => {
     expect(records(relay).at(-1)).toMatchObject({ event: 'stopped', queued: 15 });
     const queued = readdirSync(join(dataDir, 'spool', 'queue'));
     expect(queued.filter((name) => name.endsWith('.eml'))).toHaveLength(15);
-    expect(queued.filter((name) => name.endsWith('.state.json'))).toHaveLength(15);
   });
 
   it('after a restart, delivers the queued and new mail exactly once while another program holds the spool, status.json and the log open without delete sharing', async () => {
-    // A log one line short of rotation, so that the relay rotates it while it is held open.
+    // A log a few lines short of rotation, so that the relay rotates it while delivering, held open.
     const log = join(dataDir, 'logs', 'relaydesk.log');
     const filler = `${JSON.stringify({ time: new Date().toISOString(), level: 'debug', event: 'filler' })}\n`;
-    const fill = Math.floor((LOG_ROTATES_AT - statSync(log).size - 200) / filler.length);
+    const fill = Math.floor((LOG_ROTATES_AT - statSync(log).size - 2_000) / filler.length);
     appendFileSync(log, filler.repeat(Math.max(0, fill)));
 
     const queueDir = join(dataDir, 'spool', 'queue');
@@ -258,11 +262,17 @@ describe('relaydesk serve under Node.js for Windows, data in C:\\', () => {
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
 
-  it('Ctrl+C drains and exits 0; the log was rotated and nothing arrives twice', async () => {
+  it('Ctrl+C drains and exits 0; the log was rotated; a restart finds nothing left to send', async () => {
     expect(await pressCtrlC(relay)).toBe(0);
     expect(records(relay).at(-1)).toMatchObject({ event: 'stopped', queued: 0 });
     expect(relay.stderr()).not.toMatch(/Error|uncaught/i);
     expect(existsSync(join(dataDir, 'logs', 'relaydesk.1.log'))).toBe(true);
+    expect(readdirSync(join(dataDir, 'spool', 'queue'))).toEqual([]);
+
+    // A message whose file could not be removed must not be sent again by the next start.
+    relay = await startServe();
+    expect(records(relay).find((r) => r.event === 'started')).toMatchObject({ queued: 0 });
+    expect(await pressCtrlC(relay)).toBe(0);
     expect(emulator.messages).toHaveLength(50);
   });
 });

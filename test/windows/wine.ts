@@ -9,7 +9,7 @@ import { join, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
-const laneHome = process.env.RELAYDESK_WINE_HOME ?? join(ROOT, 'test-artifacts', 'wine');
+export const laneHome = process.env.RELAYDESK_WINE_HOME ?? join(ROOT, 'test-artifacts', 'wine');
 export const prefix = join(laneHome, 'prefix');
 export const nodeExe = process.env.RELAYDESK_WINE_NODE ?? join(laneHome, 'node', 'bin', 'node.exe');
 const driveC = join(prefix, 'drive_c');
