@@ -18,6 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendFromDevice } from '../fixtures/device-send.ts';
@@ -136,6 +137,46 @@ async function sendMessages(count: number): Promise<string[]> {
     subjects.push(subject);
   }
   return subjects;
+}
+
+/** A device's SMTP session, one command at a time: each resolves with its final reply line. */
+async function deviceSession() {
+  const socket = connect({ host: '127.0.0.1', port });
+  socket.setEncoding('utf8');
+  const finals: string[] = [];
+  const waiting: ((line: string) => void)[] = [];
+  let buffer = '';
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    let newline: number;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline).replace(/\r$/, '');
+      buffer = buffer.slice(newline + 1);
+      if (/^\d{3}-/.test(line)) continue;
+      const waiter = waiting.shift();
+      if (waiter) waiter(line);
+      else finals.push(line);
+    }
+  });
+  const reply = () =>
+    new Promise<string>((resolve, reject) => {
+      const queued = finals.shift();
+      if (queued !== undefined) return resolve(queued);
+      const timer = setTimeout(() => reject(new Error('no reply from the relay within 60 s')), 60_000);
+      waiting.push((line) => {
+        clearTimeout(timer);
+        resolve(line);
+      });
+    });
+  expect(await reply()).toMatch(/^220 /);
+  return {
+    write: (text: string) => socket.write(text),
+    command: (line: string) => {
+      socket.write(`${line}\r\n`);
+      return reply();
+    },
+    close: () => socket.end('QUIT\r\n'),
+  };
 }
 
 /** Subjects of what reached the sink, with how many times each arrived. */
@@ -262,7 +303,7 @@ describe('relaydesk serve under Node.js for Windows, data in C:\\', () => {
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
 
-  it('Ctrl+C drains and exits 0; the log was rotated; a restart finds nothing left to send', async () => {
+  it('Ctrl+C exits 0 with nothing left; a restart sends nothing again, and its Ctrl+C lets a device finish its message', async () => {
     expect(await pressCtrlC(relay)).toBe(0);
     expect(records(relay).at(-1)).toMatchObject({ event: 'stopped', queued: 0 });
     expect(relay.stderr()).not.toMatch(/Error|uncaught/i);
@@ -272,7 +313,35 @@ describe('relaydesk serve under Node.js for Windows, data in C:\\', () => {
     // A message whose file could not be removed must not be sent again by the next start.
     relay = await startServe();
     expect(records(relay).find((r) => r.event === 'started')).toMatchObject({ queued: 0 });
-    expect(await pressCtrlC(relay)).toBe(0);
-    expect(emulator.messages).toHaveLength(50);
+
+    // Ctrl+C while a device is in the middle of DATA: the relay stops taking new work, lets the
+    // device finish (250), and exits 0 once the message is safe.
+    const device = await deviceSession();
+    await device.command('EHLO scanner.local');
+    await device.command('MAIL FROM:<john@contoso.com>');
+    await device.command('RCPT TO:<anna@contoso.com>');
+    expect(await device.command('DATA')).toMatch(/^354 /);
+    device.write(
+      'From: <john@contoso.com>\r\nTo: <anna@contoso.com>\r\nSubject: Scan 51 from the copier\r\n\r\n',
+    );
+    relay.child.kill('SIGINT');
+    await until(
+      () => records(relay).find((r) => r.event === 'stopping'),
+      60_000,
+      () => `serve never began to stop:\n${relay.stdout()}`,
+    );
+    expect(await device.command('Page 51.\r\n.')).toMatch(/^250 /);
+    device.close();
+    expect(await relay.exited).toBe(0);
+
+    // Delivered before the exit, or kept for the next start: either way once.
+    if (emulator.messages.length < 51) {
+      relay = await startServe();
+      await emulator.waitForMessages(51, 60_000);
+      expect(await pressCtrlC(relay)).toBe(0);
+    }
+    const counts = deliveredCounts();
+    expect(counts.size).toBe(51);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
 });
