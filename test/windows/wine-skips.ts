@@ -78,6 +78,11 @@ export const wineSkips: WineSkip[] = [
     reason:
       'Linux only: the XDG autostart entry is what the app offers on Linux (on Windows it is Electron’s login item setting)',
   },
+  {
+    test: 'test/unit/data-folder.test.ts > POSIX data folder',
+    reason:
+      'POSIX only: Windows has no mode bits; the Windows data folder is checked through its ACL (icacls)',
+  },
 ];
 
 /** The entry that covers a test (by its vitest full name), if any. */
