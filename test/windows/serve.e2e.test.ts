@@ -36,6 +36,7 @@ import {
   type WineProcess,
 } from './wine.ts';
 
+/** serve's log size limit (electron/relay/log.ts). */
 const LOG_ROTATES_AT = 10 * 1024 * 1024;
 const env = { RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD };
 
@@ -48,11 +49,12 @@ let relay: WineProcess;
 let runs = 0;
 let sent = 0;
 
-/** The JSON log lines serve printed so far. */
+/** The JSON log lines serve printed so far (complete lines only: it may be writing the next). */
 function records(run: WineProcess): LogRecord[] {
   return run
     .stdout()
     .split('\n')
+    .slice(0, -1)
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as LogRecord);
 }
@@ -93,7 +95,11 @@ async function startServe(): Promise<WineProcess> {
   return run;
 }
 
-/** Ctrl+C: Wine turns SIGINT into the console's CTRL_C_EVENT, which Node.js reports as SIGINT. */
+/**
+ * Ctrl+C as a console delivers it: Wine's ntdll answers the SIGINT its process gets (what a terminal
+ * sends on Ctrl+C) by running the console's CTRL_C_EVENT handlers, and libuv's handler reports that
+ * to Node.js as SIGINT, exactly as on Windows.
+ */
 async function pressCtrlC(run: WineProcess): Promise<number | null> {
   run.child.kill('SIGINT');
   const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000).unref());
