@@ -1,7 +1,11 @@
-// Draws RelayDesk's app icon and its four tray icons as PNG files in build/, with no image library:
-// shapes are tested per pixel (4x4 supersampled) and written with zlib. Run `node build/make-icons.mjs`
-// after changing a shape; the PNGs are committed. Each tray state differs in shape, not only in
-// colour, so it reads for colour-blind users and on monochrome taskbars.
+// Draws RelayDesk's app icon and its four tray icons in build/, with no image library: shapes are
+// tested per pixel (4x4 supersampled) and written with zlib. Run `node build/make-icons.mjs` after
+// changing a shape; the files are committed. Each tray state differs in shape, not only in colour,
+// so it reads for colour-blind users and on monochrome taskbars. Per OS, as each draws its tray:
+// - Windows: one .ico per state holding 16, 20, 24 and 32 px (100 %, 125 %, 150 %, 200 % scaling);
+// - macOS: template images (black and alpha only, `...Template.png` and `@2x`), which the menu bar
+//   tints for light and dark mode;
+// - Linux: PNGs at 1x, 1.25x, 1.5x, 2x and 3x (Electron picks the `@<scale>x` file for the display).
 import { writeFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 
@@ -111,7 +115,34 @@ const GLYPHS = {
   ),
 };
 
-function draw(size, [r, g, b], glyph) {
+/** A template image: the disc in black, the glyph cut out of it, so only the shape carries meaning. */
+function drawTemplate(size, glyph) {
+  return draw(size, [0, 0, 0], glyph, { cutOut: true });
+}
+
+/** An ICO file whose entries are PNG images (Windows Vista and later read them). */
+function ico(images) {
+  const header = Buffer.alloc(6);
+  header.writeUInt16LE(0, 0);
+  header.writeUInt16LE(1, 2); // icon
+  header.writeUInt16LE(images.length, 4);
+  const entries = [];
+  let offset = 6 + 16 * images.length;
+  for (const { size, data } of images) {
+    const entry = Buffer.alloc(16);
+    entry.writeUInt8(size >= 256 ? 0 : size, 0);
+    entry.writeUInt8(size >= 256 ? 0 : size, 1);
+    entry.writeUInt16LE(1, 4); // colour planes
+    entry.writeUInt16LE(32, 6); // bits per pixel
+    entry.writeUInt32LE(data.length, 8);
+    entry.writeUInt32LE(offset, 12);
+    entries.push(entry);
+    offset += data.length;
+  }
+  return Buffer.concat([header, ...entries, ...images.map((image) => image.data)]);
+}
+
+function draw(size, [r, g, b], glyph, { cutOut = false } = {}) {
   const rgba = Buffer.alloc(size * size * 4);
   const samples = 4;
   for (let py = 0; py < size; py += 1) {
@@ -131,6 +162,10 @@ function draw(size, [r, g, b], glyph) {
       const total = samples * samples;
       const white = mark / Math.max(disc, 1);
       const offset = (py * size + px) * 4;
+      if (cutOut) {
+        rgba[offset + 3] = Math.round((255 * (disc - mark)) / total);
+        continue;
+      }
       rgba[offset] = Math.round(r + (255 - r) * white);
       rgba[offset + 1] = Math.round(g + (255 - g) * white);
       rgba[offset + 2] = Math.round(b + (255 - b) * white);
@@ -148,8 +183,16 @@ const TRAY = {
 };
 
 const here = new URL('./', import.meta.url);
+const SCALES = { '': 16, '@1.25x': 20, '@1.5x': 24, '@2x': 32, '@3x': 48 };
 for (const [state, { color, glyph }] of Object.entries(TRAY)) {
-  writeFileSync(new URL(`tray/tray-${state}.png`, here), draw(16, color, glyph));
-  writeFileSync(new URL(`tray/tray-${state}@2x.png`, here), draw(32, color, glyph));
+  for (const [suffix, size] of Object.entries(SCALES))
+    writeFileSync(new URL(`tray/tray-${state}${suffix}.png`, here), draw(size, color, glyph));
+  const icoSizes = [16, 20, 24, 32];
+  writeFileSync(
+    new URL(`tray/tray-${state}.ico`, here),
+    ico(icoSizes.map((size) => ({ size, data: draw(size, color, glyph) }))),
+  );
+  writeFileSync(new URL(`tray/tray-${state}Template.png`, here), drawTemplate(16, glyph));
+  writeFileSync(new URL(`tray/tray-${state}Template@2x.png`, here), drawTemplate(32, glyph));
 }
 writeFileSync(new URL('icon.png', here), draw(512, [0x0b, 0x5c, 0xad], 'envelope'));

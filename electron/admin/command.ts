@@ -13,6 +13,7 @@ import { configPathFrom, dataDirFrom, waitForStopSignal, type CliIo } from '../c
 import { AlreadyRunningError } from '../relay/control.ts';
 import { createLogger } from '../relay/log.ts';
 import { createKeychainStore } from '../secrets/index.ts';
+import { appSnapshot, createHealthEndpoint } from './health-endpoint.ts';
 import { startAdminServer } from './server.ts';
 import { readOrCreateToken } from './token.ts';
 
@@ -86,6 +87,7 @@ export async function serveAdminCommand(flags: AdminServeFlags, io: CliIo): Prom
       }),
       events: service.events,
       logger,
+      health: createHealthEndpoint(() => appSnapshot(service)),
     });
   } catch (error) {
     io.stderr.write(`Cannot open the admin page on ${flags.admin}: ${(error as Error).message}\n`);

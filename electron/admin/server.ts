@@ -20,6 +20,7 @@ import { CONTENT_SECURITY_POLICY } from '../app/csp.ts';
 import { rendererContentType, rendererFilePath } from '../app/renderer-files.ts';
 import { handle, logRefusal, type Handlers } from '../app/handlers.ts';
 import type { ServiceEvents } from '../app/service.ts';
+import type { HealthEndpoint } from './health-endpoint.ts';
 import type { Logger } from '../relay/log.ts';
 import { isChannel, PayloadError, type PushChannel } from '../shared/ipc.ts';
 
@@ -33,6 +34,8 @@ export interface AdminServerOptions {
   handlers: Handlers;
   events: EventEmitter<ServiceEvents>;
   logger: Logger;
+  /** /healthz and /metrics, answered without the token (they show states and counts only). */
+  health?: HealthEndpoint;
   /** Delay after the first failed token attempt; doubles per further failure. Default 250 ms. */
   failureDelayMs?: number;
 }
@@ -242,6 +245,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       send(response, 421, 'This server answers only to its own address (Host header refused).');
       return;
     }
+    if (options.health?.handle(request, response)) return;
     const path = new URL(request.url ?? '/', 'http://relaydesk.invalid').pathname;
     const work = path.startsWith('/api/')
       ? serveApi(request, response, path)

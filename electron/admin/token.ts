@@ -3,13 +3,14 @@
  * relay's user only. Created on first use, kept across restarts so a bookmarked tab keeps working.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, open, readFile, stat } from 'node:fs/promises';
+import { chmod, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nodeFileSystem, replaceFile, retrying, type FileSystem } from '../relay/fs-retry.ts';
 
 export const TOKEN_FILE = 'admin-token';
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
-export async function readOrCreateToken(dataDir: string): Promise<string> {
+export async function readOrCreateToken(dataDir: string, fs: FileSystem = nodeFileSystem): Promise<string> {
   const file = join(dataDir, TOKEN_FILE);
   try {
     const token = (await readFile(file, 'utf8')).trim();
@@ -22,13 +23,8 @@ export async function readOrCreateToken(dataDir: string): Promise<string> {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   const token = randomBytes(32).toString('base64url');
-  const handle = await open(file, 'w', 0o600);
-  try {
-    await handle.writeFile(`${token}\n`, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  // Replaced whole, never half-written; an antivirus scanning the new file is waited for (fs-retry.ts).
+  await replaceFile(retrying(fs), file, `${token}\n`);
   if (process.platform !== 'win32') await chmod(file, 0o600);
   return token;
 }

@@ -72,3 +72,30 @@ export function summaryOf(input: HealthInput): string {
   })();
   return line.length > 120 ? `${line.slice(0, 119)}…` : line;
 }
+
+/** What `relaydesk status` and /healthz know of a relay without the app around it. */
+export interface RelayReport {
+  running: boolean;
+  listeners: { host: string; port: number }[];
+  upstream: UpstreamView;
+  queue: QueueCountsView;
+  today: { delivered: number };
+}
+
+/** The same rules as the tray's, for a bare relay: running or not, and when its oldest mail arrived. */
+export function relayHealthInput(
+  report: RelayReport,
+  waitingSince: readonly number[],
+  now: number,
+): HealthInput {
+  return {
+    state: report.running ? 'running' : 'stopped',
+    startError: null,
+    upstream: report.upstream,
+    queue: report.queue,
+    listeners: report.listeners,
+    deliveredToday: report.today.delivered,
+    oldestWaitingAt: waitingSince.length > 0 ? Math.min(...waitingSince) : null,
+    now,
+  };
+}

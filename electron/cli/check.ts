@@ -29,7 +29,7 @@ function formatCheck(result: CheckResult): string {
   const lines = [`Checking ${result.upstream}`];
   for (const step of result.steps) {
     lines.push(
-      `  ${step.ok ? 'ok  ' : 'FAIL'} ${step.name.padEnd(11)} ${String(step.ms).padStart(5)} ms  ${step.detail}`,
+      `  ${step.ok ? 'ok  ' : step.warning ? 'warn' : 'FAIL'} ${step.name.padEnd(11)} ${String(step.ms).padStart(5)} ms  ${step.detail}`,
     );
   }
   if (result.ok) lines.push('The upstream accepts RelayDesk. Nothing was sent.');
@@ -44,7 +44,7 @@ export async function checkCommand(flags: CheckFlags, io: CliIo): Promise<number
   const dataDir = dataDirFrom(flags['data-dir'], io.env);
   const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
   if (!config) return EXIT_CONFIG;
-  const result = await checkUpstream(config, { secrets: createKeychainStore(), env: io.env });
+  const result = await checkUpstream(config, { secrets: createKeychainStore(), env: io.env }, { dataDir });
   io.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : formatCheck(result));
   return result.ok ? 0 : 1;
 }

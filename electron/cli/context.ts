@@ -46,15 +46,23 @@ export async function loadConfigOrReport(configPath: string, io: CliIo): Promise
   return loaded.config;
 }
 
-/** Resolves on the first SIGINT (Ctrl+C) or SIGTERM (service stop): the cue for a clean shutdown. */
-export function waitForStopSignal(): Promise<void> {
+/**
+ * The signals that mean "stop": SIGTERM (kill, systemd, launchd), SIGINT (Ctrl+C; also how Windows
+ * service wrappers such as NSSM and WinSW stop a console program), SIGBREAK (Ctrl+Break on Windows)
+ * and SIGHUP (the terminal or the Windows console window was closed: Windows then allows about 10 s).
+ */
+export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGBREAK', 'SIGHUP'] as const;
+
+/**
+ * Resolves on the first stop signal: the cue for a clean shutdown that drains what is in flight.
+ * A second signal is not caught, so it ends the process at once, as a second Ctrl+C should.
+ */
+export function waitForStopSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
-    const onSignal = () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve();
+    const onSignal = (signal: NodeJS.Signals) => {
+      for (const name of STOP_SIGNALS) process.off(name, onSignal);
+      resolve(signal);
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const name of STOP_SIGNALS) process.on(name, onSignal);
   });
 }

@@ -16,7 +16,9 @@ Usage: relaydesk <command> [options]
 
   serve [--config FILE] [--data-dir DIR]     run the relay in the foreground until Ctrl+C / SIGTERM
         [--admin HOST:PORT]                  ... and the RelayDesk window in a browser (e.g. 127.0.0.1:8025)
-  status [--data-dir DIR] [--json]           listener, upstream state, queue counts, today's counters
+        [--health HOST:PORT]                 ... and /healthz, /metrics for monitoring (e.g. 127.0.0.1:9325)
+  status [--data-dir DIR] [--json]           listener, upstream state, queue counts, today's counters;
+                                             exits 0 healthy, 1 needs attention, 2 not running or held
   queue list [--json]                        the messages waiting, deferred, held or failed
   queue flush                                retry everything now
   queue retry ID                             retry one message now (also a failed one)
@@ -38,6 +40,7 @@ const OPTIONS = {
   config: { type: 'string' },
   'data-dir': { type: 'string' },
   admin: { type: 'string' },
+  health: { type: 'string' },
   json: { type: 'boolean' },
   to: { type: 'string' },
   help: { type: 'boolean', short: 'h' },

@@ -3,6 +3,8 @@
  * data folder (status.json and the spool) and says it is not running.
  */
 import { join } from 'node:path';
+import { healthOf, relayHealthInput } from '../app/health.ts';
+import type { Health } from '../shared/ipc.ts';
 import { sendControlRequest } from '../relay/control.ts';
 import { countEntries, offlineEntries } from '../relay/queue.ts';
 import type { RelayStatus } from '../relay/relay.ts';
@@ -47,12 +49,27 @@ export async function readStatus(dataDir: string): Promise<StatusReport> {
   };
 }
 
+/**
+ * The exit status scripts and Task Scheduler read (Nagios' convention): 0 relaying, 1 worth a look
+ * (mail deferred or failed, or waiting for more than 10 minutes), 2 not relaying (not running, or
+ * delivery held for the relay as a whole).
+ */
+export const STATUS_EXIT: Record<Health, number> = { ok: 0, attention: 1, paused: 1, error: 2 };
+
+async function waitingSince(dataDir: string, report: StatusReport): Promise<number[]> {
+  const listed = report.running ? await sendControlRequest(dataDir, { op: 'queue-list' }) : null;
+  const items =
+    listed?.ok && listed.queue ? listed.queue : offlineEntries(await inspectSpool(join(dataDir, 'spool')));
+  return items.filter((item) => item.status !== 'failed').map((item) => item.receivedAt);
+}
+
 export async function statusCommand(flags: StatusFlags, io: CliIo): Promise<number> {
   const dataDir = dataDirFrom(flags['data-dir'], io.env);
   const report = await readStatus(dataDir);
+  const health = healthOf(relayHealthInput(report, await waitingSince(dataDir, report), Date.now()));
   if (flags.json) {
-    io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    return 0;
+    io.stdout.write(`${JSON.stringify({ ...report, health }, null, 2)}\n`);
+    return STATUS_EXIT[health];
   }
   const lines = [
     report.running
@@ -71,6 +88,14 @@ export async function statusCommand(flags: StatusFlags, io: CliIo): Promise<numb
         `  ${d.ip}  ${d.count} attempt(s), last ${formatTime(d.lastSeen)}, sender ${d.lastSender || '<>'}`,
       );
   }
+  lines.push(`Health:    ${HEALTH_WORDS[health]} (exit status ${STATUS_EXIT[health]})`);
   io.stdout.write(`${lines.join('\n')}\n`);
-  return 0;
+  return STATUS_EXIT[health];
 }
+
+const HEALTH_WORDS: Record<Health, string> = {
+  ok: 'relaying',
+  attention: 'needs a look',
+  paused: 'paused',
+  error: 'not relaying',
+};

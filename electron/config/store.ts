@@ -1,6 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import {
+  canSyncDirectory,
+  nodeFileSystem,
+  replaceFile,
+  retrying,
+  type FileSystem,
+} from '../relay/fs-retry.ts';
 import { defaultConfig } from './defaults.ts';
 import { findJsonSyntaxError } from './json-syntax.ts';
 import type { ConfigProblem, RelayConfig } from './types.ts';
@@ -48,32 +54,25 @@ export async function loadConfigFile(file: string): Promise<LoadedConfig> {
 /**
  * Writes the config so that a crash or power cut leaves either the old file or the new one, never a
  * torn one: a temp file in the same folder, fsynced, renamed over the old, then the folder fsynced.
- * Mode 0600: the file names the mailbox and the devices, which is nobody else's business.
+ * Mode 0600: the file names the mailbox and the devices, which is nobody else's business. An editor
+ * or a backup holding the file open (Windows) is waited for briefly (fs-retry.ts), then reported.
  */
-export async function saveConfigFile(file: string, config: RelayConfig): Promise<void> {
+export async function saveConfigFile(
+  file: string,
+  config: RelayConfig,
+  fs: FileSystem = nodeFileSystem,
+): Promise<void> {
+  const files = retrying(fs);
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.writeFile(`${JSON.stringify(config, null, 2)}\n`, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await syncDirectory(dir);
+  await replaceFile(files, file, `${JSON.stringify(config, null, 2)}\n`);
+  await syncDirectory(files, dir);
 }
 
-/** Makes the rename durable. Windows cannot open a folder to fsync it; NTFS journals the rename itself. */
-async function syncDirectory(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const handle = await open(dir, 'r');
+/** Makes the rename durable where a folder can be flushed (not on Windows: see fs-retry.ts). */
+async function syncDirectory(fs: FileSystem, dir: string): Promise<void> {
+  if (!canSyncDirectory(fs.platform)) return;
+  const handle = await fs.open(dir, 'r');
   try {
     await handle.sync();
   } finally {

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { app, BrowserWindow, ipcMain } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain } from 'electron';
 import log from 'electron-log/main';
 import { createHandlers } from '../app/handlers.ts';
 import { createRelayService } from '../app/service.ts';
@@ -14,16 +14,19 @@ import { AlreadyRunningError } from '../relay/control.ts';
 import { createLogger } from '../relay/log.ts';
 import { createKeychainStore } from '../secrets/index.ts';
 import type { PushEvents } from '../shared/ipc.ts';
+import { identifyApp } from './app-identity.ts';
 import { registerIpc } from './ipc.ts';
-import { autostartLocation, isAutostartEnabled, setAutostart } from './linux-autostart.ts';
+import { autostartLocation } from './linux-autostart.ts';
+import { createLoginItem } from './login-item.ts';
 import { showNotice, testEmailNotice } from './notifications.ts';
 import { registerAppScheme, serveRenderer } from './protocol.ts';
+import { watchSessionEnd } from './session-end.ts';
+import { startUpdates } from './updates.ts';
 import { createTray, type TrayController } from './tray.ts';
 import { createMainWindow } from './window.ts';
 
 /** Built layout: out/main/index.js, out/preload/index.cjs, renderer/dist, build/ beside them in the app. */
 const appRoot = fileURLToPath(new URL('../../', import.meta.url));
-const HIDDEN_ARG = '--hidden';
 /** Electron's login items do nothing on Linux: an XDG autostart entry does the job there. */
 const linuxAutostart = process.platform === 'linux' ? autostartLocation() : null;
 
@@ -36,21 +39,36 @@ function launchCommand(): string[] {
   return [fromAppImage ? APPIMAGE : process.execPath];
 }
 
+const dataDir = process.env.RELAYDESK_DATA_DIR ?? defaultDataDir();
+identifyApp(app, process.platform, dataDir);
 log.transports.file.level = 'info';
+// The desktop shell's own log beside the relay's, where docs/desktop-app.md says it is.
+log.transports.file.resolvePathFn = () => join(dataDir, 'logs', 'desktop.log');
 log.errorHandler.startCatching();
 
 if (!app.requestSingleInstanceLock()) {
   app.quit();
 } else {
   registerAppScheme();
-  void app.whenReady().then(start, (error: Error) => {
-    log.error('startup failed', error);
-    app.exit(1);
-  });
+  app
+    .whenReady()
+    .then(start)
+    .catch((error: unknown) => startupFailed(error));
+}
+
+/** A tray app that failed to start must say so and end: otherwise it holds the single-instance lock invisibly. */
+function startupFailed(error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  log.error('startup failed', error);
+  const detail =
+    error instanceof AlreadyRunningError
+      ? `${message}\n\nRelayDesk is already running for this data folder (as \`relaydesk serve\` or as a service). Stop it first, or use that one.`
+      : `${message}\n\nThe log is in ${join(dataDir, 'logs')}.`;
+  dialog.showErrorBox('RelayDesk could not start', detail);
+  app.exit(1);
 }
 
 async function start(): Promise<void> {
-  const dataDir = process.env.RELAYDESK_DATA_DIR ?? defaultDataDir();
   const relayLogger = createLogger({ dir: join(dataDir, 'logs'), console: false });
   const service = createRelayService({
     dataDir,
@@ -61,6 +79,7 @@ async function start(): Promise<void> {
   let window: BrowserWindow | null = null;
   let tray: TrayController | null = null;
   let quitting = false;
+  const loginItem = createLoginItem(app, linuxAutostart, launchCommand);
 
   function openWindow(): void {
     if (!window) {
@@ -91,18 +110,24 @@ async function start(): Promise<void> {
   app.on('window-all-closed', () => {
     // The relay lives in the tray: no window is a normal state, not a reason to quit.
   });
-  app.on('before-quit', (event) => {
-    if (quitting) return;
+  let draining: Promise<void> | null = null;
+  function drainAndExit(): Promise<void> {
     quitting = true;
-    event.preventDefault();
     tray?.destroy();
-    void service
+    draining ??= service
       .stop()
       .catch((error: Error) => log.error('stop failed', error))
-      .finally(() => {
-        void relayLogger.close().finally(() => app.exit(0));
-      });
+      .finally(() => relayLogger.close().finally(() => app.exit(0)));
+    return draining;
+  }
+
+  app.on('activate', openWindow);
+  app.on('before-quit', (event) => {
+    if (quitting) return;
+    event.preventDefault();
+    void drainAndExit();
   });
+  watchSessionEnd({ platform: process.platform, drainAndExit });
 
   serveRenderer(join(appRoot, 'renderer/dist'));
   registerIpc(
@@ -114,17 +139,9 @@ async function start(): Promise<void> {
     log,
   );
 
-  try {
-    await service.start();
-  } catch (error) {
-    if (error instanceof AlreadyRunningError) {
-      log.error(error.message);
-      app.exit(1);
-      return;
-    }
-    throw error;
-  }
+  await service.start();
   log.info('started', { dataDir, state: service.status().state });
+  startUpdates({ isPackaged: app.isPackaged, resourcesPath: process.resourcesPath, log });
 
   service.events.on('status', (status) => {
     tray?.update(status);
@@ -140,12 +157,10 @@ async function start(): Promise<void> {
       open: openWindow,
       sendTestEmail: () => void sendTestEmail(),
       togglePause: () => void (service.status().state === 'paused' ? service.resume() : service.pause()),
-      startAtLogin: () =>
-        linuxAutostart ? isAutostartEnabled(linuxAutostart) : app.getLoginItemSettings().openAtLogin,
+      startAtLogin: () => loginItem.enabled(),
       setStartAtLogin: (enabled) => {
         try {
-          if (linuxAutostart) setAutostart(linuxAutostart, enabled, [...launchCommand(), HIDDEN_ARG]);
-          else app.setLoginItemSettings({ openAtLogin: enabled, args: [HIDDEN_ARG] });
+          loginItem.set(enabled);
         } catch (error) {
           // The menu shows what really is set (it reads the entry back), so it stays truthful.
           log.error('start at login could not be changed', { enabled, reason: (error as Error).message });
@@ -157,6 +172,5 @@ async function start(): Promise<void> {
     service.status(),
   );
 
-  const startedAtLogin = process.argv.includes(HIDDEN_ARG) || app.getLoginItemSettings().wasOpenedAtLogin;
-  if (!startedAtLogin || service.status().state === 'unconfigured') openWindow();
+  if (!loginItem.startedAtLogin(process.argv) || service.status().state === 'unconfigured') openWindow();
 }

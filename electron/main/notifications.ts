@@ -6,10 +6,24 @@ import { Notification } from 'electron';
 import type { Notice } from '../app/service.ts';
 import type { TestEmailView } from '../shared/ipc.ts';
 
+/**
+ * Notifications on screen. Electron's Notification is garbage-collected with its listeners once
+ * nothing references it, and a click on it then does nothing: each is kept until it is clicked,
+ * closed or failed.
+ */
+const onScreen = new Set<Notification>();
+
 export function showNotice(notice: Pick<Notice, 'title' | 'body'>, onClick: () => void): void {
   if (!Notification.isSupported()) return;
   const notification = new Notification({ title: notice.title, body: notice.body });
-  notification.on('click', onClick);
+  const forget = () => onScreen.delete(notification);
+  notification.on('click', () => {
+    forget();
+    onClick();
+  });
+  notification.on('close', forget);
+  notification.on('failed', forget);
+  onScreen.add(notification);
   notification.show();
 }
 

@@ -27,7 +27,18 @@ export function trayView(status: AppStatus): TrayView {
   return { icon: status.health, tooltip: status.summary, paused: status.state === 'paused' };
 }
 
-export function trayIconFile(iconDir: string, health: Health): string {
+/**
+ * The icon file as each OS wants it (build/make-icons.mjs draws them): an .ico with every size on
+ * Windows (no blur at 125 % or 150 %), a template image on macOS (the menu bar tints it), PNGs on
+ * Linux, where Electron picks the `@<scale>x` sibling for the display.
+ */
+export function trayIconFile(
+  iconDir: string,
+  health: Health,
+  platform: NodeJS.Platform = process.platform,
+): string {
+  if (platform === 'win32') return join(iconDir, `tray-${health}.ico`);
+  if (platform === 'darwin') return join(iconDir, `tray-${health}Template.png`);
   return join(iconDir, `tray-${health}.png`);
 }
 
@@ -65,6 +76,7 @@ export function createTray(iconDir: string, actions: TrayActions, initial: AppSt
   const tray = new Tray(nativeImage.createFromPath(trayIconFile(iconDir, initial.health)));
   tray.on('click', () => actions.open());
   let shown: Health | null = initial.health;
+  let menuShown = '';
 
   function update(status: AppStatus): void {
     const view = trayView(status);
@@ -72,8 +84,14 @@ export function createTray(iconDir: string, actions: TrayActions, initial: AppSt
       tray.setImage(nativeImage.createFromPath(trayIconFile(iconDir, view.icon)));
       shown = view.icon;
     }
+    const configured = status.state !== 'unconfigured';
+    // Status arrives every few seconds; a new menu while one is open closes it on Linux, so the
+    // menu is rebuilt only when something it shows has changed.
+    const menuKey = JSON.stringify([view, configured, actions.startAtLogin()]);
+    if (menuKey === menuShown) return;
+    menuShown = menuKey;
     tray.setToolTip(view.tooltip);
-    tray.setContextMenu(Menu.buildFromTemplate(trayMenu(view, actions, status.state !== 'unconfigured')));
+    tray.setContextMenu(Menu.buildFromTemplate(trayMenu(view, actions, configured)));
   }
 
   update(initial);

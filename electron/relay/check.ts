@@ -4,6 +4,7 @@
  * step that failed. It sends nothing.
  */
 import type { RelayConfig } from '../config/types.ts';
+import { describeDataFolder, inspectDataFolder } from './data-folder.ts';
 import { diagnose, type Diagnosis } from './diagnosis.ts';
 import { connectSmtp } from './smtp-client.ts';
 import { probeGraphMailbox, type GraphProbeStep } from './graph/index.ts';
@@ -22,6 +23,8 @@ export interface CheckStep {
   ok: boolean;
   ms: number;
   detail: string;
+  /** Worth fixing, but RelayDesk works: shown as a warning and does not fail the check. */
+  warning?: boolean;
 }
 
 export interface CheckResult {
@@ -50,8 +53,17 @@ export function failureOf(error: unknown): UpstreamFailure {
   };
 }
 
-export async function checkUpstream(config: RelayConfig, deps: UpstreamDeps): Promise<CheckResult> {
-  const steps: CheckStep[] = [];
+export interface CheckOptions {
+  /** Also check that the data folder is private (the command line's check; the app's test skips it). */
+  dataDir?: string;
+}
+
+export async function checkUpstream(
+  config: RelayConfig,
+  deps: UpstreamDeps,
+  options: CheckOptions = {},
+): Promise<CheckResult> {
+  const steps: CheckStep[] = options.dataDir ? [await dataFolderStep(options.dataDir)] : [];
   const upstream = describeUpstream(config);
   const context = {
     mailbox: config.upstream.user ?? config.upstream.mailbox ?? undefined,
@@ -103,6 +115,21 @@ export async function checkUpstream(config: RelayConfig, deps: UpstreamDeps): Pr
     return fail(failureOf(error));
   }
   return { ok: true, upstream, steps, failure: null, reason: null, diagnosis: null };
+}
+
+async function dataFolderStep(dataDir: string): Promise<CheckStep> {
+  const started = Date.now();
+  const report = await inspectDataFolder(dataDir);
+  const warning = report ? describeDataFolder(report) : null;
+  return {
+    name: 'data folder',
+    ok: warning === null,
+    ms: Date.now() - started,
+    detail: report
+      ? (warning ?? `${dataDir}: only this account and the administrators can change it`)
+      : `${dataDir} does not exist yet: serve creates it, private to this account`,
+    ...(warning === null ? {} : { warning: true }),
+  };
 }
 
 /** Graph: a token, then a permission probe on the mailbox that sends nothing. */

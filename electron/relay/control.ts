@@ -4,9 +4,10 @@
  * the relay. One JSON request per connection, one JSON answer.
  */
 import { createHash } from 'node:crypto';
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, open, rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import { prepareDataFolder, type DataFolderReport } from './data-folder.ts';
 import type { QueueEntry } from './queue.ts';
 import type { Relay, RelayStatus } from './relay.ts';
 
@@ -15,10 +16,13 @@ export type ControlRequest =
   | { op: 'queue-list' }
   | { op: 'flush' }
   | { op: 'retry'; id: string }
-  | { op: 'delete'; id: string };
+  | { op: 'delete'; id: string }
+  /** Who holds the endpoint: answered even while the relay is still starting. */
+  | { op: 'hello' };
 
 export type ControlResponse =
-  { ok: true; status?: RelayStatus; queue?: QueueEntry[]; count?: number } | { ok: false; error: string };
+  | { ok: true; status?: RelayStatus; queue?: QueueEntry[]; count?: number; pid?: number }
+  | { ok: false; error: string };
 
 export function controlPath(dataDir: string, platform: NodeJS.Platform = process.platform): string {
   if (platform === 'win32') {
@@ -51,19 +55,33 @@ async function handle(relay: Relay, request: ControlRequest): Promise<ControlRes
   }
 }
 
-/** Another relay already answers on this data folder's control socket. */
-export class AlreadyRunningError extends Error {}
-
-export async function startControlServer(dataDir: string, relay: Relay): Promise<{ close(): Promise<void> }> {
-  const path = controlPath(dataDir);
-  if (process.platform !== 'win32') {
-    if (await isAnswering(path)) {
-      throw new AlreadyRunningError(
-        `RelayDesk is already running with the data folder ${dataDir}. Stop it first, or use another --data-dir.`,
-      );
-    }
-    await unlink(path).catch(() => undefined);
+/** Another RelayDesk holds this data folder. */
+export class AlreadyRunningError extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number | null,
+  ) {
+    super(
+      `RelayDesk is already running for this data folder (${pid === null ? 'pid unknown' : `pid ${pid}`}): ${dataDir}. ` +
+        'Stop it first, or start this one with another --data-dir.',
+    );
   }
+}
+
+/**
+ * The data folder's control endpoint, held from before the spool is touched until the relay stops:
+ * binding it is what makes this process the only RelayDesk on the folder (a pipe name and a socket
+ * path can be bound once). Requests wait for `attach`: until then they are told the relay is starting.
+ */
+export interface ControlServer {
+  folder: DataFolderReport;
+  attach(relay: Relay): void;
+  close(): Promise<void>;
+}
+
+export async function claimControl(dataDir: string): Promise<ControlServer> {
+  const folder = await prepareDataFolder(dataDir);
+  let target: Relay | null = null;
   const server: Server = createServer((socket) => {
     let buffer = '';
     socket.setEncoding('utf8');
@@ -83,17 +101,23 @@ export async function startControlServer(dataDir: string, relay: Relay): Promise
         socket.end(`${JSON.stringify({ ok: false, error: 'Bad request' })}\n`);
         return;
       }
-      handle(relay, request)
+      const answer: Promise<ControlResponse> =
+        request.op === 'hello'
+          ? Promise.resolve({ ok: true, pid: process.pid })
+          : target
+            ? handle(target, request)
+            : Promise.resolve({ ok: false, error: 'RelayDesk is starting: try again in a moment' });
+      answer
         .catch((error: Error): ControlResponse => ({ ok: false, error: error.message }))
         .then((response) => socket.end(`${JSON.stringify(response)}\n`));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  if (process.platform !== 'win32') await chmod(path, 0o600);
+  await bindExclusive(server, dataDir);
   return {
+    folder,
+    attach(relay) {
+      target = relay;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -101,15 +125,82 @@ export async function startControlServer(dataDir: string, relay: Relay): Promise
   };
 }
 
-function isAnswering(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
+/** `claimControl`, answering for `relay` at once. */
+export async function startControlServer(dataDir: string, relay: Relay): Promise<ControlServer> {
+  const control = await claimControl(dataDir);
+  control.attach(relay);
+  return control;
+}
+
+/** A crashed relay leaves its socket file behind; a takeover of it older than this was abandoned. */
+const STALE_TAKEOVER_MS = 10_000;
+
+async function bindExclusive(server: Server, dataDir: string): Promise<void> {
+  const path = controlPath(dataDir);
+  const takeover = `${path}.takeover`;
+  // Asked first: Windows refuses a second server on a pipe name (libuv creates the first instance
+  // exclusively), but Wine lets a second process bind the same name alongside the first.
+  const running = await probe(path);
+  if (running.answering) throw new AlreadyRunningError(dataDir, running.pid);
+  for (let attempt = 1; ; attempt += 1) {
+    const bound = await listen(server, path);
+    if (bound === 'bound') break;
+    const other = await probe(path);
+    // On Windows the pipe's name is held only by a live process, whether it answers or not.
+    if (other.answering || process.platform === 'win32' || attempt >= 20) {
+      throw new AlreadyRunningError(dataDir, other.pid);
+    }
+    // A socket file nobody answers on: its relay died. Two processes starting at once must not both
+    // replace it (each would unlink the other's), so replacing it is itself claimed with an exclusive file.
+    const claimed = await open(takeover, 'wx').then(
+      (handle) => handle.close().then(() => true),
+      () => false,
+    );
+    if (!claimed) {
+      const age = await stat(takeover).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
+      if (age > STALE_TAKEOVER_MS) await rm(takeover, { force: true });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
+    try {
+      if (!(await probe(path)).answering) await rm(path, { force: true });
+      if ((await listen(server, path)) === 'bound') break;
+    } finally {
+      await rm(takeover, { force: true });
+    }
+  }
+  if (process.platform !== 'win32') await chmod(path, 0o600);
+}
+
+function listen(server: Server, path: string): Promise<'bound' | 'in use'> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      if (error.code === 'EADDRINUSE') resolve('in use');
+      else reject(error);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve('bound');
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(path);
   });
+}
+
+/** Whether a relay answers on the endpoint, and its process id when it says. */
+async function probe(path: string): Promise<{ answering: boolean; pid: number | null }> {
+  // Any failure but "nothing there" (ENOENT, ECONNREFUSED: null) means a live process holds it.
+  const answer = await exchange(path, { op: 'hello' }, 5_000).catch((): ControlResponse => ({
+    ok: false,
+    error: 'no answer',
+  }));
+  if (answer === null) return { answering: false, pid: null };
+  return { answering: true, pid: answer.ok && typeof answer.pid === 'number' ? answer.pid : null };
 }
 
 /** Sends one request to the relay running with `dataDir`; null when none is running. */
@@ -118,8 +209,12 @@ export function sendControlRequest(
   request: ControlRequest,
   timeoutMs = 10_000,
 ): Promise<ControlResponse | null> {
+  return exchange(controlPath(dataDir), request, timeoutMs);
+}
+
+function exchange(path: string, request: ControlRequest, timeoutMs: number): Promise<ControlResponse | null> {
   return new Promise((resolve, reject) => {
-    const socket = connect(controlPath(dataDir));
+    const socket = connect(path);
     let answer = '';
     const timer = setTimeout(() => {
       socket.destroy();

@@ -17,6 +17,8 @@ export interface DeliveryOptions {
   prepare: (message: SpooledMessage) => Promise<OutboundJob>;
   diagnosisContext: { mailbox?: string; appId?: string };
   onAttempt?: (event: AttemptEvent) => void;
+  /** An attempt whose outcome the spool could not record; the queue has deferred the message. To log. */
+  onError: (message: SpooledMessage, error: unknown) => void;
 }
 
 export type AttemptEvent =
@@ -68,10 +70,13 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       const message = queue.take(now);
       if (!message) break;
       recentStarts.push(now);
-      const run = deliver(message).finally(() => {
-        inFlight.delete(run);
-        kick();
-      });
+      // A rejection here would end the process: a file system that refuses must only defer mail.
+      const run = deliver(message)
+        .catch((error: unknown) => options.onError(message, error))
+        .finally(() => {
+          inFlight.delete(run);
+          kick();
+        });
       inFlight.add(run);
     }
     // With every connection busy, the next completion kicks again: no need to scan the queue now.

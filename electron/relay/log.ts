@@ -2,9 +2,14 @@
  * Structured logging: one JSON line per event, to stdout (for services and `journalctl`) and to
  * rotating files in the data folder. Callers pass fields, never preformatted secrets; as a second
  * line of defence, fields named like secrets are replaced before anything is written.
+ *
+ * Logging never throws at its caller: a rotation that another program's open handle prevents (on
+ * Windows, `Get-Content -Wait`, an editor, a backup) is postponed and the line goes to the current
+ * file; a file that cannot be written at all is opened again later, the console still gets the line.
  */
-import { createWriteStream, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { nodeFileSystem, type FileSystem } from './fs-retry.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -27,7 +32,16 @@ export interface LoggerOptions {
   keepFiles?: number;
   /** Called with every record, after redaction (the app shows recent activity from it). */
   onRecord?: (record: LogFields) => void;
+  /** Default: the real file system; tests hand in one that refuses like Windows. */
+  fs?: FileSystem;
 }
+
+/**
+ * After a refused rotation or a failed file, how long the current file goes on before trying again,
+ * doubling up to the maximum. Rotation runs inside a synchronous log call, so this replaces the
+ * short waits fs-retry.ts makes elsewhere: nothing here may block the relay.
+ */
+const FILE_RETRY_MS = { first: 1000, max: 5 * 60_000 };
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const SECRET_FIELD = /pass(word)?|secret|token|authorization|credential/i;
@@ -47,33 +61,59 @@ export function createLogger(options: LoggerOptions): Logger {
   const threshold = LEVELS[options.level ?? 'info'];
   const maxFileBytes = options.maxFileBytes ?? 10 * 1024 * 1024;
   const keepFiles = options.keepFiles ?? 5;
+  const fs = options.fs ?? nodeFileSystem;
   let file: WriteStream | null = null;
   let fileBytes = 0;
+  let closed = false;
   const filePath = options.dir ? join(options.dir, 'relaydesk.log') : null;
+  /** Rotation and reopening wait until then after a failure. */
+  let retryAt = 0;
+  let retryDelayMs = FILE_RETRY_MS.first;
+
+  function postpone(): number {
+    retryAt = Date.now() + retryDelayMs;
+    const delay = retryDelayMs;
+    retryDelayMs = Math.min(retryDelayMs * 2, FILE_RETRY_MS.max);
+    return delay;
+  }
+
+  function openFile(path: string): WriteStream {
+    const stream = createWriteStream(path, { flags: 'a', mode: 0o600 });
+    // An unhandled stream error would end the process: the file waits, the console goes on.
+    stream.on('error', () => {
+      if (file !== stream) return;
+      file = null;
+      postpone();
+    });
+    return stream;
+  }
 
   if (options.dir && filePath) {
     mkdirSync(options.dir, { recursive: true });
     fileBytes = safeSize(filePath);
-    file = createWriteStream(filePath, { flags: 'a', mode: 0o600 });
+    file = openFile(filePath);
   }
 
   const fileLines = perTurn((text) => file?.write(text));
 
-  function rotate(): void {
-    if (!filePath || !options.dir || !file) return;
-    fileLines.flush();
-    file.end();
-    rmSync(join(options.dir, `relaydesk.${keepFiles}.log`), { force: true });
-    for (let i = keepFiles - 1; i >= 1; i -= 1) {
-      try {
-        renameSync(join(options.dir, `relaydesk.${i}.log`), join(options.dir, `relaydesk.${i + 1}.log`));
-      } catch {
-        // A missing older file is the normal case for a young log.
-      }
+  /** Moves the files along; returns the error when another program holds one (nothing is lost then). */
+  function rotate(dir: string, current: string, stream: WriteStream): NodeJS.ErrnoException | null {
+    const numbered = (i: number) => join(dir, `relaydesk.${i}.log`);
+    try {
+      removeIfPresent(fs, numbered(keepFiles));
+      // A missing older file is the normal case for a young log.
+      for (let i = keepFiles - 1; i >= 1; i -= 1) renameIfPresent(fs, numbered(i), numbered(i + 1));
+      fs.renameSync(current, numbered(1));
+    } catch (error) {
+      return error as NodeJS.ErrnoException;
     }
-    renameSync(filePath, join(options.dir, 'relaydesk.1.log'));
-    file = createWriteStream(filePath, { flags: 'a', mode: 0o600 });
+    // The renamed file stays open: the lines of this turn still go into it, then it is closed.
+    fileLines.flush();
+    stream.end();
+    file = openFile(current);
     fileBytes = 0;
+    retryDelayMs = FILE_RETRY_MS.first;
+    return null;
   }
 
   function write(level: LogLevel, event: string, fields: LogFields = {}): void {
@@ -81,8 +121,23 @@ export function createLogger(options: LoggerOptions): Logger {
     const record = { time: new Date().toISOString(), level, event, ...redact(fields) };
     const line = `${JSON.stringify(record)}\n`;
     if (options.console) consoleLines.write(line);
-    if (file) {
-      if (fileBytes + line.length > maxFileBytes) rotate();
+    if (!file && filePath && !closed && Date.now() >= retryAt) {
+      fileBytes = safeSize(filePath);
+      file = openFile(filePath);
+    }
+    if (file && filePath && options.dir) {
+      if (fileBytes + line.length > maxFileBytes && Date.now() >= retryAt) {
+        const refused = rotate(options.dir, filePath, file);
+        if (refused) {
+          const retryInSeconds = postpone() / 1000;
+          write('warn', 'log-rotation-postponed', {
+            reason: 'another program has a log file open (or the folder refuses the change)',
+            code: refused.code,
+            file: refused.path,
+            retryInSeconds,
+          });
+        }
+      }
       fileLines.write(line);
       fileBytes += line.length;
     }
@@ -96,6 +151,7 @@ export function createLogger(options: LoggerOptions): Logger {
     error: (event, fields) => write('error', event, fields),
     close: () =>
       new Promise<void>((resolve) => {
+        closed = true;
         if (!file) {
           resolve();
           return;
@@ -130,6 +186,22 @@ function perTurn(output: (text: string) => void): { write(line: string): void; f
 
 const consoleLines = perTurn((text) => process.stdout.write(text));
 process.on('exit', consoleLines.flush);
+
+function removeIfPresent(fs: FileSystem, path: string): void {
+  try {
+    fs.unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+function renameIfPresent(fs: FileSystem, from: string, to: string): void {
+  try {
+    fs.renameSync(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
 
 function safeSize(path: string): number {
   try {

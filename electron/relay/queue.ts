@@ -90,7 +90,10 @@ export interface Queue {
   add(message: SpooledMessage): void;
   /** The oldest message ready to send now, marked active; null when none (or held). */
   take(now?: number): SpooledMessage | null;
-  /** Ends an attempt; every path through delivery calls exactly one of complete/release. */
+  /**
+   * Ends an attempt; every path through delivery calls exactly one of complete/release. Rejects when
+   * the outcome could not be written to the spool: the message is then deferred, nothing is lost.
+   */
   complete(id: string, result: AttemptResult, now?: number): Promise<void>;
   /** The attempt did not happen for a reason that is not the message's (shutdown): back to ready. */
   release(id: string): void;
@@ -189,15 +192,30 @@ export function createQueue(spool: Spool, policy: RetryPolicy, events: QueueEven
       }
     }
 
-    if (pending(message).length === 0 && message.state.recipients.every((r) => r.status === 'delivered')) {
-      messages.delete(id);
-      await spool.remove(id);
-    } else {
-      await spool.saveState(id, state);
+    let storageError: unknown = null;
+    try {
+      if (pending(message).length === 0 && message.state.recipients.every((r) => r.status === 'delivered')) {
+        messages.delete(id);
+        await spool.remove(id);
+      } else {
+        await spool.saveState(id, state);
+      }
+    } catch (error) {
+      // The attempt happened but its outcome is not on disk (a full disk, or a file another program
+      // holds past fs-retry's retries). The message waits for its next turn, which writes the state
+      // again; the error goes to the caller to be logged (issue 11).
+      storageError = error;
+      if (pending(message).length > 0) {
+        state.nextAttemptAt = Math.max(
+          state.nextAttemptAt,
+          now + backoffSeconds(state.attempts, policy) * 1000,
+        );
+      }
     }
     // Announced only once the spool knows: a crash in between costs a log line, not a second copy.
     if (result.delivered.length > 0) events.delivered(message, result.delivered);
     events.ready();
+    if (storageError) throw storageError;
   }
 
   function unhold(): void {

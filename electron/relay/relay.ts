@@ -18,6 +18,7 @@ import { LanTlsError, loadLanTls, type LanTls } from './lan-tls.ts';
 import type { Logger } from './log.ts';
 import { createPreparer, PREPARE_GROWTH_ALLOWANCE } from './message/prepare.ts';
 import { createQueue, type Queue, type QueueCounts, type QueueEntry } from './queue.ts';
+import { isLocked, type FileSystem } from './fs-retry.ts';
 import { createSpool, type Spool } from './spool.ts';
 import {
   createStatusTracker,
@@ -36,6 +37,8 @@ export interface RelayOptions {
   logger: Logger;
   env?: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
+  /** The spool's and status file's operations: tests hand in one that refuses like Windows. */
+  files?: FileSystem;
 }
 
 export interface RelayStatus {
@@ -171,13 +174,21 @@ export function createRelay(options: RelayOptions): Relay {
 
   async function start(): Promise<void> {
     startedAt = Date.now();
-    spool = await createSpool(join(options.dataDir, 'spool'));
-    status = createStatusTracker(options.dataDir, upstreamDescription);
+    spool = await createSpool(join(options.dataDir, 'spool'), { fs: options.files });
+    status = createStatusTracker(options.dataDir, upstreamDescription, options.files);
     const loaded = await spool.load();
     for (const name of loaded.discardedIncoming) {
       logger.warn('discarded', {
         queueId: name,
         reason: 'half-received when the relay stopped; never acknowledged',
+      });
+    }
+    for (const { file, code } of loaded.held) {
+      logger.warn('spool-file-held', {
+        file,
+        code,
+        reason:
+          'another program (antivirus, backup, search indexer) holds this queued message open; it is loaded at the next start',
       });
     }
     for (const { file, reason } of loaded.quarantined) {
@@ -256,6 +267,19 @@ export function createRelay(options: RelayOptions): Relay {
         mailbox: sendingMailbox ?? undefined,
         appId: config.upstream.oauth2?.clientId,
       },
+      onError(message, error) {
+        const { code, message: text } = error as NodeJS.ErrnoException;
+        const next = message.state.nextAttemptAt;
+        logger.error('spool-error', {
+          queueId: message.envelope.id,
+          code: code ?? null,
+          error: text,
+          reason: isLocked(error)
+            ? 'another program (antivirus, backup, search indexer) holds a file in the queue folder'
+            : 'the queue folder refused the change',
+          retryAt: next > Date.now() ? new Date(next).toISOString() : null,
+        });
+      },
       onAttempt(event) {
         if (event.kind === 'success') status.upstreamSuccess(event.response);
         else status.upstreamError(describeFailure(event.failure), event.diagnosis);
@@ -324,7 +348,7 @@ export function createRelay(options: RelayOptions): Relay {
     await Promise.all(listeners.map((l) => l.drain(timeoutMs)));
     await Promise.all(listeners.map((l) => l.close()));
     if (delivery) await delivery.stop(timeoutMs);
-    status?.flush();
+    await status?.flush();
     logger.info('stopped', { queued: queue?.size ?? 0 });
   }
 

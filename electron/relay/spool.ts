@@ -3,11 +3,24 @@
  * then the device's bytes exactly as received. It is fsynced (file, then directory) before the
  * client sees 250. Delivery progress lives beside it in `<id>.state.json`, replaced atomically.
  * Files still in `incoming/` after a crash were never acknowledged and are discarded on start.
+ *
+ * On Windows another program (antivirus, indexer, backup) may hold any of these files for a while:
+ * every file operation goes through fs-retry.ts, and what is still refused after its retries is
+ * handled here without losing or duplicating a message (see commit, remove).
  */
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { constants as fsConstants, createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  canSyncDirectory,
+  isLocked,
+  nodeFileSystem,
+  replaceFile,
+  retrying,
+  retryLocked,
+  type FileSystem,
+} from './fs-retry.ts';
 
 export interface EnvelopeClient {
   ip: string;
@@ -67,10 +80,21 @@ export interface SpoolLoadReport {
   messages: SpooledMessage[];
   discardedIncoming: string[];
   quarantined: { file: string; reason: string }[];
+  /** Messages another program held open (Windows): left as they are, loaded at a later start. */
+  held: { file: string; code: string }[];
 }
 
 const SPOOL_MAGIC = 'RDQ1 ';
 const DIRECTORY_HANDLE_IDLE_MS = 2000;
+/**
+ * The envelope line is read whole, however long: 10,000 recipients (the most `maxRecipients` allows)
+ * of up to 256 bytes, JSON-escaped, stay well below this. Beyond it the file is not ours.
+ */
+const MAX_ENVELOPE_LINE_BYTES = 64 * 1024 * 1024;
+/** Beside `<id>.eml`: the message was delivered or deleted, but another program still holds its file. */
+const REMOVED_SUFFIX = '.removed';
+/** How soon a file another program held is tried again, doubling up to the maximum. */
+const REMOVAL_RETRY_MS = { first: 1000, max: 60_000 };
 /**
  * A message up to this size keeps an in-memory copy of its bytes from receiving until its first
  * delivery attempt, so that attempt reads nothing back from disk. The file is still fsynced before
@@ -126,9 +150,13 @@ class DirectorySync {
   private handle: FileHandle | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    private readonly fs: FileSystem,
+  ) {}
 
   sync(): Promise<void> {
+    if (!canSyncDirectory(this.fs.platform)) return Promise.resolve();
     if (!this.running) {
       this.running = this.syncNow().finally(() => {
         this.running = null;
@@ -149,7 +177,7 @@ class DirectorySync {
 
   private async syncNow(): Promise<void> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.handle ??= await open(this.dir, fsConstants.O_RDONLY);
+    this.handle ??= await this.fs.open(this.dir, fsConstants.O_RDONLY);
     const handle = this.handle;
     try {
       await handle.sync();
@@ -176,7 +204,10 @@ export interface SpoolWriter {
   readonly id: string;
   readonly bytesWritten: number;
   write(chunk: Buffer): Promise<void>;
-  /** fsync, move into the queue, fsync the directory. After this resolves the message is safe. */
+  /**
+   * fsync, move into the queue, fsync the directory. After this resolves the message is safe: the
+   * device may hear 250. After it rejects nothing of the message is in the queue: the device hears 451.
+   */
   commit(): Promise<SpooledMessage>;
   /** Drop a half-received or refused message. Never throws. */
   abort(): Promise<void>;
@@ -200,13 +231,19 @@ export interface Spool {
   quarantine(id: string, reason: string): Promise<void>;
 }
 
-export async function createSpool(root: string): Promise<Spool> {
+export interface SpoolOptions {
+  /** Default: the real file system. Every operation is retried while another program holds the file. */
+  fs?: FileSystem;
+}
+
+export async function createSpool(root: string, options: SpoolOptions = {}): Promise<Spool> {
+  const fs = retrying(options.fs ?? nodeFileSystem);
   const incomingDir = join(root, 'incoming');
   const queueDir = join(root, 'queue');
   const quarantineDir = join(root, 'quarantine');
   for (const dir of [incomingDir, queueDir, quarantineDir])
     await mkdir(dir, { recursive: true, mode: 0o700 });
-  const queueSync = new DirectorySync(queueDir);
+  const queueSync = new DirectorySync(queueDir, fs);
   /** Messages that have a state file: most are delivered at the first try and never get one. */
   const withState = new Set<string>();
   /** In-memory copies of small messages' bytes, until their first delivery attempt takes them. */
@@ -223,6 +260,45 @@ export async function createSpool(root: string): Promise<Spool> {
 
   const emlPath = (id: string) => join(queueDir, `${id}.eml`);
   const statePath = (id: string) => join(queueDir, `${id}.state.json`);
+  const removedPath = (id: string) => join(queueDir, `${id}${REMOVED_SUFFIX}`);
+
+  /** Removed messages whose files another program still held; tried again in the background. */
+  const leftovers = new Set<string>();
+  let leftoverTimer: NodeJS.Timeout | null = null;
+  let leftoverDelayMs = REMOVAL_RETRY_MS.first;
+
+  function retryLeftoversLater(): void {
+    if (leftoverTimer || leftovers.size === 0) return;
+    leftoverTimer = setTimeout(() => {
+      void removeLeftovers().then(() => {
+        leftoverTimer = null;
+        leftoverDelayMs =
+          leftovers.size === 0 ? REMOVAL_RETRY_MS.first : Math.min(leftoverDelayMs * 2, REMOVAL_RETRY_MS.max);
+        retryLeftoversLater();
+      });
+    }, leftoverDelayMs);
+    // A CLI that deleted a message exits anyway: the marker finishes the job at the next start.
+    leftoverTimer.unref();
+  }
+
+  /** The message's files, the marker last: while the .eml is there, the marker must be too. */
+  async function removeFiles(id: string): Promise<void> {
+    await unlinkIfPresent(fs, emlPath(id));
+    await unlinkIfPresent(fs, statePath(id));
+    await unlinkIfPresent(fs, removedPath(id));
+  }
+
+  async function removeLeftovers(): Promise<void> {
+    for (const id of [...leftovers]) {
+      try {
+        await removeFiles(id);
+        leftovers.delete(id);
+      } catch {
+        // Still held: the next round tries again.
+      }
+    }
+    await queueSync.sync().catch(() => undefined);
+  }
 
   async function begin(partial: Omit<Envelope, 'id'>): Promise<SpoolWriter> {
     const envelope: Envelope = { id: newMessageId(partial.receivedAt), ...partial };
@@ -230,7 +306,7 @@ export async function createSpool(root: string): Promise<Spool> {
     const incomingPath = join(incomingDir, envelope.id);
     // Opened while the device already sends: its 354 does not wait for the file system. A file that
     // cannot be created fails the first write or the commit, so the device gets 452/451, never 250.
-    const opening = open(incomingPath, 'wx', 0o600);
+    const opening = fs.open(incomingPath, 'wx', 0o600);
     opening.catch(() => undefined);
     let bytesWritten = 0;
     /** The chunks as written, while the message is small enough to keep a copy of. */
@@ -266,8 +342,22 @@ export async function createSpool(root: string): Promise<Spool> {
         }
         await handle.sync();
         await closeOnce();
-        await rename(incomingPath, emlPath(envelope.id));
-        await queueSync.sync();
+        // The one step that accepts the message: once its file is in queue/, it will be delivered
+        // (now or after a restart), so the device must hear 250. Every failure before this leaves
+        // queue/ as it was, and the device hears 451 and sends again.
+        await fs.rename(incomingPath, emlPath(envelope.id));
+        try {
+          await queueSync.sync();
+        } catch (error) {
+          // The move may not survive a power cut, so it is not yet safe to say 250: take the message
+          // back out so that the 451 is true. If it cannot be taken back, it is queued, and a 451
+          // would bring a second copy from the device: then it counts as accepted.
+          const takenBack = await fs.unlink(emlPath(envelope.id)).then(
+            () => true,
+            () => false,
+          );
+          if (takenBack) throw error;
+        }
         if (kept && memoryCopyBytes + bytesWritten <= MEMORY_COPY_BUDGET_BYTES) {
           // A copy, not the received chunks: those may be slices of larger socket buffers.
           memoryCopies.set(envelope.id, Buffer.concat(kept, bytesWritten));
@@ -284,57 +374,76 @@ export async function createSpool(root: string): Promise<Spool> {
       async abort() {
         kept = null;
         await closeOnce().catch(() => undefined);
-        await unlink(incomingPath).catch(() => undefined);
+        await fs.unlink(incomingPath).catch(() => undefined);
       },
     };
   }
 
   async function load(): Promise<SpoolLoadReport> {
-    const report: SpoolLoadReport = { messages: [], discardedIncoming: [], quarantined: [] };
+    const report: SpoolLoadReport = { messages: [], discardedIncoming: [], quarantined: [], held: [] };
     for (const name of await readdir(incomingDir)) {
-      await rm(join(incomingDir, name), { force: true, recursive: true });
-      report.discardedIncoming.push(name);
+      // Never acknowledged. One another program still holds is discarded at a later start.
+      const discarded = await retryLocked(() =>
+        rm(join(incomingDir, name), { force: true, recursive: true }),
+      ).then(
+        () => true,
+        () => false,
+      );
+      if (discarded) report.discardedIncoming.push(name);
     }
     const names = await readdir(queueDir);
+    const present = new Set(names);
     const stateFiles = new Set(names.filter((n) => n.endsWith('.state.json')));
     for (const name of names) {
       if (name.endsWith('.tmp')) {
-        await rm(join(queueDir, name), { force: true });
+        await unlinkIfPresent(fs, join(queueDir, name)).catch(() => undefined);
+        continue;
+      }
+      if (name.endsWith(REMOVED_SUFFIX)) {
+        leftovers.add(name.slice(0, -REMOVED_SUFFIX.length));
         continue;
       }
       if (!name.endsWith('.eml')) continue;
       const id = name.slice(0, -'.eml'.length);
+      // Delivered or deleted before the last stop; another program held the file then.
+      if (present.has(`${id}${REMOVED_SUFFIX}`)) continue;
       try {
         const message = await readSpooled(
+          fs,
           emlPath(id),
           stateFiles.has(`${id}.state.json`) ? statePath(id) : null,
         );
         report.messages.push(message);
         if (stateFiles.has(`${id}.state.json`)) withState.add(id);
       } catch (error) {
+        // Not damaged, only unreadable for now: quarantining it would lose an acknowledged message,
+        // and starting over without its state would send again to recipients already delivered.
+        if (isLocked(error)) {
+          report.held.push({ file: name, code: (error as NodeJS.ErrnoException).code! });
+          continue;
+        }
         const reason = (error as Error).message;
-        await quarantine(id, reason);
-        report.quarantined.push({ file: name, reason });
+        // A file another program holds is moved at a later start; meanwhile it is not delivered.
+        const moved = await quarantine(id, reason).then(
+          () => '',
+          (moveError: NodeJS.ErrnoException) => ` (not moved yet: ${moveError.code ?? moveError.message})`,
+        );
+        report.quarantined.push({ file: name, reason: reason + moved });
       }
     }
     for (const stateName of stateFiles) {
       const id = stateName.slice(0, -'.state.json'.length);
-      if (!names.includes(`${id}.eml`)) await rm(join(queueDir, stateName), { force: true });
+      if (!present.has(`${id}.eml`))
+        await unlinkIfPresent(fs, join(queueDir, stateName)).catch(() => undefined);
     }
+    await removeLeftovers();
+    retryLeftoversLater();
     report.messages.sort((a, b) => a.envelope.receivedAt - b.envelope.receivedAt);
     return report;
   }
 
   async function saveState(id: string, state: MessageState): Promise<void> {
-    const tmp = `${statePath(id)}.${randomBytes(3).toString('hex')}.tmp`;
-    const handle = await open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(state));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, statePath(id));
+    await replaceFile(fs, statePath(id), JSON.stringify(state));
     withState.add(id);
     await queueSync.sync();
   }
@@ -345,16 +454,27 @@ export async function createSpool(root: string): Promise<Spool> {
     // message again; the queue announces the delivery only after this resolves. The message first:
     // a crash between the two leaves an orphan state file (dropped at start), never a message
     // without its state (which would send again to recipients already delivered).
-    await unlinkIfPresent(emlPath(id));
-    if (withState.delete(id)) await unlinkIfPresent(statePath(id));
+    try {
+      await unlinkIfPresent(fs, emlPath(id));
+      if (withState.delete(id)) await unlinkIfPresent(fs, statePath(id));
+    } catch (error) {
+      // Another program still holds a file after the retries (Windows). A marker beside it says the
+      // message is done, so no start delivers it again; the files go once the program lets go.
+      leftovers.add(id);
+      retryLeftoversLater();
+      await replaceFile(fs, removedPath(id), '').catch(() => {
+        throw error;
+      });
+    }
     await queueSync.sync();
   }
 
+  /** Throws when a file cannot be moved (another program holds it); the message is then left where it is. */
   async function quarantine(id: string, _reason: string): Promise<void> {
     dropMemoryCopy(id);
     withState.delete(id);
     for (const suffix of ['.eml', '.state.json']) {
-      await rename(join(queueDir, id + suffix), join(quarantineDir, id + suffix)).catch((error) => {
+      await fs.rename(join(queueDir, id + suffix), join(quarantineDir, id + suffix)).catch((error) => {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       });
     }
@@ -396,12 +516,18 @@ export async function inspectSpool(root: string): Promise<SpooledMessage[]> {
     return [];
   }
   const messages: SpooledMessage[] = [];
+  const present = new Set(names);
   for (const name of names.filter((n) => n.endsWith('.eml'))) {
     const id = name.slice(0, -'.eml'.length);
+    if (present.has(`${id}${REMOVED_SUFFIX}`)) continue;
     const stateName = `${id}.state.json`;
     try {
       messages.push(
-        await readSpooled(join(queueDir, name), names.includes(stateName) ? join(queueDir, stateName) : null),
+        await readSpooled(
+          nodeFileSystem,
+          join(queueDir, name),
+          present.has(stateName) ? join(queueDir, stateName) : null,
+        ),
       );
     } catch {
       // Quarantined by the relay when it next starts.
@@ -410,42 +536,62 @@ export async function inspectSpool(root: string): Promise<SpooledMessage[]> {
   return messages.sort((a, b) => a.envelope.receivedAt - b.envelope.receivedAt);
 }
 
+/** A write refused by a lock (another program's byte-range lock) writes nothing, so it is tried again. */
 async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<void> {
-  let { bytesWritten: done } = await handle.writev(chunks);
+  let { bytesWritten: done } = await retryLocked(() => handle.writev(chunks));
   // A short write (rare on a file) is finished chunk by chunk.
   for (const chunk of chunks) {
     let offset = Math.min(done, chunk.length);
     done -= offset;
     while (offset < chunk.length) {
-      const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+      const { bytesWritten } = await retryLocked(() => handle.write(chunk, offset, chunk.length - offset));
       offset += bytesWritten;
     }
   }
 }
 
-async function unlinkIfPresent(path: string): Promise<void> {
+async function unlinkIfPresent(fs: FileSystem, path: string): Promise<void> {
   try {
-    await unlink(path);
+    await fs.unlink(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
 }
 
+/** The file's first line, without its LF, however long it is (up to MAX_ENVELOPE_LINE_BYTES). */
+async function readEnvelopeLine(handle: FileHandle, fileSize: number): Promise<Buffer> {
+  const limit = Math.min(fileSize, MAX_ENVELOPE_LINE_BYTES + 1);
+  let head = Buffer.alloc(Math.min(limit, 64 * 1024));
+  let filled = 0;
+  while (filled < limit) {
+    if (filled === head.length) head = Buffer.concat([head], Math.min(limit, head.length * 4));
+    const { bytesRead } = await handle.read(head, filled, head.length - filled, filled);
+    if (bytesRead === 0) break;
+    const newline = head.subarray(0, filled + bytesRead).indexOf(0x0a, filled);
+    filled += bytesRead;
+    if (newline >= 0) return head.subarray(0, newline);
+  }
+  throw new Error('no envelope line at the start of the file');
+}
+
 /** Reads and checks a spooled message; throws with a reason when it is damaged. */
-async function readSpooled(emlFile: string, stateFile: string | null): Promise<SpooledMessage> {
-  const handle = await open(emlFile, 'r');
+async function readSpooled(
+  fs: FileSystem,
+  emlFile: string,
+  stateFile: string | null,
+): Promise<SpooledMessage> {
+  const handle = await fs.open(emlFile, 'r');
   let envelope: Envelope;
   let bodyOffset: number;
   let size: number;
   try {
     const { size: fileSize } = await handle.stat();
-    const head = Buffer.alloc(Math.min(fileSize, 1024 * 1024));
-    await handle.read(head, 0, head.length, 0);
-    const newline = head.indexOf(0x0a);
-    if (!head.subarray(0, SPOOL_MAGIC.length).equals(Buffer.from(SPOOL_MAGIC)) || newline < 0) {
+    const line = await readEnvelopeLine(handle, fileSize);
+    if (!line.subarray(0, SPOOL_MAGIC.length).equals(Buffer.from(SPOOL_MAGIC))) {
       throw new Error('no envelope line at the start of the file');
     }
-    envelope = JSON.parse(head.subarray(SPOOL_MAGIC.length, newline).toString('utf8')) as Envelope;
+    const newline = line.length;
+    envelope = JSON.parse(line.subarray(SPOOL_MAGIC.length).toString('utf8')) as Envelope;
     if (
       typeof envelope.id !== 'string' ||
       typeof envelope.mailFrom !== 'string' ||
@@ -462,7 +608,7 @@ async function readSpooled(emlFile: string, stateFile: string | null): Promise<S
   }
   let state = initialState(envelope.rcptTo);
   if (stateFile) {
-    const stateHandle = await open(stateFile, 'r');
+    const stateHandle = await fs.open(stateFile, 'r');
     try {
       const parsed = JSON.parse(await stateHandle.readFile('utf8')) as MessageState;
       if (Array.isArray(parsed.recipients) && parsed.recipients.length === envelope.rcptTo.length)

@@ -1,11 +1,14 @@
 /**
  * What `status`, the tray and the window show: upstream health, today's counters, the devices seen
  * and denied. Kept in memory and written to `status.json` in the data folder (atomically, at most
- * once a second) so `relaydesk status` can still answer when the relay is not running.
+ * once a second) so `relaydesk status` can still answer when the relay is not running. A write that
+ * fails (another program holds the file, on Windows) is tried again a second later; it never throws.
  */
-import { mkdirSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Diagnosis } from './diagnosis.ts';
+import { nodeFileSystem, replaceFile, retrying, type FileSystem } from './fs-retry.ts';
 import type { DayCounters, DeviceRecord } from './views.ts';
 
 export type { DayCounters, DeviceRecord };
@@ -52,13 +55,17 @@ export interface StatusTracker {
   upstreamSuccess(reply: string): void;
   upstreamError(reply: string, diagnosis: Diagnosis): void;
   upstreamHeld(held: boolean): void;
-  /** Writes now (shutdown). */
-  flush(): void;
+  /** Writes now (shutdown); resolves when written or given up on, never rejects. */
+  flush(): Promise<void>;
 }
 
 const MAX_DEVICES = 500;
 
-export function createStatusTracker(dataDir: string, description: string): StatusTracker {
+export function createStatusTracker(
+  dataDir: string,
+  description: string,
+  fs: FileSystem = nodeFileSystem,
+): StatusTracker {
   const previous = readPersistedStatus(dataDir);
   const upstream: UpstreamStatus = {
     description,
@@ -71,6 +78,10 @@ export function createStatusTracker(dataDir: string, description: string): Statu
   let counters = previous?.today.date === localDate() ? previous.today : emptyCounters(localDate());
   const devices = new Map((previous?.devices ?? []).map((d) => [d.ip, d]));
   let timer: NodeJS.Timeout | null = null;
+  /** One write at a time: two renames over status.json must not race. */
+  let writing: Promise<void> = Promise.resolve();
+  const files = retrying(fs);
+  removeStaleTemporaryFiles(dataDir, fs);
 
   function today(): DayCounters {
     const date = localDate();
@@ -78,18 +89,27 @@ export function createStatusTracker(dataDir: string, description: string): Statu
     return counters;
   }
 
-  function write(): void {
+  /** `retry`: a failed write is tried again a second later; not after the last one (shutdown). */
+  function write(retry: boolean): Promise<void> {
     if (timer) clearTimeout(timer);
     timer = null;
-    mkdirSync(dataDir, { recursive: true });
-    const file = join(dataDir, 'status.json');
+    writing = writing.then(() => writeNow(retry));
+    return writing;
+  }
+
+  async function writeNow(retry: boolean): Promise<void> {
     const snapshot: PersistedStatus = { upstream, today: today(), devices: [...devices.values()] };
-    writeFileSync(`${file}.tmp`, JSON.stringify(snapshot, null, 2), { mode: 0o600 });
-    renameSync(`${file}.tmp`, file);
+    try {
+      await mkdir(dataDir, { recursive: true });
+      await replaceFile(files, join(dataDir, 'status.json'), JSON.stringify(snapshot, null, 2));
+    } catch {
+      // The counters are safe in memory; the file only mirrors them. Try again a second from now.
+      if (retry) changed();
+    }
   }
 
   function changed(): void {
-    timer ??= setTimeout(write, 1000);
+    timer ??= setTimeout(() => void write(true), 1000);
     timer.unref?.();
   }
 
@@ -142,6 +162,24 @@ export function createStatusTracker(dataDir: string, description: string): Statu
       upstream.heldSince = held ? Date.now() : null;
       changed();
     },
-    flush: write,
+    flush: () => write(false),
   };
+}
+
+/** What a crash in the middle of a write leaves behind (and `status.json.tmp` of older versions). */
+function removeStaleTemporaryFiles(dataDir: string, fs: FileSystem): void {
+  let names: string[];
+  try {
+    names = readdirSync(dataDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name !== 'status.json.tmp' && !(name.startsWith('.status.json.') && name.endsWith('.tmp'))) continue;
+    try {
+      fs.unlinkSync(join(dataDir, name));
+    } catch {
+      // Held by another program: gone at a later start.
+    }
+  }
 }

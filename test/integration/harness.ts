@@ -104,6 +104,8 @@ export interface StartRelayOptions {
   waitForListening?: boolean;
   /** Options for node itself, before the script (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** More `serve` options (e.g. --health 127.0.0.1:PORT). */
+  serveArgs?: string[];
 }
 
 export async function startRelay(
@@ -114,7 +116,16 @@ export async function startRelay(
   await writeFile(configPath, JSON.stringify(options.config, null, 2));
   const child = spawn(
     process.execPath,
-    [...(options.nodeArgs ?? []), BIN, 'serve', '--config', configPath, '--data-dir', dataDir],
+    [
+      ...(options.nodeArgs ?? []),
+      BIN,
+      'serve',
+      '--config',
+      configPath,
+      '--data-dir',
+      dataDir,
+      ...(options.serveArgs ?? []),
+    ],
     {
       cwd: ROOT,
       env: { ...process.env, RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD, ...options.env },

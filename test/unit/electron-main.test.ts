@@ -183,6 +183,17 @@ describe('tray state from relay state', () => {
     tray.destroy();
     expect(native.destroyed).toBe(true);
   });
+
+  it('leaves an open menu alone while the status it shows is unchanged (Linux closes a replaced menu)', () => {
+    const tray = createTray('/icons', actions().recorded, status(healthInput()));
+    const native = stub.Tray.created.at(-1)!;
+    const menu = native.menu;
+    for (let tick = 0; tick < 3; tick += 1) tray.update(status(healthInput()));
+    expect(native.menu).toBe(menu);
+    tray.update(status(healthInput({ state: 'paused' })));
+    expect(native.menu).not.toBe(menu);
+    tray.destroy();
+  });
 });
 
 describe('IPC registration in main', () => {

@@ -91,9 +91,37 @@ describe('fitRecipientsToEnvelope', () => {
 
 describe('toCrlf', () => {
   it('turns bare LF and bare CR into CRLF and keeps CRLF', () => {
-    expect(toCrlf(Buffer.from('a\nb\rc\r\nd')).toString()).toBe('a\r\nb\r\nc\r\nd');
+    expect(toCrlf(Buffer.from('\r\na\nb\rc\r\nd')).toString()).toBe('\r\na\r\nb\r\nc\r\nd');
     const clean = Buffer.from('a\r\nb');
     expect(toCrlf(clean)).toBe(clean);
+  });
+
+  it('reads `\\r\\r\\n` (busybox sendmail) as one line end, in the header and in the body', () => {
+    const busybox = Buffer.from(
+      'From: a@contoso.com\r\r\nTo: b@contoso.com\r\r\n\r\r\nline 1\r\r\nline 2\r\r\n',
+    );
+    expect(toCrlf(busybox).toString()).toBe(
+      'From: a@contoso.com\r\nTo: b@contoso.com\r\n\r\nline 1\r\nline 2\r\n',
+    );
+  });
+
+  it('makes a bare CR inside a header line a space, so Graph sees no Bcc or From the relay did not', () => {
+    const message = crlf([
+      'From: scanner@contoso.com',
+      'To: b@contoso.com',
+      'Subject: x\rFrom: ceo@contoso.com\rBcc: mallory@evil.test',
+      '',
+      'body\rmore',
+    ]);
+    const fixed = toCrlf(message);
+    expect(fixed.toString('latin1')).toBe(
+      'From: scanner@contoso.com\r\nTo: b@contoso.com\r\n' +
+        'Subject: x From: ceo@contoso.com Bcc: mallory@evil.test\r\n\r\nbody\r\nmore',
+    );
+    const fit = fitRecipientsToEnvelope(fixed, ['b@contoso.com']);
+    expect(fit.omitted).toEqual([]);
+    expect(fit.bcc).toEqual([]);
+    expect(headerOf(fit.message)).not.toMatch(/^(Bcc|From: ceo)/im);
   });
 });
 

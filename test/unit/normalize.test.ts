@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { HeaderField } from '../../electron/relay/message/headers.ts';
+import type { SenderConfig } from '../../electron/config/types.ts';
+import { toCrlf } from '../../electron/relay/graph/mime.ts';
+import { fitRecipientsToEnvelope } from '../../electron/relay/graph/recipients.ts';
+import { parseHeaderBlock, type HeaderField } from '../../electron/relay/message/headers.ts';
+import { CarriageReturnRuns } from '../../electron/relay/message/line-ends.ts';
+import { createPreparer } from '../../electron/relay/message/prepare.ts';
+import { DataEncoder } from '../../electron/relay/smtp-client.ts';
+import { createSpool } from '../../electron/relay/spool.ts';
+import type { OutboundJob } from '../../electron/relay/transport.ts';
 import {
   createBodyNormalizer,
   encodeHeaderField,
@@ -489,7 +497,13 @@ describe('body normalization', () => {
     const variants = {
       crlf: lines.join('\r\n'),
       lf: lines.join('\n'),
-      mixed: lines.map((line, index) => line + ['\r\n', '\n', '\r', '\r\n'][index % 4]).join(''),
+      // A bare CR before an empty CRLF line would make `\r\r\n`: one line end, as Postfix reads it.
+      mixed: lines
+        .map(
+          (line, index) =>
+            line + (lines[index + 1] === '' ? '\r\n' : ['\r\n', '\n', '\r', '\r\n'][index % 4]),
+        )
+        .join(''),
     };
     for (const [name, text] of Object.entries(variants)) {
       const body = Buffer.from(text, 'latin1');
@@ -600,5 +614,195 @@ describe('normalizeMessage', () => {
     expect(outputHash.digest('hex')).toBe(inputHash.digest('hex'));
     // Whatever was written came out before the next chunk: nothing of the message is held back.
     expect(maxLag).toBeLessThanOrEqual(76);
+  });
+});
+
+/** What the relay sends upstream for a device's bytes: prepare.ts, then the SMTP data encoder. */
+async function upstreamBytes(
+  deviceBytes: Buffer,
+  rcptTo: string[],
+  options: { sender?: SenderConfig; fromDisk?: boolean } = {},
+): Promise<{ job: OutboundJob; data: string }> {
+  const root = await mkdtemp(join(tmpdir(), 'relaydesk-prepare-'));
+  try {
+    const spool = await createSpool(root);
+    const writer = await spool.begin({
+      receivedAt: Date.UTC(2026, 11, 3, 12),
+      client: {
+        ip: '127.0.0.1',
+        port: 40000,
+        helo: 'busybox',
+        listener: '127.0.0.1:2525',
+        tls: false,
+        authUser: null,
+      },
+      mailFrom: 'scanner@contoso.com',
+      rcptTo,
+      eightBit: false,
+      smtpUtf8: false,
+    });
+    await writer.write(deviceBytes);
+    const message = await writer.commit();
+    // A retry reads the spool file instead of the copy kept from receiving.
+    if (options.fromDisk) spool.takeMemoryCopy(message.envelope.id);
+    const prepare = createPreparer({
+      spool,
+      hostname: 'relay.test',
+      mailbox: 'john@contoso.com',
+      sender: options.sender ?? { mode: 'keep', byClient: {} },
+    });
+    const job = await prepare(message);
+    const encoder = new DataEncoder();
+    const out: Buffer[] = [];
+    for await (const chunk of job.open()) out.push(encoder.encode(chunk as Buffer));
+    out.push(encoder.end());
+    const data = Buffer.concat(out).toString('latin1');
+    // What goes upstream is what the job says it measures (SIZE=), before dot-stuffing and the end.
+    expect(job.size).toBe(Buffer.concat(await collectAll(job.open())).length);
+    return { job, data };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+async function collectAll(stream: AsyncIterable<unknown>): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return chunks;
+}
+
+/** The header lines of what went upstream, Received (ours) left out. */
+function upstreamHeaderLines(data: string): string[] {
+  const header = data.slice(0, data.indexOf('\r\n\r\n'));
+  return header
+    .replace(/\r\n[ \t]/g, ' ')
+    .split('\r\n')
+    .filter((line) => !line.startsWith('Received:'));
+}
+
+describe('carriage returns before the line end (busybox sendmail sends `\\r\\r\\n`)', () => {
+  // busybox sendmail adds CRLF to every line it reads, CRLF included.
+  const busybox = (lines: string[]) => Buffer.from(lines.map((line) => `${line}\r\r\n`).join(''), 'latin1');
+  const message = busybox([
+    'From: Scanner <scanner@contoso.com>',
+    'To: alice@contoso.com',
+    'Subject: Scan 42',
+    'Date: Thu, 3 Dec 2026 12:00:00 +0000',
+    'Message-ID: <scan42@scanner>',
+    '',
+    'first line',
+    '',
+    'third line',
+  ]);
+
+  it('reads every header line as a header, as Postfix does', () => {
+    const block = parseHeaderBlock(message, message.length);
+    expect(block.fields.map((f) => f.raw)).toEqual([
+      'From: Scanner <scanner@contoso.com>',
+      'To: alice@contoso.com',
+      'Subject: Scan 42',
+      'Date: Thu, 3 Dec 2026 12:00:00 +0000',
+      'Message-ID: <scan42@scanner>',
+    ]);
+    expect(message.subarray(block.bodyOffset).toString('latin1')).toBe(
+      'first line\r\r\n\r\r\nthird line\r\r\n',
+    );
+  });
+
+  it.each([false, true])(
+    'sends the headers as headers and the body without added blank lines (read from disk: %s)',
+    async (fromDisk) => {
+      const { data, job } = await upstreamBytes(message, ['alice@contoso.com'], { fromDisk });
+      expect(upstreamHeaderLines(data)).toEqual([
+        'From: Scanner <scanner@contoso.com>',
+        'To: alice@contoso.com',
+        'Subject: Scan 42',
+        'Date: Thu, 3 Dec 2026 12:00:00 +0000',
+        'Message-ID: <scan42@scanner>',
+      ]);
+      expect(data.slice(data.indexOf('\r\n\r\n') + 4)).toBe('first line\r\n\r\nthird line\r\n.\r\n');
+      expect(job.bytes).toBeUndefined();
+    },
+  );
+
+  it('cuts CR runs the same wherever the chunks are cut', () => {
+    const body = Buffer.from('a\r\r\nb\r\r\r\r\nc\rd\r\nf\r\r\rg\r\ne\r\r', 'latin1');
+    // Runs before an LF are cut; a run before anything else is the encoder's to make line ends of.
+    const expected = 'a\r\nb\r\nc\rd\r\nf\r\r\rg\r\ne\r\r';
+    for (let at = 0; at <= body.length; at++) {
+      for (let second = at; second <= body.length; second++) {
+        const runs = new CarriageReturnRuns();
+        const out = Buffer.concat([
+          runs.write(body.subarray(0, at)),
+          runs.write(body.subarray(at, second)),
+          runs.write(body.subarray(second)),
+          runs.end(),
+        ]);
+        expect(out.toString('latin1'), `cut at ${at} and ${second}`).toBe(expected);
+        expect(runs.changed).toBe(true);
+      }
+    }
+    const clean = Buffer.from('a\r\nb\rc\r\n');
+    const runs = new CarriageReturnRuns();
+    expect(runs.write(clean)).toBe(clean);
+    expect(runs.changed).toBe(false);
+  });
+});
+
+describe('a bare CR inside a header', () => {
+  const message = Buffer.from(
+    'From: Scanner <scanner@contoso.com>\r\n' +
+      'To: alice@contoso.com\r\n' +
+      'Subject: x\rFrom: ceo@contoso.com\rBcc: mallory@evil.test\r\n' +
+      '\r\n' +
+      'Pay the invoice.\r\n',
+    'latin1',
+  );
+
+  it('never reaches the upstream as a From or Bcc line of its own (sender rewriting on)', async () => {
+    const { data } = await upstreamBytes(message, ['alice@contoso.com'], {
+      sender: { mode: 'rewrite', byClient: {} },
+    });
+    const lines = upstreamHeaderLines(data);
+    expect(lines.filter((line) => /^from:/i.test(line))).toEqual([
+      'From: "Scanner (scanner@contoso.com)" <john@contoso.com>',
+    ]);
+    expect(lines.filter((line) => /^bcc:/i.test(line))).toEqual([]);
+    // Postfix keeps the text, the CR read as a space.
+    expect(lines).toContain('Subject: x From: ceo@contoso.com Bcc: mallory@evil.test');
+  });
+});
+
+describe("a device's Bcc header", () => {
+  it('is not sent upstream over SMTP; its recipients stay in the envelope', async () => {
+    const message = Buffer.from(
+      'From: scanner@contoso.com\r\nTo: alice@contoso.com\r\nBcc: audit@contoso.com,\r\n boss@contoso.com\r\n' +
+        'Resent-Bcc: archive@contoso.com\r\nSubject: Scan\r\n\r\nbody\r\n',
+      'latin1',
+    );
+    const rcptTo = ['alice@contoso.com', 'audit@contoso.com', 'boss@contoso.com'];
+    const { data, job } = await upstreamBytes(message, rcptTo);
+    expect(upstreamHeaderLines(data)).toEqual([
+      'From: scanner@contoso.com',
+      'To: alice@contoso.com',
+      'Subject: Scan',
+      expect.stringMatching(/^Date: /),
+      expect.stringMatching(/^Message-ID: </),
+    ]);
+    expect(data).not.toMatch(/audit@|boss@|archive@/);
+    expect(job.rcptTo).toEqual(rcptTo);
+
+    // Graph sends to the header, not the envelope: its hidden recipients come back as a Bcc that
+    // names exactly them (Graph takes it as bccRecipients; Exchange shows it to nobody).
+    const fit = fitRecipientsToEnvelope(toCrlf(Buffer.concat(await collectAll(job.open()))), job.rcptTo);
+    expect(fit.bcc).toEqual(['audit@contoso.com', 'boss@contoso.com']);
+    expect(fit.omitted).toEqual([]);
+    const graphHeader = fit.message
+      .toString('latin1')
+      .split('\r\n\r\n')[0]!
+      .replace(/\r\n[ \t]/g, ' ');
+    expect(graphHeader.split('\r\n').filter((line) => /^(resent-)?bcc:/i.test(line))).toEqual([
+      'Bcc: audit@contoso.com, boss@contoso.com',
+    ]);
   });
 });

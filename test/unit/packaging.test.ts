@@ -43,9 +43,34 @@ describe('packaging (electron-builder.json)', () => {
     for (const icon of [builder.win.icon, builder.mac.icon, builder.linux.icon])
       await access(`${repoRoot}${icon}`);
     for (const state of ['ok', 'attention', 'error', 'paused']) {
-      await access(`${repoRoot}build/tray/tray-${state}.png`);
-      await access(`${repoRoot}build/tray/tray-${state}@2x.png`);
+      for (const scale of ['', '@1.25x', '@1.5x', '@2x', '@3x'])
+        await access(`${repoRoot}build/tray/tray-${state}${scale}.png`);
+      await access(`${repoRoot}build/tray/tray-${state}Template.png`);
+      await access(`${repoRoot}build/tray/tray-${state}Template@2x.png`);
     }
+  });
+
+  it('gives Windows tray icons as .ico files holding 16, 20, 24 and 32 px', async () => {
+    for (const state of ['ok', 'attention', 'error', 'paused']) {
+      const icon = await readFile(`${repoRoot}build/tray/tray-${state}.ico`);
+      expect(icon.readUInt16LE(2), 'an icon resource').toBe(1);
+      const sizes = Array.from({ length: icon.readUInt16LE(4) }, (_, i) => icon[6 + 16 * i]);
+      expect(sizes).toEqual([16, 20, 24, 32]);
+    }
+  });
+
+  it('gives macOS template images: black and transparency only', async () => {
+    const { inflateSync } = await import('node:zlib');
+    const image = await readFile(`${repoRoot}build/tray/tray-okTemplate.png`);
+    const idat = image.subarray(image.indexOf('IDAT') + 4, image.indexOf('IEND') - 8);
+    const rows = inflateSync(idat);
+    const colours = new Set<number>();
+    for (let y = 0; y < 16; y += 1)
+      for (let x = 0; x < 16; x += 1) {
+        const at = y * (16 * 4 + 1) + 1 + x * 4;
+        colours.add(rows[at]! | rows[at + 1]! | rows[at + 2]!);
+      }
+    expect([...colours]).toEqual([0]);
   });
 
   it('starts the bundled main process, which loads the preload, window and tray icons it packs', async () => {
@@ -59,5 +84,46 @@ describe('packaging (electron-builder.json)', () => {
       );
       expect(packed, `${path} is not in "files"`).toBe(true);
     }
+  });
+
+  it("keeps electron-builder's default deb dependencies (GTK, NSS...) beside the tray's and the keychain's", async () => {
+    const { default: FpmTarget } = require('app-builder-lib/out/targets/FpmTarget.js') as {
+      default: { prototype: { getDefaultDepends(this: unknown, target: string): string[] } };
+    };
+    const defaults = FpmTarget.prototype.getDefaultDepends.call({}, 'deb');
+    const { deb } = JSON.parse(await readFile(`${repoRoot}electron-builder.json`, 'utf8')) as {
+      deb: { depends: string[] };
+    };
+    expect(deb.depends).toEqual(expect.arrayContaining(defaults));
+    expect(deb.depends.some((dependency) => dependency.includes('appindicator3-1'))).toBe(true);
+  });
+
+  it('signs from the environment only: ad hoc on macOS without a certificate, Azure Trusted Signing when configured', async () => {
+    const { signingArgs } = (await import(`${repoRoot}build/dist.mjs`)) as {
+      signingArgs(env: Record<string, string>): string[];
+    };
+    expect(signingArgs({})).toEqual(['-c.mac.identity=-']);
+    expect(
+      signingArgs({ CSC_LINK: 'x', RELAYDESK_UPDATE_URL: 'https://updates.contoso.com/relaydesk' }),
+    ).toEqual(['-c.publish.provider=generic', '-c.publish.url=https://updates.contoso.com/relaydesk']);
+    expect(() => signingArgs({ RELAYDESK_UPDATE_URL: 'http://updates.contoso.com/' })).toThrow(/https/);
+    expect(signingArgs({ CSC_LINK: '/secure/developer-id.p12' })).toEqual([]);
+    expect(() =>
+      signingArgs({ CSC_LINK: 'x', RELAYDESK_AZURE_SIGN_ENDPOINT: 'https://eus.codesigning.azure.net' }),
+    ).toThrow(/needs all of/);
+    expect(
+      signingArgs({
+        CSC_LINK: 'x',
+        RELAYDESK_AZURE_SIGN_ENDPOINT: 'https://eus.codesigning.azure.net',
+        RELAYDESK_AZURE_SIGN_ACCOUNT: 'contoso-signing',
+        RELAYDESK_AZURE_SIGN_PROFILE: 'public-trust',
+        RELAYDESK_AZURE_SIGN_PUBLISHER: 'Contoso Ltd',
+      }),
+    ).toEqual([
+      '-c.win.azureSignOptions.endpoint=https://eus.codesigning.azure.net',
+      '-c.win.azureSignOptions.codeSigningAccountName=contoso-signing',
+      '-c.win.azureSignOptions.certificateProfileName=public-trust',
+      '-c.win.azureSignOptions.publisherName=Contoso Ltd',
+    ]);
   });
 });

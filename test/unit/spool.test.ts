@@ -5,8 +5,9 @@
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSpool, newMessageId, type Spool } from '../../electron/relay/spool.ts';
-import { cleanup, tempDir } from '../integration/harness.ts';
+import { createSpool, inspectSpool, newMessageId, type Spool } from '../../electron/relay/spool.ts';
+import { windowsFiles } from '../fixtures/windows-files.ts';
+import { cleanup, eventually, tempDir } from '../integration/harness.ts';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -120,5 +121,111 @@ describe('newMessageId', () => {
     const ids = new Set(Array.from({ length: 5000 }, () => newMessageId(now)));
     expect(ids.size).toBe(5000);
     for (const id of ids) expect(id).toMatch(/^[0-9A-Z]{18,}$/);
+  });
+});
+
+describe('spool acceptance is one step (issue 11 row 2)', () => {
+  it('a message moved into queue/ that cannot be taken back is accepted (250), never refused and then delivered', async () => {
+    const dir = await tempDir('relaydesk-spool-');
+    dirs.push(dir);
+    const files = windowsFiles();
+    const spool = await createSpool(dir, { fs: files.fs });
+    // The disk cannot flush the queue folder, and an indexer already holds the new .eml open, so the
+    // spool cannot take the message back out of queue/: it is queued, so the device must hear 250.
+    files.failFolderSync('EIO');
+    files.hold(/\.eml$/);
+    const message = await store(spool, [Buffer.from('Subject: kept\r\n\r\nbody\r\n')]);
+    files.failFolderSync(null);
+    files.releaseAll();
+    const loaded = await (await createSpool(dir)).load();
+    expect(loaded.messages.map((m) => m.envelope.id)).toEqual([message.envelope.id]);
+  });
+
+  it('a message refused at commit leaves nothing in queue/', async () => {
+    const dir = await tempDir('relaydesk-spool-');
+    dirs.push(dir);
+    const files = windowsFiles();
+    const spool = await createSpool(dir, { fs: files.fs });
+    files.failFolderSync('EIO');
+    await expect(store(spool, [Buffer.from('Subject: refused\r\n\r\nbody\r\n')])).rejects.toMatchObject({
+      code: 'EIO',
+    });
+    files.failFolderSync(null);
+    expect(await readdir(join(dir, 'queue'))).toEqual([]);
+    expect((await (await createSpool(dir)).load()).messages).toEqual([]);
+  });
+});
+
+describe('spool removal of a file another program holds (issue 11 row 5)', () => {
+  it('never loads a removed message again, and deletes its files once the other program lets go', async () => {
+    const dir = await tempDir('relaydesk-spool-');
+    dirs.push(dir);
+    const files = windowsFiles();
+    const spool = await createSpool(dir, { fs: files.fs });
+    const kept = await store(spool, [Buffer.from('Subject: kept\r\n\r\nbody\r\n')]);
+    const removed = await store(spool, [Buffer.from('Subject: gone\r\n\r\nbody\r\n')]);
+    files.hold(spool.emlPath(removed.envelope.id));
+    await spool.remove(removed.envelope.id);
+
+    const restarted = await createSpool(dir, { fs: files.fs });
+    expect((await restarted.load()).messages.map((m) => m.envelope.id)).toEqual([kept.envelope.id]);
+    expect((await inspectSpool(dir)).map((m) => m.envelope.id)).toEqual([kept.envelope.id]);
+    files.releaseAll();
+    const left = await eventually(async () => {
+      const names = await readdir(join(dir, 'queue'));
+      return names.length === 1 && names;
+    });
+    expect(left).toEqual([`${kept.envelope.id}.eml`]);
+  });
+});
+
+describe('spool envelope size (issue 12 defect 2)', () => {
+  it('reloads a message with 10,000 recipients (an envelope line over 1 MiB) after a restart', async () => {
+    const spool = await freshSpool();
+    const rcptTo = Array.from(
+      { length: 10_000 },
+      (_, i) => `recipient-${String(i).padStart(5, '0')}-${'x'.repeat(90)}@department.contoso.com`,
+    );
+    const writer = await spool.begin({
+      receivedAt: Date.now(),
+      client,
+      mailFrom: 'scanner@contoso.com',
+      rcptTo,
+      eightBit: false,
+      smtpUtf8: false,
+    });
+    await writer.write(Buffer.from('Subject: everyone\r\n\r\nbody\r\n'));
+    const message = await writer.commit();
+    expect(message.bodyOffset).toBeGreaterThan(1024 * 1024);
+
+    const loaded = await (await createSpool(spool.root)).load();
+    expect(loaded.quarantined).toEqual([]);
+    expect(loaded.messages).toHaveLength(1);
+    expect(loaded.messages[0]!.envelope.rcptTo).toEqual(rcptTo);
+    expect(loaded.messages[0]!.bodyOffset).toBe(message.bodyOffset);
+    expect(loaded.messages[0]!.size).toBe(message.size);
+  });
+});
+
+describe('spool start while another program holds a queued message (issue 11)', () => {
+  it('leaves a message it cannot open for now where it is, never quarantined, and loads it at the next start', async () => {
+    const dir = await tempDir('relaydesk-spool-');
+    dirs.push(dir);
+    const files = windowsFiles({ platform: 'win32' });
+    const spool = await createSpool(dir, { fs: files.fs });
+    const message = await store(spool, [Buffer.from('Subject: scanned\r\n\r\nbody\r\n')]);
+    await spool.saveState(message.envelope.id, { ...message.state, attempts: 1 });
+
+    // A backup opens the message's files without sharing them while the relay starts.
+    files.fail('open', /\.(eml|state\.json)$/, 'EBUSY');
+    const first = await (await createSpool(dir, { fs: files.fs })).load();
+    expect(first.messages).toEqual([]);
+    expect(first.quarantined).toEqual([]);
+    expect(first.held).toEqual([{ file: `${message.envelope.id}.eml`, code: 'EBUSY' }]);
+    expect(await readdir(join(dir, 'quarantine'))).toEqual([]);
+
+    files.fail('open', /x/, null);
+    const second = await (await createSpool(dir, { fs: files.fs })).load();
+    expect(second.messages.map((m) => [m.envelope.id, m.state.attempts])).toEqual([[message.envelope.id, 1]]);
   });
 });

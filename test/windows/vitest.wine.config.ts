@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 // listed at the end; a skip without a reason fails the run (skip-reporter.ts).
 export default defineConfig({
   test: {
+    // The tests spawn the built `relaydesk`: built here when its sources changed.
+    globalSetup: ['test/fixtures/cli-build.ts'],
     include: ['test/unit/**/*.test.ts'],
     setupFiles: ['test/windows/wine-setup.ts'],
     reporters: ['default', './test/windows/skip-reporter.ts'],

@@ -40,7 +40,12 @@ const MAX_PART_HEADER_BYTES = 256 * 1024;
 const CR = 0x0d;
 const LF = 0x0a;
 
-/** Every bare LF and bare CR becomes CRLF, as the SMTP path does (Exchange Online no longer repairs them). */
+/**
+ * Every bare LF and bare CR becomes CRLF, as the SMTP path does (Exchange Online no longer repairs
+ * them). As in headers.ts and line-ends.ts, CRs before an LF are one line end (busybox sendmail's
+ * `\r\r\n`) and a CR inside a header line is a space: Graph reads To, Cc and Bcc from these lines,
+ * so a CR must not make one that sender rewriting and Bcc removal did not see.
+ */
 export function toCrlf(message: Buffer): Buffer {
   let bare = false;
   for (let i = 0; i < message.length && !bare; i++) {
@@ -51,15 +56,31 @@ export function toCrlf(message: Buffer): Buffer {
   if (!bare) return message;
   const out = Buffer.alloc(message.length * 2);
   let length = 0;
+  let inHeader = true;
+  let lineStart = 0;
+  const endLine = () => {
+    if (inHeader && length === lineStart) inHeader = false;
+    out[length++] = CR;
+    out[length++] = LF;
+    lineStart = length;
+  };
   for (let i = 0; i < message.length; i++) {
     const byte = message[i]!;
     if (byte === CR) {
-      out[length++] = CR;
-      out[length++] = LF;
-      if (message[i + 1] === LF) i++;
+      let after = i;
+      while (message[after] === CR) after++;
+      if (message[after] === LF) {
+        endLine();
+        i = after;
+      } else if (inHeader) {
+        out.fill(0x20, length, length + after - i);
+        length += after - i;
+        i = after - 1;
+      } else {
+        endLine();
+      }
     } else if (byte === LF) {
-      out[length++] = CR;
-      out[length++] = LF;
+      endLine();
     } else {
       out[length++] = byte;
     }

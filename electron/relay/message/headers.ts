@@ -20,8 +20,10 @@ const FIELD_START = /^([!-9;-~]+)[ \t]*:/;
 
 /**
  * Splits the header block from the first bytes of a message. Lines may end in CRLF or a bare LF
- * (fax machines and old PHP send bare LF). Header text is read as latin1 so raw 8-bit bytes survive
- * the round trip unchanged.
+ * (fax machines and old PHP send bare LF), or in several CRs and an LF (busybox sendmail). A CR
+ * inside a line is read as a space, as Postfix does: the SMTP data encoder would otherwise make it
+ * a line end, and so a header line nobody here saw (`Subject: x\rBcc: ...`). Header text is read
+ * as latin1 so raw 8-bit bytes survive the round trip unchanged.
  */
 export function parseHeaderBlock(head: Buffer, messageLength: number): HeaderBlock {
   const text = head.toString('latin1');
@@ -30,7 +32,7 @@ export function parseHeaderBlock(head: Buffer, messageLength: number): HeaderBlo
   while (pos < text.length) {
     const newline = text.indexOf('\n', pos);
     const lineEnd = newline < 0 ? text.length : newline;
-    const line = text.slice(pos, lineEnd).replace(/\r$/, '');
+    const line = text.slice(pos, lineEnd).replace(/\r+$/, '').replace(/\r/g, ' ');
     const next = newline < 0 ? text.length : newline + 1;
     if (line === '') return { fields, bodyOffset: next };
     if ((line.startsWith(' ') || line.startsWith('\t')) && fields.length > 0) {

@@ -20,6 +20,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { noteStreamed } from '../spent-buffers.ts';
 import { fieldValue, parseHeaderBlock, splitOutsideQuotes, type HeaderField } from './headers.ts';
+import { CarriageReturnRuns } from './line-ends.ts';
 
 /** RFC 5322 §2.1.1: at most 998 characters on a line, without the CRLF. */
 const MAX_LINE = 998;
@@ -717,6 +718,8 @@ export interface BodyScan {
   unfixable: boolean;
   /** What the message's own body holds, when it is not multipart (for a Content-Type the device left out). */
   bodyCharset: BodyCharset;
+  /** Lines ending in more than one CR before the LF (`\r\r\n`), which become plain CRLF (line-ends.ts). */
+  carriageReturnRuns: boolean;
 }
 
 /**
@@ -808,7 +811,7 @@ class MimeWalker {
     return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
   }
 
-  scan(): BodyScan {
+  scan(): Omit<BodyScan, 'carriageReturnRuns'> {
     return {
       rewrap: this.#rewrap,
       reencode: this.#reencodeFound,
@@ -1084,32 +1087,38 @@ function setTransferEncoding(fields: readonly HeaderField[], lines: string[]): v
 
 /**
  * Pass 1 over the body (the octets after the header block): which parts have lines over 998 octets,
- * and so whether the headers announce quoted-printable. Reads the stream once, holds no content.
+ * and so whether the headers announce quoted-printable, and whether lines end in `\r\r\n`. Reads
+ * the stream once, holds no content.
  */
 export async function scanBody(
   fields: readonly HeaderField[],
   body: AsyncIterable<Buffer> | Iterable<Buffer>,
 ): Promise<BodyScan> {
   const walker = new MimeWalker(fields, null);
+  // The walker reads lines as they will go upstream, so a `\r\r\n` is one line end to it too.
+  const runs = new CarriageReturnRuns();
   for await (const chunk of body) {
     noteStreamed(chunk.length);
-    walker.write(chunk);
+    walker.write(runs.write(chunk));
   }
+  walker.write(runs.end());
   walker.end();
-  return walker.scan();
+  return { ...walker.scan(), carriageReturnRuns: runs.changed };
 }
 
 /**
- * Pass 2: the body with lines over 998 octets re-wrapped. Parts in `reencode` (numbered as in
- * BodyScan) become quoted-printable, their part headers say so; base64 lines, preamble and epilogue
- * are cut; part header lines over 998 characters are folded. Everything else passes untouched.
- * `fields` are the message's own header fields, which say whether the body is multipart.
+ * Pass 2: the body with every `\r\r\n` made CRLF and lines over 998 octets re-wrapped. Parts in
+ * `reencode` (numbered as in BodyScan) become quoted-printable, their part headers say so; base64
+ * lines, preamble and epilogue are cut; part header lines over 998 characters are folded.
+ * Everything else passes untouched. `fields` are the message's own header fields, which say whether
+ * the body is multipart.
  */
 export function createBodyNormalizer(
   fields: readonly HeaderField[],
   reencode: ReadonlySet<number>,
 ): Transform {
   const walker = new MimeWalker(fields, reencode);
+  const runs = new CarriageReturnRuns();
   const run = (step: () => void, callback: (error?: Error | null, data?: Buffer) => void) => {
     try {
       step();
@@ -1122,10 +1131,13 @@ export function createBodyNormalizer(
   };
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      run(() => walker.write(chunk), callback);
+      run(() => walker.write(runs.write(chunk)), callback);
     },
     flush(callback) {
-      run(() => walker.end(), callback);
+      run(() => {
+        walker.write(runs.end());
+        walker.end();
+      }, callback);
     },
   });
 }
@@ -1170,7 +1182,11 @@ export function normalizeHeaderBlock(
   });
   const scan = options.body;
   if (scan?.unfixable) changed.push('body: lines over 998 octets in a part whose encoding cannot change');
-  if (!scan?.rewrap) return { fields: lines, bodyTransform: null, changed };
+  if (scan?.carriageReturnRuns) changed.push('body: CRs before line ends (\\r\\r\\n) taken out');
+  if (!scan?.rewrap) {
+    const bodyTransform = scan?.carriageReturnRuns ? () => createBodyNormalizer(fields, new Set()) : null;
+    return { fields: lines, bodyTransform, changed };
+  }
 
   const has = (name: string) => fields.some((field) => field.name.toLowerCase() === name);
   if (scan.reencode.has(0)) {

@@ -1,6 +1,6 @@
 /**
  * Turns a spooled message into what goes upstream: one Received header for this hop, the sender
- * the upstream will accept (send-as handling), the headers Microsoft 365 insists on, and what
+ * the upstream will accept (send-as handling), no Bcc, the headers Microsoft 365 insists on, and what
  * normalize.ts makes of raw 8-bit header text and lines over 998 characters. The device's original
  * bytes stay untouched in the spool; the header block is rebuilt here and the body streamed from
  * disk, through normalize.ts's re-wrap only when it has overlong lines.
@@ -44,6 +44,8 @@ export const PREPARE_GROWTH_ALLOWANCE = 16 * 1024;
 
 /** Headers beyond this are treated as body: nothing legitimate from a device comes close. */
 const MAX_HEADER_BYTES = 256 * 1024;
+
+const BLIND_COPY_FIELDS = new Set(['bcc', 'resent-bcc']);
 
 export interface SenderDecision {
   envelopeSender: string;
@@ -106,6 +108,10 @@ export function createPreparer(options: PrepareOptions): (message: SpooledMessag
     const fields: HeaderField[] = [added(receivedHeader(message, options.hostname))];
     let replyToAdded = false;
     for (const field of block.fields) {
+      // The envelope already carries these recipients; the header would show them to everyone (RFC
+      // 5322 §3.6.3). Postfix's cleanup takes Bcc out the same way; the Graph path names the
+      // envelope's hidden recipients in a Bcc of its own (graph/recipients.ts).
+      if (BLIND_COPY_FIELDS.has(field.name.toLowerCase())) continue;
       if (field.name.toLowerCase() === 'from' && decision.headerFrom) {
         fields.push({ name: field.name, raw: rewrittenFrom(field, original, decision.headerFrom) });
         if (

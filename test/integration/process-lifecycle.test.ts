@@ -1,0 +1,205 @@
+/**
+ * How the relay process starts and stops, as an administrator meets it: every way of stopping it
+ * (service stop, Ctrl+C, the terminal closed) drains like SIGTERM; a second `serve` on the same
+ * data folder is refused before it touches the first one's spool; the data folder is private.
+ */
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
+import { testCa } from '../fixtures/tls.ts';
+import {
+  createTeardown,
+  freePort,
+  queueFiles,
+  ROOT,
+  runCli,
+  SmtpDevice,
+  startRelay,
+  tempDir,
+  testConfig,
+  UPSTREAM_PASSWORD,
+} from './harness.ts';
+
+const teardown = createTeardown();
+afterEach(teardown.run);
+
+async function setup(dataDir?: string) {
+  const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+  const port = await freePort();
+  const config = testConfig(port, emulator.port, testCa.file);
+  const relay = teardown.relay(await startRelay({ config, dataDir }));
+  return { emulator, relay, config };
+}
+
+/** A device that has begun a message and not finished it: its bytes are in spool/incoming. */
+async function deviceInData(port: number): Promise<SmtpDevice> {
+  const device = await SmtpDevice.connect(port);
+  await device.read();
+  await device.command('EHLO scanner');
+  await device.command('MAIL FROM:<john@contoso.com>');
+  await device.command('RCPT TO:<alice@contoso.com>');
+  expect(await device.command('DATA')).toMatch(/^354 /);
+  device.write('Subject: Scan 0042\r\n\r\nthe first half of a scan\r\n');
+  return device;
+}
+
+async function incomingFiles(dataDir: string): Promise<string[]> {
+  return readdir(join(dataDir, 'spool', 'incoming'));
+}
+
+async function eventuallyTrue(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 400; attempt += 1) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`never: ${what}`);
+}
+
+describe('stopping', () => {
+  // SIGINT: Ctrl+C, and how Windows service wrappers stop a console program. SIGHUP: the terminal or
+  // (on Windows) the console window was closed.
+  for (const signal of ['SIGINT', 'SIGHUP'] as const) {
+    it(`drains on ${signal} like on SIGTERM: the message in flight is accepted and kept, exit 0`, async () => {
+      const { emulator, relay } = await setup();
+      const device = await deviceInData(relay.port);
+      await eventuallyTrue(
+        async () => (await incomingFiles(relay.dataDir)).length === 1,
+        'message in incoming/',
+      );
+
+      relay.process.kill(signal);
+      await relay.waitForLog((r) => r.event === 'stopping');
+      const late = await SmtpDevice.connect(relay.port);
+      expect(await late.read()).toMatch(/^421 4\.3\.2 /);
+      late.close();
+
+      device.write('the second half\r\n.\r\n');
+      expect(await device.read()).toMatch(/^250 2\.0\.0 Ok: queued as /);
+      device.close();
+      expect(await relay.exited).toBe(0);
+      expect(relay.process.signalCode).toBeNull();
+      // Accepted means kept: delivered before the exit, or waiting in the queue for the next start.
+      const delivered = emulator.messages.length;
+      const queued = (await queueFiles(relay.dataDir)).length;
+      expect(delivered + queued).toBe(1);
+    });
+  }
+});
+
+describe('one relay per data folder', () => {
+  it("refuses a second serve before it touches the first one's spool, naming the running pid", async () => {
+    const { emulator, relay, config } = await setup();
+    const device = await deviceInData(relay.port);
+    await eventuallyTrue(
+      async () => (await incomingFiles(relay.dataDir)).length === 1,
+      'message in incoming/',
+    );
+    const halfReceived = await incomingFiles(relay.dataDir);
+
+    // The same config and folder, as a second double-click or a service started twice would.
+    const second = await startRelay({ config, dataDir: relay.dataDir, waitForListening: false });
+    expect(await second.exited).toBe(1);
+    expect(second.stderr()).toContain(
+      `RelayDesk is already running for this data folder (pid ${relay.process.pid})`,
+    );
+    expect(second.stderr()).not.toMatch(/IIS SMTP|hMailServer|Postfix/);
+    expect(await incomingFiles(relay.dataDir)).toEqual(halfReceived);
+
+    // The first relay did not notice: the device finishes, the message is delivered once.
+    device.write('the second half\r\n.\r\n');
+    expect(await device.read()).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    device.close();
+    await emulator.waitForMessages(1);
+    const status = await relay.cli(['status', '--json']);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, pid: relay.process.pid });
+  });
+
+  it('takes over after a crash, even when two start at once: exactly one runs', async () => {
+    const { relay, config } = await setup();
+    await relay.stop('SIGKILL');
+    // The crashed relay's socket file is still there; nobody answers on it.
+    expect((await stat(join(relay.dataDir, 'relaydesk.sock'))).isSocket()).toBe(true);
+
+    const starts = await Promise.all(
+      [0, 1].map(async () => {
+        const port = await freePort();
+        const started = await startRelay({
+          config: { ...config, listen: { host: '127.0.0.1', port } },
+          dataDir: relay.dataDir,
+          waitForListening: false,
+        });
+        teardown.add(() => started.stop('SIGKILL'));
+        return started;
+      }),
+    );
+    const outcome = await Promise.race(
+      starts.map((s, i) =>
+        Promise.race([
+          s.waitForLog((r) => r.event === 'started', 20_000).then(() => ({ running: i })),
+          s.exited.then((code) => ({ exited: i, code })),
+        ]),
+      ),
+    );
+    // Whichever settled first, the other must settle the opposite way.
+    const runningIndex = 'running' in outcome ? outcome.running : 1 - outcome.exited;
+    const loser = starts[1 - runningIndex]!;
+    await starts[runningIndex]!.waitForLog((r) => r.event === 'started', 20_000);
+    expect(await loser.exited).toBe(1);
+    expect(loser.stderr()).toContain(
+      `RelayDesk is already running for this data folder (pid ${starts[runningIndex]!.process.pid})`,
+    );
+  });
+});
+
+describe('the data folder', () => {
+  it.skipIf(process.platform === 'win32')('is created private (0700) by serve', async () => {
+    const parent = teardown.dir(await tempDir());
+    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const configPath = join(parent, 'config.json');
+    await writeFile(configPath, JSON.stringify(testConfig(await freePort(), emulator.port, testCa.file)));
+    const dataDir = join(parent, 'RelayDesk');
+    const serve = spawn(
+      process.execPath,
+      [join(ROOT, 'bin/relaydesk.js'), 'serve', '--config', configPath, '--data-dir', dataDir],
+      {
+        env: { ...process.env, RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    const exited = new Promise((resolve) => serve.once('exit', resolve));
+    teardown.add(() => {
+      serve.kill('SIGKILL');
+      return exited;
+    });
+    let stderr = '';
+    serve.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await eventuallyTrue(async () => stderr.includes('Press Ctrl+C'), `serve started:\n${stderr}`);
+    expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+    expect(stderr).not.toContain('Warning');
+  });
+
+  it.skipIf(process.platform === 'win32')(
+    'is reported by serve and check when other users can change it',
+    async () => {
+      const dataDir = await tempDir();
+      await mkdir(dataDir, { recursive: true });
+      await chmod(dataDir, 0o777);
+      const { relay } = await setup(dataDir);
+      expect(relay.stderr()).toMatch(
+        /Warning: The data folder .* can be changed by its group \(gid \d+\), every user \(others\).*chmod 700/,
+      );
+      const logged = relay.logs.find((r) => r.event === 'data-folder');
+      expect(logged?.level).toBe('warn');
+
+      const check = await runCli(['check', '--config', relay.configPath, '--data-dir', dataDir], {
+        RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
+      });
+      expect(check.stdout).toMatch(/warn\s+data folder .*every user \(others\)/);
+      // The upstream is fine: the warning does not make the check fail.
+      expect(check.code).toBe(0);
+    },
+  );
+});
