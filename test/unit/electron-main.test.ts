@@ -174,12 +174,14 @@ describe('tray state from relay state', () => {
   it('switches the tray picture only when the health changes, and always updates the tooltip', () => {
     const tray = createTray('/icons', actions().recorded, status(healthInput()));
     const native = stub.Tray.created.at(-1)!;
-    expect(native.image.path).toBe(join('/icons', 'tray-ok.png'));
+    // Windows takes the .ico (every size in one file), Linux the PNG.
+    const ext = process.platform === 'win32' ? 'ico' : 'png';
+    expect(native.image.path).toBe(join('/icons', `tray-ok.${ext}`));
     tray.update(status(healthInput({ deliveredToday: 5 })));
     expect(native.imageChanges).toBe(0);
     expect(native.tooltip).toContain('5 delivered today');
     tray.update(status(healthInput({ state: 'paused' })));
-    expect(native.image.path).toBe(join('/icons', 'tray-paused.png'));
+    expect(native.image.path).toBe(join('/icons', `tray-paused.${ext}`));
     tray.destroy();
     expect(native.destroyed).toBe(true);
   });
