@@ -16,7 +16,10 @@ int wmain(int argc, wchar_t **argv) {
     fwprintf(stderr, L"usage: hold-open.exe <ready file> <release file> <file>...\n");
     return 2;
   }
-  FILE *ready = _wfopen(argv[1], L"w");
+  /* Written aside and renamed into place, so that whoever waits for it never reads half of it. */
+  wchar_t partial[MAX_PATH + 8];
+  if (swprintf(partial, MAX_PATH + 8, L"%ls.part", argv[1]) < 0) return 2;
+  FILE *ready = _wfopen(partial, L"w");
   if (!ready) return 2;
   for (int i = 3; i < argc; i++) {
     HANDLE handle = CreateFileW(argv[i], GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
@@ -25,6 +28,7 @@ int wmain(int argc, wchar_t **argv) {
     fwprintf(ready, L"%ls %ls\n", handle == INVALID_HANDLE_VALUE ? L"missing" : L"held", argv[i]);
   }
   fclose(ready);
+  if (!MoveFileExW(partial, argv[1], MOVEFILE_REPLACE_EXISTING)) return 2;
   for (int waited = 0; waited < 5 * 60 * 20; waited++) {
     if (GetFileAttributesW(argv[2]) != INVALID_FILE_ATTRIBUTES) return 0;
     Sleep(50);
