@@ -7,7 +7,8 @@
  * - every API request needs the token in a header (`Authorization: Bearer`), never a cookie, so a
  *   cross-site form or image cannot act with the admin's rights; POSTs must be JSON, and a foreign
  *   Origin is refused;
- * - failed token attempts are answered slower and slower;
+ * - failed token attempts are answered slower and slower per client, and one at a time for all
+ *   clients together, so guessing from many addresses or connections in parallel gains nothing;
  * - a strict CSP, no framing, no sniffing, no referrer.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -36,7 +37,10 @@ export interface AdminServerOptions {
   logger: Logger;
   /** /healthz and /metrics, answered without the token (they show states and counts only). */
   health?: HealthEndpoint;
-  /** Delay after the first failed token attempt; doubles per further failure. Default 250 ms. */
+  /**
+   * Delay after a client's first failed token attempt; doubles per further failure from that client.
+   * Wrong-token answers to all clients together also leave at most one per this interval. Default 250 ms.
+   */
   failureDelayMs?: number;
 }
 
@@ -57,6 +61,11 @@ const SECURITY_HEADERS: Record<string, string> = {
 
 const MAX_BODY_BYTES = 512 * 1024;
 const MAX_FAILURE_DELAY_MS = 10_000;
+/**
+ * Wrong-token requests waiting for their answer, all clients together. Beyond this a wrong token gets
+ * 429 at once: the waiting sockets stay bounded, and a 256-bit token is out of reach of guessing anyway.
+ */
+const MAX_PENDING_FAILURES = 256;
 const KEEPALIVE_MS = 25_000;
 const PUSH_EVENTS: { from: keyof ServiceEvents; channel: PushChannel }[] = [
   { from: 'status', channel: 'push:status' },
@@ -124,6 +133,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const tokenDigest = digest(options.token);
   const failureDelayMs = options.failureDelayMs ?? 250;
   const failures = new Map<string, number>();
+  /** When the latest queued wrong-token answer leaves; the next one leaves `failureDelayMs` after it. */
+  let lastFailureAnswerAt = 0;
+  let pendingFailures = 0;
   const streams = new Set<ServerResponse>();
   let allowedHosts = new Set<string>();
   let allowedOrigins = new Set<string>();
@@ -135,7 +147,11 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     return typeof header === 'string' ? header.trim() : null;
   }
 
-  /** True when the token matches; otherwise answers 401 after a delay that doubles per failure. */
+  /**
+   * True when the token matches, at once. Otherwise answers 401 after the client's own delay (doubling
+   * per failure) and no sooner than `failureDelayMs` after the previous wrong-token answer to anyone:
+   * N wrong guesses take N delays however many addresses or connections they come from.
+   */
   async function authorized(request: IncomingMessage, response: ServerResponse): Promise<boolean> {
     const client = request.socket.remoteAddress ?? '';
     const token = tokenFrom(request);
@@ -148,14 +164,23 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     failures.set(client, count);
     // Bounded memory: forget the client that failed longest ago.
     if (failures.size > 1000) failures.delete(failures.keys().next().value!);
-    const delay = Math.min(MAX_FAILURE_DELAY_MS, failureDelayMs * 2 ** (count - 1));
-    logRefusal(
-      logger,
-      'admin',
-      pathOf(request),
-      `${token === null ? 'no' : 'wrong'} token (attempt ${count})`,
-    );
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    const reason = `${token === null ? 'no' : 'wrong'} token (attempt ${count})`;
+    if (pendingFailures >= MAX_PENDING_FAILURES) {
+      logRefusal(logger, 'admin', pathOf(request), `${reason}; too many failed attempts waiting`);
+      send(response, 429, 'Too many failed attempts: try again later.', undefined, { 'Retry-After': '60' });
+      return false;
+    }
+    const now = Date.now();
+    const ownDelay = Math.min(MAX_FAILURE_DELAY_MS, failureDelayMs * 2 ** (count - 1));
+    lastFailureAnswerAt = Math.max(now, lastFailureAnswerAt) + failureDelayMs;
+    const answerAt = Math.max(now + ownDelay, lastFailureAnswerAt);
+    logRefusal(logger, 'admin', pathOf(request), reason);
+    pendingFailures += 1;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, answerAt - now));
+    } finally {
+      pendingFailures -= 1;
+    }
     send(
       response,
       401,

@@ -32,9 +32,12 @@ import { createSpool, inspectSpool, type Spool, type SpooledMessage } from '../r
 import { localDate, readPersistedStatus } from '../relay/status.ts';
 import { describeFailure } from '../relay/upstream-failure.ts';
 import {
+  endpointMismatch,
   KeychainUnavailableError,
   secretAccount,
+  secretEndpoint,
   secretEnvName,
+  storeSecret,
   type SecretKind,
   type SecretStore,
 } from '../secrets/index.ts';
@@ -182,6 +185,12 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
   let statusTimer: NodeJS.Timeout | null = null;
   let ticker: NodeJS.Timeout | null = null;
   let chain: Promise<unknown> = Promise.resolve();
+  /**
+   * Where secrets from the environment may be sent: the endpoints of the first valid config this
+   * service ran with. The keychain records an endpoint per secret; a variable has none, so a draft or
+   * a new config naming another host must not receive it (issue 13).
+   */
+  let environmentEndpoints: Record<SecretKind, string> | null = null;
 
   /** Settings changes, pause and resume run one at a time: two restarts must not interleave. */
   function exclusive<T>(task: () => Promise<T>): Promise<T> {
@@ -475,16 +484,44 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
     if (!upstreamSecretKinds(upstream).includes(kind)) return null;
     if (env[secretEnvName(kind)]) return 'environment';
     try {
-      return (await secrets.get(secretAccount(upstream, kind))) === null ? null : 'keychain';
+      if ((await secrets.get(secretAccount(upstream, kind))) === null) return null;
+      // Stored for another host: the window asks for it again rather than showing it as there.
+      return (await endpointMismatch(secrets, upstream, kind)) === null ? 'keychain' : null;
     } catch {
       return null;
     }
+  }
+
+  function bindEnvironmentSecrets(upstream: UpstreamConfig): void {
+    environmentEndpoints ??= {
+      password: secretEndpoint(upstream, 'password'),
+      'client-secret': secretEndpoint(upstream, 'client-secret'),
+    };
+  }
+
+  /** A problem when `upstream` would send a secret from the environment to another endpoint. */
+  function environmentSecretProblem(upstream: UpstreamConfig): ConfigProblem | null {
+    for (const kind of upstreamSecretKinds(upstream)) {
+      const boundTo = environmentEndpoints?.[kind];
+      const wanted = secretEndpoint(upstream, kind);
+      if (!env[secretEnvName(kind)] || boundTo === undefined || boundTo === wanted) continue;
+      return {
+        path: kind === 'password' ? 'upstream.host' : 'upstream.oauth2.tokenUrl',
+        message:
+          `${secretEnvName(kind)} holds the secret for ${boundTo}, the upstream RelayDesk started with, and ` +
+          `is not sent to ${wanted}. To move to ${wanted}, change the config file and restart RelayDesk ` +
+          'with the variable set for the new upstream.',
+      };
+    }
+    return null;
   }
 
   async function applyConfig(raw: unknown): Promise<ApplyResult> {
     const parsed = parseConfig(raw);
     if (parsed.problems.length > 0) return { ok: false, problems: parsed.problems };
     const next = parsed.config;
+    const secretProblem = environmentSecretProblem(next.upstream);
+    if (secretProblem) return { ok: false, problems: [secretProblem] };
     return exclusive(async () => {
       if (state === 'paused') {
         await saveConfigFile(configPath, next);
@@ -506,6 +543,7 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
       config = next;
       configExists = true;
       configProblems = [];
+      bindEnvironmentSecrets(next.upstream);
       matcher = createClientMatcher(next.allowedClients);
       logger.info('config-applied', { file: configPath, allowedClients: next.allowedClients });
       changed();
@@ -555,6 +593,7 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
           startError = `the config file ${configPath} has ${loaded.problems.length} problem(s): fix them in Settings`;
           await refreshOfflineQueue();
         } else {
+          bindEnvironmentSecrets(config.upstream);
           await tryStart();
         }
         ticker = setInterval(changed, STATUS_TICK_MS);
@@ -619,7 +658,7 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
         return { ok: false, error: (error as Error).message, storedIn: secrets.describe() };
       }
       try {
-        await secrets.set(account, secret);
+        await storeSecret(secrets, kind, upstream, secret);
       } catch (error) {
         const message =
           error instanceof KeychainUnavailableError
@@ -651,6 +690,17 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
           };
         }
         target = parsed.config;
+      }
+      const secretProblem = environmentSecretProblem(target.upstream);
+      if (secretProblem) {
+        return {
+          ok: false,
+          upstream: '',
+          steps: [],
+          reason: secretProblem.message,
+          diagnosis: null,
+          problems: [secretProblem],
+        };
       }
       const result = await checkUpstream(target, upstreamDeps);
       logger.info('connection-test', { upstream: result.upstream, ok: result.ok, reason: result.reason });

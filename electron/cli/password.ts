@@ -7,11 +7,13 @@ import type { Writable } from 'node:stream';
 import type { UpstreamConfig } from '../config/types.ts';
 import {
   createKeychainStore,
+  deleteSecret,
   KeychainUnavailableError,
   readSecretFromStdin,
   SecretInputError,
   secretAccount,
   secretEnvName,
+  storeSecret,
   type SecretKind,
 } from '../secrets/index.ts';
 import { UpstreamError } from '../relay/upstream-failure.ts';
@@ -44,9 +46,10 @@ export async function passwordCommand(args: string[], flags: PasswordFlags, io: 
       : `the client secret of app ${config.upstream.oauth2?.clientId}`;
   const store = createKeychainStore();
   try {
-    const account = secretAccount(config.upstream, kind);
+    // Before asking for anything: a config that names no mailbox or app cannot hold a secret.
+    secretAccount(config.upstream, kind);
     if (action === 'clear') {
-      const removed = await store.delete(account);
+      const removed = await deleteSecret(store, kind, config.upstream);
       io.stdout.write(
         removed
           ? `Removed ${what} from ${store.describe()}.\n`
@@ -65,7 +68,7 @@ export async function passwordCommand(args: string[], flags: PasswordFlags, io: 
       io.stderr as Writable,
       `Enter ${what}: `,
     );
-    await store.set(account, secret);
+    await storeSecret(store, kind, config.upstream, secret);
     io.stdout.write(`Stored ${what} in ${store.describe()}.\n`);
     if (io.env[secretEnvName(kind)]) {
       io.stdout.write(

@@ -13,6 +13,7 @@ export function defaultConfig(): RelayConfig {
     listen: { host: '0.0.0.0', port: 25, tls: 'none' },
     extraListeners: [],
     allowedClients: ['127.0.0.1', '::1'],
+    allowWideClientRanges: false,
     upstream: {
       type: 'smtp',
       preset: 'custom',

@@ -102,6 +102,8 @@ export interface RelayConfig {
   /** Further listeners beside `listen` (for example 2525, or 465 with implicit TLS). */
   extraListeners: ListenerConfig[];
   allowedClients: string[];
+  /** Accept `allowedClients` ranges wider than one IPv4 /8 or IPv6 /32. Default false. */
+  allowWideClientRanges: boolean;
   upstream: UpstreamConfig;
   limits: LimitsConfig;
   queue: QueueConfig;

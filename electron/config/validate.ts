@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { isLanPasswordHash, lanUserNameProblem } from '../relay/lan-auth.ts';
 import { defaultConfig } from './defaults.ts';
+import { rangeWidth } from './client-range.ts';
 import { applyPreset, PRESET_NAMES } from './presets.ts';
 import type {
   ConfigProblem,
@@ -416,7 +417,16 @@ function withoutDuplicates(listeners: PlacedListener[], problems: Problems): Pla
   });
 }
 
-function readAllowedClients(raw: unknown, fallback: string[], problems: Problems): string[] {
+/**
+ * The allow-list. A range wider than one IPv4 /8 or IPv6 /32 needs `allowWideClientRanges`; one that
+ * covers every address, or every IPv4 address, is refused whatever the flag says: it is an open relay.
+ */
+function readAllowedClients(
+  raw: unknown,
+  fallback: string[],
+  allowWide: boolean,
+  problems: Problems,
+): string[] {
   if (raw === undefined) return fallback;
   if (!Array.isArray(raw)) {
     problems.add('allowedClients', 'must be a list of IP addresses or CIDR ranges (["10.100.102.2"])');
@@ -439,7 +449,22 @@ function readAllowedClients(raw: unknown, fallback: string[], problems: Problems
           'mailbox (an open relay). List the devices, or their subnet such as 10.100.102.0/24',
       );
     } else {
-      allowed.push(entry);
+      const width = range.prefix === null ? null : rangeWidth(entry.split('/')[0]!, range.prefix);
+      if (width?.kind === 'every-ipv4') {
+        problems.add(
+          path,
+          `${entry} ${width.description}: anyone who can reach RelayDesk over IPv4 could send mail ` +
+            'through your mailbox (an open relay). List the devices, or their subnet such as 10.100.102.0/24',
+        );
+      } else if (width?.kind === 'wide' && !allowWide) {
+        problems.add(
+          path,
+          `${entry} ${width.description}, more than one IPv4 /8 or IPv6 /32: list the devices or their ` +
+            'subnet, or set "allowWideClientRanges": true if every one of those addresses may really relay',
+        );
+      } else {
+        allowed.push(entry);
+      }
     }
   });
   return allowed;
@@ -704,10 +729,17 @@ export function parseConfig(raw: unknown): ParsedConfig {
     problems,
   );
 
+  const allowWideClientRanges = root.flag('allowWideClientRanges', defaults.allowWideClientRanges);
   const config: RelayConfig = {
     listen,
     extraListeners: extraListeners.map(({ listener }) => listener),
-    allowedClients: readAllowedClients(root.raw('allowedClients'), defaults.allowedClients, problems),
+    allowedClients: readAllowedClients(
+      root.raw('allowedClients'),
+      defaults.allowedClients,
+      allowWideClientRanges,
+      problems,
+    ),
+    allowWideClientRanges,
     upstream: readUpstream(root.raw('upstream'), defaults.upstream, problems),
     limits: readLimits(root.raw('limits'), defaults.limits, problems),
     queue: readQueue(root.raw('queue'), defaults.queue, problems),

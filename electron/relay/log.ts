@@ -10,6 +10,7 @@
 import { createWriteStream, mkdirSync, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { nodeFileSystem, type FileSystem } from './fs-retry.ts';
+import { redactSecrets } from './redact.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -119,7 +120,7 @@ export function createLogger(options: LoggerOptions): Logger {
   function write(level: LogLevel, event: string, fields: LogFields = {}): void {
     if (LEVELS[level] < threshold) return;
     const record = { time: new Date().toISOString(), level, event, ...redact(fields) };
-    const line = `${JSON.stringify(record)}\n`;
+    const line = `${redactSecrets(JSON.stringify(record))}\n`;
     if (options.console) consoleLines.write(line);
     if (!file && filePath && !closed && Date.now() >= retryAt) {
       fileBytes = safeSize(filePath);

@@ -1,3 +1,4 @@
+import { registerSecret } from './redact.ts';
 import { fetchFailure, UpstreamError } from './upstream-failure.ts';
 
 /** App-only scope for SMTP AUTH XOAUTH2 (permission SMTP.SendAsApp). */
@@ -87,6 +88,7 @@ export function createTokenProvider(opts: TokenProviderOptions): TokenProvider {
     }
     // A token that lives less than the margin would never be cached; keep it for half its life instead.
     const usableSeconds = expiresIn > marginSeconds ? expiresIn - marginSeconds : expiresIn / 2;
+    registerSecret(accessToken);
     cached = { accessToken, refreshAt: requestedAt + usableSeconds * 1000 };
     return accessToken;
   }

@@ -21,6 +21,7 @@ import {
   retryLocked,
   type FileSystem,
 } from './fs-retry.ts';
+import { redactSecrets } from './redact.ts';
 
 export interface EnvelopeClient {
   ip: string;
@@ -443,7 +444,7 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
   }
 
   async function saveState(id: string, state: MessageState): Promise<void> {
-    await replaceFile(fs, statePath(id), JSON.stringify(state));
+    await replaceFile(fs, statePath(id), redactSecrets(JSON.stringify(state)));
     withState.add(id);
     await queueSync.sync();
   }

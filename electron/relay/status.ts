@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Diagnosis } from './diagnosis.ts';
 import { nodeFileSystem, replaceFile, retrying, type FileSystem } from './fs-retry.ts';
 import type { DayCounters, DeviceRecord } from './views.ts';
+import { redactSecrets } from './redact.ts';
 
 export type { DayCounters, DeviceRecord };
 
@@ -101,7 +102,11 @@ export function createStatusTracker(
     const snapshot: PersistedStatus = { upstream, today: today(), devices: [...devices.values()] };
     try {
       await mkdir(dataDir, { recursive: true });
-      await replaceFile(files, join(dataDir, 'status.json'), JSON.stringify(snapshot, null, 2));
+      await replaceFile(
+        files,
+        join(dataDir, 'status.json'),
+        redactSecrets(JSON.stringify(snapshot, null, 2)),
+      );
     } catch {
       // The counters are safe in memory; the file only mirrors them. Try again a second from now.
       if (retry) changed();

@@ -2,6 +2,7 @@
  * What went wrong talking to an upstream, in a form the diagnosis table can read. Produced by the
  * SMTP client, the OAuth token client and the Graph client; consumed by `diagnose()`.
  */
+import { redactFailure, redactSecrets } from './redact.ts';
 
 /** A parsed SMTP reply: `535 5.7.3 Authentication unsuccessful`. */
 export interface SmtpReply {
@@ -57,9 +58,11 @@ export class UpstreamError extends Error {
   readonly failure: UpstreamFailure;
 
   constructor(failure: UpstreamFailure, message?: string) {
-    super(message ?? describeFailure(failure));
+    // Where an upstream's words enter RelayDesk: an echoed secret is cut here, in every form.
+    const redacted = redactFailure(failure);
+    super(redactSecrets(message ?? describeFailure(redacted)));
     this.name = 'UpstreamError';
-    this.failure = failure;
+    this.failure = redacted;
   }
 }
 

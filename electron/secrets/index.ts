@@ -7,5 +7,13 @@ export {
   createKeychainStore,
 } from './keychain.ts';
 export type { ResolvedSecret, SecretKind } from './resolve.ts';
-export { resolveSecret, secretAccount, secretEnvName } from './resolve.ts';
+export {
+  deleteSecret,
+  endpointMismatch,
+  resolveSecret,
+  secretAccount,
+  secretEndpoint,
+  secretEnvName,
+  storeSecret,
+} from './resolve.ts';
 export { SecretInputError, readSecretFromStdin } from './prompt.ts';

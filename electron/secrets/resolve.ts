@@ -1,7 +1,10 @@
 import type { UpstreamConfig } from '../config/types.ts';
+import { registerSecret } from '../relay/redact.ts';
 import { UpstreamError } from '../relay/upstream-failure.ts';
 import { CLIENT_SECRET_ENV, KeychainUnavailableError, PASSWORD_ENV } from './keychain.ts';
 import type { SecretStore } from './store.ts';
+
+const MICROSOFT_TOKEN_ORIGIN = 'https://login.microsoftonline.com';
 
 /** `password`: SMTP AUTH password of `upstream.user`; `client-secret`: the Entra app's client secret. */
 export type SecretKind = 'password' | 'client-secret';
@@ -49,6 +52,90 @@ export function secretAccount(upstream: UpstreamConfig, kind: SecretKind): strin
   return `oauth2:${upstream.oauth2.tenant}:${upstream.oauth2.clientId}`.toLowerCase();
 }
 
+/**
+ * Where `kind` goes when RelayDesk uses it: the SMTP host the password signs in to, or the origin of
+ * the token endpoint the client secret is posted to. A stored secret is only ever sent there: an admin
+ * token or a draft config pointing at another host cannot pull it out (issue 13).
+ */
+export function secretEndpoint(upstream: UpstreamConfig, kind: SecretKind): string {
+  if (kind === 'password') return `smtp://${upstream.host.toLowerCase().replace(/\.$/, '')}`;
+  const tokenUrl = upstream.oauth2?.tokenUrl ?? MICROSOFT_TOKEN_ORIGIN;
+  try {
+    return new URL(tokenUrl).origin;
+  } catch {
+    return tokenUrl;
+  }
+}
+
+/** The keychain entry beside a secret that names its endpoint; it holds no secret. */
+function endpointAccount(account: string): string {
+  return `${account}#endpoint`;
+}
+
+/**
+ * Secrets stored before endpoints were recorded: a password's account already names its host; a
+ * client secret was always meant for Microsoft's sign-in service.
+ */
+function legacyEndpoint(upstream: UpstreamConfig, kind: SecretKind): string {
+  return kind === 'password' ? secretEndpoint(upstream, kind) : MICROSOFT_TOKEN_ORIGIN;
+}
+
+/** Stores `secret` for `upstream` and records the endpoint it may be sent to. Returns the account. */
+export async function storeSecret(
+  store: SecretStore,
+  kind: SecretKind,
+  upstream: UpstreamConfig,
+  secret: string,
+): Promise<string> {
+  const account = secretAccount(upstream, kind);
+  registerSecret(secret);
+  // Secret first: should the endpoint record fail, the new secret stays tied to the old endpoint,
+  // never an old secret to a new one.
+  await store.set(account, secret);
+  await store.set(endpointAccount(account), secretEndpoint(upstream, kind));
+  return account;
+}
+
+/** Removes the secret for `upstream` and its endpoint record; true when a secret was there. */
+export async function deleteSecret(
+  store: SecretStore,
+  kind: SecretKind,
+  upstream: UpstreamConfig,
+): Promise<boolean> {
+  const account = secretAccount(upstream, kind);
+  const removed = await store.delete(account);
+  await store.delete(endpointAccount(account));
+  return removed;
+}
+
+/** The endpoint the stored secret for `upstream` was stored for. */
+async function storedEndpoint(
+  store: SecretStore,
+  upstream: UpstreamConfig,
+  kind: SecretKind,
+): Promise<string> {
+  return (await store.get(endpointAccount(secretAccount(upstream, kind)))) ?? legacyEndpoint(upstream, kind);
+}
+
+/**
+ * Null when the keychain's secret for `upstream` may be sent where `upstream` points, otherwise why
+ * not: it was stored for another host and must be typed again for this one.
+ */
+export async function endpointMismatch(
+  store: SecretStore,
+  upstream: UpstreamConfig,
+  kind: SecretKind,
+): Promise<string | null> {
+  const storedFor = await storedEndpoint(store, upstream, kind);
+  const wanted = secretEndpoint(upstream, kind);
+  if (storedFor === wanted) return null;
+  return (
+    `The stored ${describeKind(kind, upstream)} was stored for ${storedFor}, and RelayDesk sends a stored ` +
+    `secret only where it was stored for, not to ${wanted}. To use ${wanted}, type the secret again ` +
+    '(Settings, or `relaydesk password set` with this config).'
+  );
+}
+
 function describeKind(kind: SecretKind, upstream: UpstreamConfig): string {
   return kind === 'password'
     ? `upstream password for ${upstream.user ?? '(no user)'} at ${upstream.host}`
@@ -67,7 +154,10 @@ export async function resolveSecret(
 ): Promise<ResolvedSecret> {
   const envName = secretEnvName(kind);
   const fromEnv = (opts.env ?? process.env)[envName];
-  if (fromEnv) return { secret: fromEnv, source: 'environment' };
+  if (fromEnv) {
+    registerSecret(fromEnv);
+    return { secret: fromEnv, source: 'environment' };
+  }
 
   const account = secretAccount(upstream, kind);
   let secret: string | null;
@@ -88,5 +178,10 @@ export async function resolveSecret(
         `Store it with \`relaydesk password set\`, or set ${envName} in the environment of the relay.`,
     });
   }
+  const mismatch = await endpointMismatch(opts.store, upstream, kind);
+  if (mismatch !== null) {
+    throw new UpstreamError({ kind: 'config', code: 'SECRET_FOR_OTHER_HOST', message: mismatch });
+  }
+  registerSecret(secret);
   return { secret, source: 'keychain' };
 }

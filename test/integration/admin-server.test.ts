@@ -11,6 +11,9 @@ import { createHandlers } from '../../electron/app/handlers.ts';
 import { createRelayService, type RelayService } from '../../electron/app/service.ts';
 import { createLogger } from '../../electron/relay/log.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
+import { startRawSmtpServer } from '../fixtures/raw-smtp-server.ts';
+import { freePort } from '../fixtures/free-port.ts';
+import { startTokenEndpoint } from '../fixtures/token-endpoint.ts';
 
 let dir: string;
 let service: RelayService;
@@ -28,7 +31,7 @@ interface Answer {
 function request(
   method: string,
   path: string,
-  options: { host?: string; headers?: Record<string, string>; body?: string } = {},
+  options: { host?: string; headers?: Record<string, string>; body?: string; localAddress?: string } = {},
 ): Promise<Answer> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -36,6 +39,7 @@ function request(
       {
         host: '127.0.0.1',
         port: admin.port,
+        localAddress: options.localAddress,
         method,
         path,
         headers: { Host: options.host ?? `127.0.0.1:${admin.port}`, ...options.headers },
@@ -155,6 +159,110 @@ describe('the admin web server (serve --admin)', () => {
     expect(JSON.parse(right.body).result).toMatchObject({ state: 'unconfigured', health: 'attention' });
   });
 
+  it('answers parallel wrong tokens from many addresses one delay apart, and the right one at once', async () => {
+    // 30 guessers on 30 loopback addresses, each with its first (cheapest) attempt, all at once.
+    const guessers = Array.from({ length: 30 }, (_, index) =>
+      request('POST', '/api/rpc/queue:flush', {
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer guess-${index}` },
+        body: 'null',
+        localAddress: `127.0.1.${index + 1}`,
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const right = await call('relay:status', null);
+    const answers = await Promise.all(guessers);
+    const slowest = Math.max(...answers.map((answer) => answer.ms));
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 401));
+    // failureDelayMs is 100: thirty wrong answers need thirty delays, not one.
+    expect(slowest).toBeGreaterThanOrEqual(30 * 100 - 10);
+    // The admin with the token is not queued behind the guessers.
+    expect(right.status).toBe(200);
+    expect(right.ms).toBeLessThan(slowest / 4);
+  });
+
+  it('never sends a stored secret to a host a draft config names: it must be typed again', async () => {
+    // The real token endpoint (127.0.0.1) and an attacker's stand-ins on 127.0.0.2 that record everything.
+    const entra = await startTokenEndpoint();
+    const stolen: string[] = [];
+    const fakeEntra = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      req.on('end', () => {
+        stolen.push(body);
+        res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"invalid_client"}');
+      });
+    });
+    await new Promise<void>((resolve) => fakeEntra.listen(0, '127.0.0.2', resolve));
+    const fakeSmtp = await startRawSmtpServer({ host: '127.0.0.2' });
+    const fakeEntraUrl = `http://127.0.0.2:${(fakeEntra.address() as { port: number }).port}/${entra.tenant}/oauth2/v2.0/token`;
+    const oauth = (tokenUrl: string) => ({
+      upstream: {
+        host: '127.0.0.1',
+        port: 1,
+        security: 'none',
+        auth: 'oauth2',
+        user: 'scanner@contoso.com',
+        oauth2: { tenant: entra.tenant, clientId: entra.clientId, tokenUrl },
+      },
+    });
+    const password = (host: string, port: number) => ({
+      upstream: { host, port, security: 'none', auth: 'password', user: 'scanner@contoso.com' },
+    });
+    try {
+      const stored = await call('secret:store', {
+        kind: 'client-secret',
+        secret: entra.clientSecret,
+        config: oauth(entra.url()),
+      });
+      expect(JSON.parse(stored.body).result).toMatchObject({ ok: true });
+      expect(
+        (
+          await call('secret:store', {
+            kind: 'password',
+            secret: 'pw-for-real-host',
+            config: password('127.0.0.1', 1),
+          })
+        ).status,
+      ).toBe(200);
+
+      // Where it was stored for, the secret is used: a token is issued.
+      const genuine = JSON.parse((await call('upstream:check', { config: oauth(entra.url()) })).body).result;
+      expect(genuine.steps[0]).toMatchObject({ name: 'credentials', ok: true });
+
+      const viaFakeEntra = JSON.parse(
+        (await call('upstream:check', { config: oauth(fakeEntraUrl) })).body,
+      ).result;
+      const viaFakeSmtp = JSON.parse(
+        (await call('upstream:check', { config: password('127.0.0.2', fakeSmtp.port) })).body,
+      ).result;
+      expect(viaFakeEntra).toMatchObject({ ok: false, steps: [{ name: 'credentials', ok: false }] });
+      expect(viaFakeEntra.reason).toContain('was stored for http://127.0.0.1');
+      expect(viaFakeEntra.reason).toContain('type the secret again');
+      expect(viaFakeSmtp.ok).toBe(false);
+      expect(stolen).toEqual([]);
+      expect(
+        fakeSmtp.sessions.flatMap((session) => session.commands).filter((c) => /^AUTH/i.test(c)),
+      ).toEqual([]);
+
+      // Typed again for the new endpoint, it goes there (and the window no longer shows it as stored for the old).
+      await call('secret:store', {
+        kind: 'client-secret',
+        secret: 'typed-again',
+        config: oauth(fakeEntraUrl),
+      });
+      await call('upstream:check', { config: oauth(fakeEntraUrl) });
+      expect(stolen.join('')).toContain('client_secret=typed-again');
+      const genuineAgain = JSON.parse(
+        (await call('upstream:check', { config: oauth(entra.url()) })).body,
+      ).result;
+      expect(genuineAgain.reason).toContain('was stored for http://127.0.0.2');
+    } finally {
+      await fakeSmtp.close();
+      await new Promise((resolve) => fakeEntra.close(resolve));
+      await entra.close();
+    }
+  });
+
   it('refuses a cross-site form post (not JSON: 415) and a foreign Origin (403), even with the token', async () => {
     const form = await call('queue:flush', null, { 'Content-Type': 'application/x-www-form-urlencoded' });
     expect(form.status).toBe(415);
@@ -229,5 +337,57 @@ describe('the admin web server (serve --admin)', () => {
     expect(parseAdminAddress('8025')).toEqual({ host: '127.0.0.1', port: 8025 });
     expect(parseAdminAddress('evil.example:8025')).toBeNull();
     expect(parseAdminAddress('127.0.0.1:99999')).toBeNull();
+  });
+});
+
+describe('a secret given in the environment (a server without a keychain)', () => {
+  it('goes only to the upstream RelayDesk started with, never to one a draft or new config names', async () => {
+    const entra = await startTokenEndpoint();
+    const stolen: string[] = [];
+    const fakeEntra = http.createServer((req, res) => {
+      req.on('data', (chunk: Buffer) => stolen.push(chunk.toString('utf8')));
+      req.on('end', () => res.writeHead(400).end());
+    });
+    await new Promise<void>((resolve) => fakeEntra.listen(0, '127.0.0.2', resolve));
+    const fakeUrl = `http://127.0.0.2:${(fakeEntra.address() as { port: number }).port}/${entra.tenant}/oauth2/v2.0/token`;
+    const root = await mkdtemp(join(tmpdir(), 'relaydesk-env-secret-'));
+    const config = (tokenUrl: string) => ({
+      upstream: {
+        host: '127.0.0.1',
+        port: 1,
+        security: 'none',
+        auth: 'oauth2',
+        user: 'scanner@contoso.com',
+        oauth2: { tenant: entra.tenant, clientId: entra.clientId, tokenUrl },
+      },
+    });
+    await mkdir(join(root, 'data'));
+    const started = { ...config(entra.url()), listen: { host: '127.0.0.1', port: await freePort() } };
+    await writeFile(join(root, 'data', 'config.json'), JSON.stringify(started));
+    const envService = createRelayService({
+      dataDir: join(root, 'data'),
+      configPath: join(root, 'data', 'config.json'),
+      secrets: createMemoryStore(),
+      logger: createLogger({ dir: null, console: false }),
+      env: { RELAYDESK_CLIENT_SECRET: entra.clientSecret },
+      control: false,
+    });
+    try {
+      await envService.start();
+      const genuine = await envService.testConnection(null);
+      expect(genuine.steps[0]).toMatchObject({ name: 'credentials', ok: true });
+
+      const draft = await envService.testConnection({ ...started, upstream: config(fakeUrl).upstream });
+      expect(draft.ok).toBe(false);
+      expect(draft.reason).toContain('RELAYDESK_CLIENT_SECRET holds the secret for http://127.0.0.1');
+      const applied = await envService.applyConfig({ ...started, upstream: config(fakeUrl).upstream });
+      expect(applied).toMatchObject({ ok: false, problems: [{ path: 'upstream.oauth2.tokenUrl' }] });
+      expect(stolen).toEqual([]);
+    } finally {
+      await envService.stop();
+      await new Promise((resolve) => fakeEntra.close(resolve));
+      await entra.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

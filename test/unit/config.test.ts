@@ -180,6 +180,42 @@ describe('validation', () => {
     expect(config.allowedClients).toEqual(['10.100.102.2']);
   });
 
+  it('refuses an IPv4-mapped range that matches every IPv4 address (::ffff:0:0/96), flag or not', () => {
+    for (const allowWideClientRanges of [false, true]) {
+      const { config, problems } = parseConfig({
+        ...seedFile,
+        allowWideClientRanges,
+        allowedClients: ['10.100.102.2', '::ffff:0:0/96', '0:0:0:0:0:ffff:0:0/96', '::/64'],
+      });
+      expect(paths(problems)).toEqual(['allowedClients[1]', 'allowedClients[2]', 'allowedClients[3]']);
+      expect(messageAt(problems, 'allowedClients[1]')).toMatch(/covers every IPv4 address.*open relay/);
+      expect(messageAt(problems, 'allowedClients[3]')).toMatch(/covers every IPv4 address/);
+      expect(config.allowedClients).toEqual(['10.100.102.2']);
+    }
+  });
+
+  it('refuses a range wider than one IPv4 /8 or IPv6 /32, saying what it covers, unless allowed', () => {
+    const wide = ['10.0.0.0/7', '0.0.0.0/1', '2001:db8::/31', 'fe80::/10', '::ffff:1000:0/100'];
+    const { config, problems } = parseConfig({ ...seedFile, allowedClients: ['10.100.102.2', ...wide] });
+    expect(paths(problems)).toEqual(wide.map((_, index) => `allowedClients[${index + 1}]`));
+    expect(messageAt(problems, 'allowedClients[1]')).toContain('covers 33,554,432 addresses (2 /8 networks)');
+    expect(messageAt(problems, 'allowedClients[2]')).toContain('covers 2,147,483,648 addresses');
+    expect(messageAt(problems, 'allowedClients[3]')).toContain('covers 2^97 addresses (2 /32 networks)');
+    expect(messageAt(problems, 'allowedClients[5]')).toContain(
+      'is the IPv4 range 16.0.0.0/4, which covers 268,435,456 addresses',
+    );
+    expect(messageAt(problems, 'allowedClients[1]')).toContain('"allowWideClientRanges": true');
+    expect(config.allowedClients).toEqual(['10.100.102.2']);
+
+    const allowed = parseConfig({ ...seedFile, allowWideClientRanges: true, allowedClients: wide });
+    expect(allowed.problems).toEqual([]);
+    expect(allowed.config.allowedClients).toEqual(wide);
+    expect(allowed.config.allowWideClientRanges).toBe(true);
+
+    const oneEach = ['10.0.0.0/8', '2001:db8::/32', '::ffff:a00:0/104'];
+    expect(parseConfig({ ...seedFile, allowedClients: oneEach }).problems).toEqual([]);
+  });
+
   it('accepts IPv4 and IPv6 addresses and CIDR ranges, and refuses malformed ones', () => {
     const valid = [
       '10.100.102.2',
@@ -187,7 +223,7 @@ describe('validation', () => {
       '192.168.1.0/32',
       '::1',
       '2001:db8::/32',
-      'fe80::/10',
+      'fe80::/64',
       '2001:db8::1/128',
     ];
     expect(parseConfig({ ...seedFile, allowedClients: valid })).toMatchObject({

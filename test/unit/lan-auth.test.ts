@@ -69,10 +69,52 @@ describe('createLanAuth', () => {
     for (let i = 0; i < 4; i++) expect(await auth.authenticate('10.0.0.7', 'mfp', 'no')).toBe(false);
     expect(await auth.authenticate('10.0.0.8', 'mfp', 'no')).toBe(false);
     expect(waits).toEqual([100, 200, 400, 400, 100]);
-    // A success does not wait, and forgives: the next failure starts from the first delay again.
+    // A client that failed waits before it is checked again, even with the right password; a success
+    // forgives: the next failure starts from the first delay again.
     expect(await auth.authenticate('10.0.0.7', 'mfp', 'right')).toBe(true);
     expect(await auth.authenticate('10.0.0.7', 'mfp', 'no')).toBe(false);
-    expect(waits).toEqual([100, 200, 400, 400, 100, 100]);
+    expect(waits).toEqual([100, 200, 400, 400, 100, 400, 100]);
+  });
+
+  it('refuses a user and password it refused before from memory, without hashing again', async () => {
+    const users = [{ user: 'mfp', passwordHash: await hashLanPassword('right') }];
+    const auth = createLanAuth({ mode: 'check', users }, { isAllowed: () => false, wait: async () => {} });
+    const timed = async (ip: string, password: string) => {
+      const started = process.hrtime.bigint();
+      expect(await auth.authenticate(ip, 'mfp', password)).toBe(false);
+      return Number(process.hrtime.bigint() - started);
+    };
+    const fresh = await timed('10.0.0.7', 'guess-1');
+    const replayed = await timed('10.0.0.8', 'guess-1');
+    expect(replayed).toBeLessThan(fresh / 4);
+    expect(await auth.authenticate('10.0.0.9', 'mfp', 'right')).toBe(true);
+  });
+
+  it('checks one password at a time, allowed devices first, and refuses outsiders beyond a short line', async () => {
+    const users = [{ user: 'mfp', passwordHash: await hashLanPassword('right') }];
+    const auth = createLanAuth(
+      { mode: 'check', users },
+      { isAllowed: (ip) => ip === '10.0.0.5', wait: async () => {} },
+    );
+    const order: string[] = [];
+    const attempt = (ip: string, password: string) =>
+      auth.authenticate(ip, 'mfp', password).then((ok) => {
+        order.push(`${ip} ${password} ${ok}`);
+        return ok;
+      });
+    // One outsider's check runs, four wait in line, the sixth and seventh find the line full.
+    const outsiders = [1, 2, 3, 4, 5, 6].map((n) => attempt(`192.0.2.${n}`, `guess-${n}`));
+    const lineFull = attempt('192.0.2.7', 'right');
+    const device = attempt('10.0.0.5', 'right');
+    expect(await device).toBe(true);
+    expect(await lineFull).toBe(false);
+    await Promise.all(outsiders);
+    expect(order.slice(0, 3)).toEqual([
+      '192.0.2.6 guess-6 false',
+      '192.0.2.7 right false',
+      '192.0.2.1 guess-1 false',
+    ]);
+    expect(order[3]).toBe('10.0.0.5 right true');
   });
 
   it('waits for real by default: a refusal takes at least the first delay', async () => {

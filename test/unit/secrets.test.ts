@@ -7,9 +7,11 @@ import {
   KeychainUnavailableError,
   SecretInputError,
   createMemoryStore,
+  deleteSecret,
   readSecretFromStdin,
   resolveSecret,
   secretAccount,
+  storeSecret,
   type SecretStore,
 } from '../../electron/secrets/index.ts';
 
@@ -117,6 +119,49 @@ describe('resolveSecret', () => {
         store,
       }),
     ).toEqual({ secret: 'client-secret-in-keychain', source: 'keychain' });
+  });
+
+  it('sends a stored client secret only to the token endpoint it was stored for', async () => {
+    const store = createMemoryStore();
+    await storeSecret(store, 'client-secret', oauthUpstream, 'the-secret');
+    expect(await resolveSecret('client-secret', oauthUpstream, { env: {}, store })).toEqual({
+      secret: 'the-secret',
+      source: 'keychain',
+    });
+    const elsewhere: UpstreamConfig = {
+      ...oauthUpstream,
+      oauth2: { ...oauthUpstream.oauth2!, tokenUrl: 'https://attacker.example/x/oauth2/v2.0/token' },
+    };
+    const failure = await failureOf(resolveSecret('client-secret', elsewhere, { env: {}, store }));
+    expect(failure).toMatchObject({ kind: 'config', code: 'SECRET_FOR_OTHER_HOST' });
+    const message = failure.kind === 'config' ? failure.message : '';
+    expect(message).toContain('stored for https://login.microsoftonline.com');
+    expect(message).toContain('not to https://attacker.example');
+    expect(message).not.toContain('the-secret');
+
+    // Typed again for the new endpoint, it belongs there and no longer to the old one.
+    await storeSecret(store, 'client-secret', elsewhere, 'typed-again');
+    expect((await resolveSecret('client-secret', elsewhere, { env: {}, store })).secret).toBe('typed-again');
+    expect(await failureOf(resolveSecret('client-secret', oauthUpstream, { env: {}, store }))).toMatchObject({
+      code: 'SECRET_FOR_OTHER_HOST',
+    });
+    expect(await deleteSecret(store, 'client-secret', elsewhere)).toBe(true);
+    expect(await failureOf(resolveSecret('client-secret', elsewhere, { env: {}, store }))).toMatchObject({
+      code: 'NO_SECRET',
+    });
+  });
+
+  it('keeps secrets stored before endpoints were recorded: a client secret for Microsoft only', async () => {
+    const store = createMemoryStore();
+    await store.set(secretAccount(oauthUpstream, 'client-secret'), 'legacy');
+    expect((await resolveSecret('client-secret', oauthUpstream, { env: {}, store })).secret).toBe('legacy');
+    const loopback: UpstreamConfig = {
+      ...oauthUpstream,
+      oauth2: { ...oauthUpstream.oauth2!, tokenUrl: 'http://127.0.0.2:8080/t/oauth2/v2.0/token' },
+    };
+    expect(await failureOf(resolveSecret('client-secret', loopback, { env: {}, store }))).toMatchObject({
+      code: 'SECRET_FOR_OTHER_HOST',
+    });
   });
 
   it('says how to store the secret when neither the environment nor the keychain has it', async () => {
