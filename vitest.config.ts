@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The Windows lane's tests need Wine and run from .ci/windows-lane.sh (after npm test).
+    exclude: [...configDefaults.exclude, 'test/windows/**'],
     // The tests spawn the built `relaydesk`: built here when its sources changed.
     globalSetup: ['test/fixtures/cli-build.ts'],
     testTimeout: 60_000,

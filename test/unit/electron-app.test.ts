@@ -24,6 +24,9 @@ vi.mock('electron-log/main', () => ({
 
 let dataDir: string;
 
+/** The app's window: on Windows a hidden 1x1 window that watches for the session end comes first. */
+const mainWindow = () => stub.BrowserWindow.created.find((window) => window.options.title === 'RelayDesk')!;
+
 async function until<T>(what: string, probe: () => T | undefined | null | false): Promise<T> {
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -58,9 +61,11 @@ describe('the Electron main process, wired up', () => {
 
   it('on a first run shows the tray as needing attention and opens the window for the wizard', () => {
     const tray = stub.Tray.created[0]!;
-    expect(tray.image.path).toMatch(/build[/\\]tray[/\\]tray-attention\.png$/);
+    // Windows takes the .ico (every size in one file), Linux the PNG.
+    const ext = process.platform === 'win32' ? 'ico' : 'png';
+    expect(tray.image.path).toMatch(new RegExp(`build[/\\\\]tray[/\\\\]tray-attention\\.${ext}$`));
     expect(tray.tooltip).toBe('RelayDesk is not set up yet: open it to run the setup');
-    const window = stub.BrowserWindow.created[0]!;
+    const window = mainWindow();
     expect(window.loadedUrl).toBe(APP_URL);
     window.emit('ready-to-show');
     expect(window.shown).toBe(true);
@@ -71,7 +76,7 @@ describe('the Electron main process, wired up', () => {
     expect(await handler({ senderFrame: { url: APP_URL, parent: null } }, null)).toMatchObject({
       state: 'unconfigured',
     });
-    const window = stub.BrowserWindow.created[0]!;
+    const window = mainWindow();
     window.emit('close', { preventDefault: () => undefined });
     expect(window.hidden).toBe(true);
     expect(stub.app.exitCode).toBeNull();

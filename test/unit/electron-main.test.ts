@@ -175,12 +175,14 @@ describe('tray state from relay state', () => {
   it('switches the tray picture only when the health changes, and always updates the tooltip', () => {
     const tray = createTray('/icons', actions().recorded, status(healthInput()));
     const native = stub.Tray.created.at(-1)!;
-    expect(native.image.path).toBe(join('/icons', 'tray-ok.png'));
+    // Windows takes the .ico (every size in one file), Linux the PNG.
+    const ext = process.platform === 'win32' ? 'ico' : 'png';
+    expect(native.image.path).toBe(join('/icons', `tray-ok.${ext}`));
     tray.update(status(healthInput({ deliveredToday: 5 })));
     expect(native.imageChanges).toBe(0);
     expect(native.tooltip).toContain('5 delivered today');
     tray.update(status(healthInput({ state: 'paused' })));
-    expect(native.image.path).toBe(join('/icons', 'tray-paused.png'));
+    expect(native.image.path).toBe(join('/icons', `tray-paused.${ext}`));
     tray.destroy();
     expect(native.destroyed).toBe(true);
   });
@@ -320,11 +322,12 @@ describe('the window', () => {
   });
 
   it('serves only files of the built window on app://', () => {
+    // In the platform's own separators: on Windows the file is \app\renderer\dist\index.html.
     expect(rendererFile('/app/renderer/dist', 'app://relaydesk/index.html')).toBe(
-      '/app/renderer/dist/index.html',
+      join('/app/renderer/dist', 'index.html'),
     );
     expect(rendererFile('/app/renderer/dist', 'app://relaydesk/assets/index.js')).toBe(
-      '/app/renderer/dist/assets/index.js',
+      join('/app/renderer/dist', 'assets', 'index.js'),
     );
     expect(rendererFile('/app/renderer/dist', 'app://relaydesk/..%2f..%2fetc%2fpasswd')).toBeNull();
     expect(rendererFile('/app/renderer/dist', 'app://other/index.html')).toBeNull();
