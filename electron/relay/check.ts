@@ -8,6 +8,7 @@ import { diagnose, type Diagnosis } from './diagnosis.ts';
 import { connectSmtp } from './smtp-client.ts';
 import { probeGraphMailbox, type GraphProbeStep } from './graph/index.ts';
 import { GRAPH_SCOPE } from './oauth-token.ts';
+import { isDelegated } from './oauth/endpoints.ts';
 import {
   createAuthSource,
   createTokenProviderFor,
@@ -56,6 +57,7 @@ export async function checkUpstream(config: RelayConfig, deps: UpstreamDeps): Pr
   const context = {
     mailbox: config.upstream.user ?? config.upstream.mailbox ?? undefined,
     appId: config.upstream.oauth2?.clientId,
+    tenant: config.upstream.oauth2?.tenant,
     host: config.upstream.host,
     port: config.upstream.port,
   };
@@ -78,7 +80,7 @@ export async function checkUpstream(config: RelayConfig, deps: UpstreamDeps): Pr
       auth === null
         ? 'no authentication configured'
         : auth.method === 'xoauth2'
-          ? `OAuth 2.0 token for ${auth.user} obtained`
+          ? `OAuth 2.0 token for ${auth.user} obtained${isDelegated(config.upstream) ? ' (signed in as that user)' : ''}`
           : `password for ${auth.user} found`;
     steps.push({ name: 'credentials', ok: true, ms: Date.now() - started, detail: what });
   } catch (error) {

@@ -89,6 +89,7 @@ export async function sendTestEmail(
   const context = {
     mailbox: from,
     appId: config.upstream.oauth2?.clientId,
+    tenant: config.upstream.oauth2?.tenant,
     host: config.upstream.host,
     port: config.upstream.port,
   };

@@ -8,6 +8,8 @@ import type { UpstreamConfig } from '../config/types.ts';
 import { resolveSecret, type SecretStore } from '../secrets/index.ts';
 import { createGraphTransport } from './graph/index.ts';
 import { createTokenProvider, GRAPH_SCOPE, SMTP_SCOPE, type TokenProvider } from './oauth-token.ts';
+import { createDelegatedTokenProvider, type DelegatedTokenProvider } from './oauth/delegated-tokens.ts';
+import { isDelegated } from './oauth/endpoints.ts';
 import type { SmtpClientOptions, UpstreamAuthMethod } from './smtp-client.ts';
 import { createSmtpTransport } from './smtp-transport.ts';
 import type { Transport } from './transport.ts';
@@ -16,6 +18,10 @@ export interface UpstreamDeps {
   secrets: SecretStore;
   env?: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
+  /** The data folder: a delegated sign-in's signin.json (who signed in, last renewal) lives there. */
+  dataDir?: string;
+  /** A token provider to share (the relay's keep-alive renews the same sign-in the transport uses). */
+  tokens?: TokenProvider;
 }
 
 /** The name RelayDesk gives in EHLO and Received: the configured one, else this computer's name. */
@@ -30,6 +36,15 @@ export function createTokenProviderFor(
   scope: string,
   deps: UpstreamDeps,
 ): TokenProvider {
+  if (deps.tokens) return deps.tokens;
+  if (isDelegated(upstream)) {
+    return createDelegatedTokenProvider({
+      upstream,
+      secrets: deps.secrets,
+      dataDir: deps.dataDir,
+      fetch: deps.fetch,
+    });
+  }
   const oauth2 = upstream.oauth2!;
   return createTokenProvider({
     tokenUrl: oauth2.tokenUrl,
@@ -49,11 +64,12 @@ export function createAuthSource(
   if (upstream.auth === 'none') return async () => null;
   if (upstream.auth === 'oauth2') {
     const tokens = createTokenProviderFor(upstream, SMTP_SCOPE, deps);
-    return async (forceRefresh) => ({
-      method: 'xoauth2',
-      user: upstream.user ?? '',
-      accessToken: await tokens.getToken({ forceRefresh }),
-    });
+    return async (forceRefresh) => {
+      const accessToken = await tokens.getToken({ forceRefresh });
+      // Delegated: XOAUTH2's user= is whoever signed in, the only mailbox the token speaks for.
+      const user = ('user' in tokens ? (tokens as DelegatedTokenProvider).user() : null) ?? upstream.user;
+      return { method: 'xoauth2', user: user ?? '', accessToken };
+    };
   }
   return async () => ({
     method: 'password',

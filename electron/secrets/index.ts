@@ -9,3 +9,4 @@ export {
 export type { ResolvedSecret, SecretKind } from './resolve.ts';
 export { resolveSecret, secretAccount, secretEnvName } from './resolve.ts';
 export { SecretInputError, readSecretFromStdin } from './prompt.ts';
+export { refreshTokenAccount } from './refresh-token.ts';
