@@ -89,6 +89,8 @@ async function signInWithBrowser(
       ...(opts.upstream.user ? { login_hint: opts.upstream.user } : {}),
     }).toString();
     const redirected = loopback.wait(state, opts.timeoutMs ?? 5 * 60_000);
+    // The browser may come back while the opener is still returning: the outcome is read below.
+    redirected.catch(() => undefined);
     opts.onPrompt({ kind: 'browser', url: url.toString(), redirectUri: loopback.redirectUri });
     await opts.openBrowser?.(url.toString()).catch(() => undefined);
     const query = await redirected;
