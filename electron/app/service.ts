@@ -56,6 +56,7 @@ import type {
 import { createActivityLog, readSubject } from './activity.ts';
 import { healthOf, summaryOf, type HealthInput } from './health.ts';
 import { suggestNetworks } from './network.ts';
+import { isDelegated } from '../relay/oauth/endpoints.ts';
 
 export interface RelayServiceOptions {
   dataDir: string;
@@ -139,6 +140,8 @@ function countItems(items: QueueItem[]): QueueCountsView {
 }
 
 function upstreamSecretKinds(upstream: UpstreamConfig): SecretKind[] {
+  // A delegated sign-in is a public client: no secret, only the signed-in user's refresh token.
+  if (isDelegated(upstream)) return [];
   if (upstream.type === 'graph' || upstream.auth === 'oauth2') return ['client-secret'];
   return upstream.auth === 'password' ? ['password'] : [];
 }

@@ -38,7 +38,8 @@ export interface CheckResult {
 export function describeUpstream(config: RelayConfig): string {
   const u = config.upstream;
   if (u.type === 'graph') return `Microsoft Graph ${u.graphUrl} as ${u.mailbox ?? '(no mailbox)'}`;
-  return `${u.host}:${u.port} (${u.security}, auth ${u.auth}${u.user ? ` as ${u.user}` : ''})`;
+  const who = u.user ? ` as ${u.user}` : isDelegated(u) ? ' as the signed-in user' : '';
+  return `${u.host}:${u.port} (${u.security}, auth ${u.auth}${who})`;
 }
 
 export function failureOf(error: unknown): UpstreamFailure {
