@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../electron/config/defaults.ts';
 import type { UpstreamConfig } from '../../electron/config/types.ts';
@@ -16,6 +17,9 @@ import { postTokenRequest } from '../../electron/relay/oauth-token.ts';
 import { createDelegatedTokenProvider } from '../../electron/relay/oauth/delegated-tokens.ts';
 import { DELEGATED_SMTP_SCOPE } from '../../electron/relay/oauth/endpoints.ts';
 import { startKeepAlive } from '../../electron/relay/oauth/keep-alive.ts';
+import type { SpooledMessage } from '../../electron/relay/spool.ts';
+import { createUpstreamTransport } from '../../electron/relay/upstream.ts';
+import { startGraphEmulator } from '../fixtures/graph-emulator.ts';
 import { signIn, signOut, type SignInPrompt } from '../../electron/relay/oauth/signin.ts';
 import { readSignedIn } from '../../electron/relay/oauth/signed-in.ts';
 import { UpstreamError, type UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
@@ -475,5 +479,48 @@ describe('keep-alive', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     keepAlive.stop();
     expect(diagnose(failures[0]!).id).toBe('signin-inactive');
+  });
+});
+
+describe('Graph upstream with a delegated sign-in', () => {
+  async function graphSetup(mailbox: string) {
+    const s = await setup();
+    const graph = await startGraphEmulator({
+      tokens: s.endpoint,
+      mailboxes: ['john@contoso.com', 'scanner@contoso.com'],
+    });
+    cleanups.push(() => graph.close());
+    const upstream: UpstreamConfig = { ...s.upstream, type: 'graph', graphUrl: graph.url, mailbox };
+    await browserSignIn({ ...s, upstream });
+    const transport = await createUpstreamTransport(upstream, { secrets: s.secrets, dataDir: s.dataDir });
+    cleanups.push(() => transport.close());
+    const bytes = Buffer.from(`From: ${mailbox}\r\nTo: alice@contoso.com\r\nSubject: scan\r\n\r\nScan.\r\n`);
+    const outcome = await transport.send({
+      message: {} as SpooledMessage,
+      mailFrom: mailbox,
+      rcptTo: ['alice@contoso.com'],
+      headerFrom: mailbox,
+      size: bytes.length,
+      eightBit: false,
+      smtpUtf8: false,
+      open: () => Readable.from([bytes]),
+    });
+    return { s, graph, outcome };
+  }
+
+  it("sends from the signed-in user's own mailbox with the delegated Mail.Send token", async () => {
+    const { s, graph, outcome } = await graphSetup('john@contoso.com');
+    expect(outcome.ok).toBe(true);
+    expect(graph.delivered).toHaveLength(1);
+    expect(graph.delivered[0]).toMatchObject({ mailbox: 'john@contoso.com', via: 'sendMail' });
+    expect(s.endpoint.grants.refresh_token).toBe(1);
+  });
+
+  it("is refused another user's mailbox, which delegated Mail.Send does not reach", async () => {
+    const { graph, outcome } = await graphSetup('scanner@contoso.com');
+    expect(outcome.ok).toBe(false);
+    if (!outcome.ok)
+      expect(outcome.failure).toMatchObject({ kind: 'graph', status: 403, code: 'ErrorAccessDenied' });
+    expect(graph.delivered).toHaveLength(0);
   });
 });

@@ -22,12 +22,10 @@ export function oauthEndpoints(oauth2: OAuth2Config): OAuthEndpoints {
 
 /**
  * The scopes of a delegated sign-in: the upstream's permission, `offline_access` for the refresh token,
- * and `openid profile` so the answer names who signed in (the id_token's preferred_username). Graph's
- * permission follows `graphUrl`, so a national cloud's Graph gets its own resource.
+ * and `openid profile` so the answer names who signed in (the id_token's preferred_username).
  */
 export function delegatedScope(upstream: UpstreamConfig): string {
-  const resource =
-    upstream.type === 'graph' ? `${new URL(upstream.graphUrl).origin}/Mail.Send` : DELEGATED_SMTP_SCOPE;
+  const resource = upstream.type === 'graph' ? DELEGATED_GRAPH_SCOPE : DELEGATED_SMTP_SCOPE;
   return `${resource} openid profile offline_access`;
 }
 
