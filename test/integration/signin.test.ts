@@ -218,6 +218,7 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     ).stdout;
     expect(logs).not.toContain(secretNow);
     expect(logs).not.toContain(refreshToken);
+    expect(await relay.stop()).toBe(0);
   }, 90_000);
 
   it('signin without a delegated config says what to set, and signout forgets the sign-in', async () => {
@@ -246,5 +247,13 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     const check = await runCli(['check', '--config', configFile, '--data-dir', dataDir], env);
     expect(check.code).toBe(1);
     expect(check.stdout).toContain('diagnosis signin-needed');
-  }, 30_000);
+
+    // With no mail at all, the relay's own renewal at start finds nobody signed in and holds.
+    const relay = teardown.relay(await startRelay({ config, dataDir, env }));
+    const held = await relay.waitForLog((r) => r.event === 'held');
+    expect(held.diagnosis).toBe('signin-needed');
+    const status = await relay.cli(['status'], env);
+    expect(status.stdout).toContain('Signed in: nobody (run `relaydesk signin`)');
+    expect(status.stdout).toContain('HELD');
+  }, 40_000);
 });
