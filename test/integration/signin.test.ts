@@ -31,7 +31,7 @@ let keyring: KeyringSession;
 const teardown = createTeardown();
 beforeAll(async () => {
   keyring = await startKeyringSession();
-}, 30_000);
+}, 60_000);
 afterAll(async () => {
   await teardown.run();
   await keyring?.stop();
@@ -54,7 +54,7 @@ function startCli(args: string[], env: NodeJS.ProcessEnv) {
   return {
     done,
     /** Resolves with the first match of `pattern` in stdout (bounded). */
-    async waitFor(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+    async waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         const match = pattern.exec(stdout);
@@ -154,12 +154,19 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     );
     expect(check.stdout).toMatch(/ok +auth .*XOAUTH2/);
     expect(check.code).toBe(0);
+    const sendTest = await runCli(
+      ['send-test', '--to', 'alice@contoso.com', '--config', configFile, '--data-dir', dataDir],
+      env,
+    );
+    expect(sendTest.stdout).toContain('Test message sent from john@contoso.com to alice@contoso.com.');
+    expect(sendTest.code).toBe(0);
+    expect((await emulator.waitForMessages(1, 60_000))[0]!.authUser).toBe('john@contoso.com');
 
     // 2. `serve` delivers through XOAUTH2 as the user.
     const relay = teardown.relay(await startRelay({ config, dataDir, env }));
-    await relay.waitForLog((r) => r.event === 'signin-renewed');
+    await relay.waitForLog((r) => r.event === 'signin-renewed', 60_000);
     await sendMail(relay.port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: mail('one') });
-    const [first] = await emulator.waitForMessages(1);
+    const [, first] = await emulator.waitForMessages(2, 60_000);
     expect(first!.authUser).toBe('john@contoso.com');
     const status = await relay.cli(['status'], env);
     expect(status.stdout).toMatch(
@@ -172,8 +179,8 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     endpoint.expireAll();
     emulator.script('mail', { drop: true }, { times: 1 });
     await sendMail(relay.port, { from: 'john@contoso.com', to: ['bob@contoso.com'], data: mail('two') });
-    const afterExpiry = await emulator.waitForMessages(2);
-    expect(afterExpiry[1]!.authUser).toBe('john@contoso.com');
+    const afterExpiry = await emulator.waitForMessages(3, 60_000);
+    expect(afterExpiry[2]!.authUser).toBe('john@contoso.com');
     expect(endpoint.grants.refresh_token).toBe(refreshesBefore + 1);
 
     // 4. The password is changed: every refresh token is revoked. Mail is held, not failed.
@@ -181,14 +188,14 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     endpoint.expireAll();
     emulator.script('mail', { drop: true }, { times: 1 });
     await sendMail(relay.port, { from: 'john@contoso.com', to: ['carol@contoso.com'], data: mail('three') });
-    const held = await relay.waitForLog((r) => r.event === 'held');
+    const held = await relay.waitForLog((r) => r.event === 'held', 60_000);
     expect(held.diagnosis).toBe('signin-revoked');
     expect(String(held.fix)).toMatch(/^Sign in again: run `npx relaydesk signin`/);
     const heldStatus = await relay.cli(['status'], env);
     expect(heldStatus.stdout).toContain('HELD');
     expect(heldStatus.stdout).toContain('Sign in again');
     expect(relay.logs.filter((r) => r.event === 'failed')).toEqual([]);
-    expect(emulator.messages).toHaveLength(2);
+    expect(emulator.messages).toHaveLength(3);
 
     // 5. `signin --device-code`: the user enters the code on another device.
     const deviceSignIn = startCli(
@@ -204,9 +211,9 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     expect(deviceResult.stdout).toContain('The running relay sends the waiting mail now.');
 
     // 6. The held mail goes out.
-    const all = await emulator.waitForMessages(3);
-    expect(all[2]!.authUser).toBe('john@contoso.com');
-    await relay.waitForLog((r) => r.event === 'released');
+    const all = await emulator.waitForMessages(4, 60_000);
+    expect(all[3]!.authUser).toBe('john@contoso.com');
+    await relay.waitForLog((r) => r.event === 'released', 60_000);
     const logs = await readFile(
       join(dataDir, 'logs', (await import('node:fs')).readdirSync(join(dataDir, 'logs'))[0]!),
       'utf8',
@@ -219,7 +226,7 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     expect(logs).not.toContain(secretNow);
     expect(logs).not.toContain(refreshToken);
     expect(await relay.stop()).toBe(0);
-  }, 90_000);
+  }, 240_000);
 
   it('signin without a delegated config says what to set, and signout forgets the sign-in', async () => {
     const appOnlyFile = join(dataDir, 'app-only.json');
@@ -250,10 +257,10 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
 
     // With no mail at all, the relay's own renewal at start finds nobody signed in and holds.
     const relay = teardown.relay(await startRelay({ config, dataDir, env }));
-    const held = await relay.waitForLog((r) => r.event === 'held');
+    const held = await relay.waitForLog((r) => r.event === 'held', 60_000);
     expect(held.diagnosis).toBe('signin-needed');
     const status = await relay.cli(['status'], env);
     expect(status.stdout).toContain('Signed in: nobody (run `relaydesk signin`)');
     expect(status.stdout).toContain('HELD');
-  }, 40_000);
+  }, 120_000);
 });
