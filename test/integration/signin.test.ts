@@ -248,6 +248,18 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('upstream.oauth2.grant to "delegated"');
 
+    // "Allow public client flows" is off in the app registration: the diagnosis, and a non-zero exit.
+    endpoint.setPublicClientFlows(false);
+    const blocked = startCli(['signin', '--device-code', '--config', configFile, '--data-dir', dataDir], env);
+    const [, code] = await blocked.waitFor(/Code: +(\S+)/);
+    endpoint.approveDeviceCode(code!);
+    const failed = await blocked.done;
+    endpoint.setPublicClientFlows(true);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('Sign-in failed: token endpoint: HTTP 401 invalid_client AADSTS7000218');
+    expect(failed.stderr).toContain('Allow public client flows');
+    expect(failed.stderr).toContain('diagnosis signin-public-client-off');
+
     const out = await runCli(['signout', '--config', configFile, '--data-dir', dataDir], env);
     expect(out.code).toBe(0);
     expect(out.stdout).toContain('Signed out');
