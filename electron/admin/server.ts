@@ -71,6 +71,7 @@ const PUSH_EVENTS: { from: keyof ServiceEvents; channel: PushChannel }[] = [
   { from: 'status', channel: 'push:status' },
   { from: 'activity', channel: 'push:activity' },
   { from: 'test-email', channel: 'push:test-email' },
+  { from: 'signin', channel: 'push:signin' },
 ];
 
 function isLoopback(host: string): boolean {

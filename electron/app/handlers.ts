@@ -38,6 +38,7 @@ export function createHandlers({ service, reportRendererError }: HandlerDeps): H
     'config:apply': ({ config }) => service.applyConfig(config),
     'secret:store': ({ kind, secret, config }) => service.storeSecret(kind, secret, config),
     'upstream:check': ({ config }) => service.testConnection(config),
+    'signin:start': ({ method, config }) => service.signIn(method, config),
     'mail:send-test': ({ to }) => service.sendTestEmail(to),
     'device:allow': ({ ip }) => service.allowDevice(ip),
     'network:suggest': async () => service.suggestNetwork(),

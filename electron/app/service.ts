@@ -53,12 +53,21 @@ import type {
   RelayState,
   SecretResult,
   SecretSource,
+  SignedInView,
+  SignInMethod,
+  SignInPromptView,
+  SignInResultView,
   TestEmailView,
   UpstreamView,
 } from '../shared/ipc.ts';
+import { diagnose } from '../relay/diagnosis.ts';
+import { signIn as signInWithMicrosoft } from '../relay/oauth/signin.ts';
+import { readSignedIn, type SignedInAccount } from '../relay/oauth/signed-in.ts';
+import { UpstreamError } from '../relay/upstream-failure.ts';
 import { createActivityLog, readSubject } from './activity.ts';
 import { healthOf, summaryOf, type HealthInput } from './health.ts';
 import { suggestNetworks } from './network.ts';
+import { isDelegated } from '../relay/oauth/endpoints.ts';
 
 export interface RelayServiceOptions {
   dataDir: string;
@@ -71,6 +80,11 @@ export interface RelayServiceOptions {
   control?: boolean;
   /** How long a settings change or a pause waits for sessions and deliveries in flight. Default 10 s. */
   stopTimeoutMs?: number;
+  /**
+   * Opens a sign-in page in the system browser (Electron's shell.openExternal). Without it (`serve
+   * --admin`, whose browser may be on another computer) a sign-in uses a device code.
+   */
+  openBrowser?: (url: string) => Promise<void>;
 }
 
 /** What deserves a desktop notification. */
@@ -85,6 +99,7 @@ export interface ServiceEvents {
   activity: [ActivityEntry];
   notice: [Notice];
   'test-email': [TestEmailView];
+  signin: [SignInPromptView];
 }
 
 export interface RelayService {
@@ -109,7 +124,14 @@ export interface RelayService {
   storeSecret(kind: SecretKind, secret: string, raw: unknown): Promise<SecretResult>;
   testConnection(raw: unknown): Promise<CheckView>;
   sendTestEmail(to: string | null): Promise<TestEmailView>;
+  /** Signs in with Microsoft for the app in `raw` (a draft config); the prompt goes out as a `signin` event. */
+  signIn(method: SignInMethod, raw: unknown): Promise<SignInResultView>;
   suggestNetwork(): NetworkSuggestion;
+}
+
+function signedInView(account: SignedInAccount): SignedInView {
+  const { username, name, method, signedInAt, lastRefreshAt } = account;
+  return { username, name, method, signedInAt, lastRefreshAt };
 }
 
 /** A device refused again within this time does not notify again. */
@@ -142,6 +164,8 @@ function countItems(items: QueueItem[]): QueueCountsView {
 }
 
 function upstreamSecretKinds(upstream: UpstreamConfig): SecretKind[] {
+  // A delegated sign-in is a public client: no secret, only the signed-in user's refresh token.
+  if (isDelegated(upstream)) return [];
   if (upstream.type === 'graph' || upstream.auth === 'oauth2') return ['client-secret'];
   return upstream.auth === 'password' ? ['password'] : [];
 }
@@ -167,7 +191,7 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
   const { dataDir, configPath, secrets, logger } = options;
   const env = options.env ?? process.env;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
-  const upstreamDeps = { secrets, env, fetch: options.fetch };
+  const upstreamDeps = { secrets, env, fetch: options.fetch, dataDir };
   const events = new EventEmitter<ServiceEvents>();
   const activity = createActivityLog();
   const deniedNoticeAt = new Map<string, number>();
@@ -428,6 +452,14 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
       today: { ...today },
       devices,
       allowedClients: [...config.allowedClients],
+      ...(isDelegated(config.upstream)
+        ? {
+            signedIn: (() => {
+              const account = readSignedIn(dataDir);
+              return account ? signedInView(account) : null;
+            })(),
+          }
+        : {}),
     };
   }
 
@@ -712,6 +744,52 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
         diagnosis: result.diagnosis,
         problems: [],
       };
+    },
+    async signIn(method, raw) {
+      const draft = parseConfig(raw).config;
+      // The browser may be on another computer (serve --admin): only main's own opener makes `browser` safe.
+      const chosen: SignInMethod = options.openBrowser ? method : 'device-code';
+      try {
+        const account = await signInWithMicrosoft({
+          upstream: draft.upstream,
+          secrets,
+          dataDir,
+          method: chosen,
+          onPrompt: (prompt) =>
+            events.emit(
+              'signin',
+              prompt.kind === 'browser'
+                ? { kind: 'browser', url: prompt.url }
+                : {
+                    kind: 'device-code',
+                    userCode: prompt.userCode,
+                    verificationUri: prompt.verificationUri,
+                    message: prompt.message,
+                    expiresAt: prompt.expiresAt,
+                  },
+            ),
+          openBrowser: options.openBrowser,
+          fetch: options.fetch,
+        });
+        logger.info('signed-in', { user: account.username, method: account.method });
+        // Mail held for "Sign in again" goes out now.
+        relay?.flush();
+        events.emit('status', status());
+        return { ok: true, account: signedInView(account), error: null, diagnosis: null };
+      } catch (error) {
+        if (!(error instanceof UpstreamError)) throw error;
+        const reason = describeFailure(error.failure);
+        logger.warn('signin-failed', { reason });
+        return {
+          ok: false,
+          account: null,
+          error: reason,
+          diagnosis: diagnose(error.failure, {
+            appId: draft.upstream.oauth2?.clientId,
+            tenant: draft.upstream.oauth2?.tenant,
+          }),
+        };
+      }
     },
     async sendTestEmail(to) {
       const recipient = to ?? config.upstream.user ?? config.upstream.mailbox;

@@ -44,7 +44,11 @@ export async function checkCommand(flags: CheckFlags, io: CliIo): Promise<number
   const dataDir = dataDirFrom(flags['data-dir'], io.env);
   const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
   if (!config) return EXIT_CONFIG;
-  const result = await checkUpstream(config, { secrets: createKeychainStore(), env: io.env }, { dataDir });
+  const result = await checkUpstream(
+    config,
+    { secrets: createKeychainStore(), env: io.env, dataDir },
+    { dataDir },
+  );
   io.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : formatCheck(result));
   return result.ok ? 0 : 1;
 }
@@ -57,7 +61,11 @@ export async function sendTestCommand(flags: CheckFlags, io: CliIo): Promise<num
   const dataDir = dataDirFrom(flags['data-dir'], io.env);
   const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
   if (!config) return EXIT_CONFIG;
-  const result = await sendTestEmail(config, { secrets: createKeychainStore(), env: io.env }, flags.to);
+  const result = await sendTestEmail(
+    config,
+    { secrets: createKeychainStore(), env: io.env, dataDir },
+    flags.to,
+  );
   if (flags.json) {
     io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } else if (result.ok) {

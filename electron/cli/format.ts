@@ -1,5 +1,6 @@
 /** Human-readable output for `status` and `queue list`. */
 import type { QueueCounts, QueueEntry } from '../relay/queue.ts';
+import type { SignedInAccount } from '../relay/oauth/signed-in.ts';
 import type { DayCounters, UpstreamStatus } from '../relay/status.ts';
 
 export function formatTime(ms: number | null | undefined): string {
@@ -49,4 +50,14 @@ export function formatQueue(entries: QueueEntry[]): string {
     return [head, ...recipients, ...next].join('\n');
   });
   return `ID                     STATUS    RECEIVED                  SIZE  CLIENT  SENDER\n${rows.join('\n')}\n`;
+}
+
+/** Delegated OAuth 2.0: who is signed in and since when; nothing for other upstreams (undefined). */
+export function formatSignedIn(account: SignedInAccount | null | undefined): string[] {
+  if (account === undefined) return [];
+  if (account === null) return ['Signed in: nobody (run `relaydesk signin`)'];
+  const who = account.name ? `${account.name} <${account.username}>` : account.username;
+  return [
+    `Signed in: ${who} since ${formatTime(account.signedInAt)} (${account.method}), last renewed ${formatTime(account.lastRefreshAt)}`,
+  ];
 }

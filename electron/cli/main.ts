@@ -9,6 +9,7 @@ import { passwordCommand } from './password.ts';
 import { queueCommand } from './queue.ts';
 import { serveCommand } from './serve.ts';
 import { setupCommand } from './setup.ts';
+import { signInCommand, signOutCommand } from './signin.ts';
 import { statusCommand } from './status.ts';
 
 const USAGE = `RelayDesk: an SMTP relay from office devices to Microsoft 365 and other smart hosts.
@@ -29,6 +30,9 @@ Usage: relaydesk <command> [options]
   queue delete ID                            delete one message
   check [--config FILE] [--json]             test the upstream: connect, EHLO, STARTTLS, AUTH (sends nothing)
   send-test --to ADDR [--config FILE]        send a test message through the upstream, show its reply
+  signin [--config FILE] [--device-code]     sign in with Microsoft as the mailbox's user (delegated OAuth 2.0):
+         [--no-browser]                      opens the browser, or shows a code to enter on another device
+  signout [--config FILE]                    forget that sign-in (removes it from the OS keychain)
   password set [--config FILE]               store the upstream password (OAuth/Graph: the client secret)
                                              in the OS keychain, read from standard input
   password clear [--config FILE]             remove it from the keychain
@@ -47,6 +51,8 @@ const OPTIONS = {
   health: { type: 'string' },
   json: { type: 'boolean' },
   to: { type: 'string' },
+  'device-code': { type: 'boolean' },
+  'no-browser': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -79,6 +85,10 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       return sendTestCommand(values, io);
     case 'password':
       return passwordCommand(rest, values, io);
+    case 'signin':
+      return signInCommand(values, io);
+    case 'signout':
+      return signOutCommand(values, io);
     case 'lan-user':
       return lanUserCommand(rest, values, io);
     default:

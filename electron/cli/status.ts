@@ -11,7 +11,8 @@ import type { RelayStatus } from '../relay/relay.ts';
 import { inspectSpool } from '../relay/spool.ts';
 import { localDate, readPersistedStatus } from '../relay/status.ts';
 import { dataDirFrom, type CliIo } from './context.ts';
-import { formatCounts, formatTime, formatToday, formatUpstream } from './format.ts';
+import { formatCounts, formatSignedIn, formatTime, formatToday, formatUpstream } from './format.ts';
+import { readSignedIn } from '../relay/oauth/signed-in.ts';
 
 export interface StatusFlags {
   'data-dir'?: string;
@@ -29,6 +30,7 @@ export async function readStatus(dataDir: string): Promise<StatusReport> {
   const persisted = readPersistedStatus(dataDir);
   const entries = offlineEntries(await inspectSpool(join(dataDir, 'spool')));
   const today = persisted?.today.date === localDate() ? persisted.today : null;
+  const signedIn = readSignedIn(dataDir);
   return {
     running: false,
     pid: null,
@@ -46,6 +48,7 @@ export async function readStatus(dataDir: string): Promise<StatusReport> {
     queue: countEntries(entries),
     today: today ?? { date: localDate(), accepted: 0, delivered: 0, deferred: 0, failed: 0, denied: 0 },
     devices: persisted?.devices ?? [],
+    ...(signedIn ? { signedIn } : {}),
   };
 }
 
@@ -77,6 +80,7 @@ export async function statusCommand(flags: StatusFlags, io: CliIo): Promise<numb
       : `RelayDesk: not running (data folder ${dataDir})`,
     `Listening: ${report.listeners.length ? report.listeners.map((l) => `${l.host}:${l.port}${l.tls !== 'none' ? ` (${l.tls})` : ''}`).join(', ') : '-'}`,
     ...formatUpstream(report.upstream, report.upstream.hold),
+    ...formatSignedIn(report.signedIn),
     `Queue:     ${formatCounts(report.queue)}`,
     `Today:     ${formatToday(report.today)}`,
   ];

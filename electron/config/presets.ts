@@ -21,6 +21,21 @@ export const PRESETS: Record<UpstreamPreset, PresetDefinition> = {
     maxConnections: 3,
     maxMessageBytes: 35 * 1024 * 1024,
   },
+  'microsoft365-hve': {
+    label: 'Microsoft 365 High Volume Email',
+    notes:
+      'smtp-hve.office365.com:587 with STARTTLS, signing in as an HVE account (no licence needed, up to 100 ' +
+      'per tenant; billed per recipient). Internal recipients only: mail to outside addresses is refused ' +
+      'with 550 5.5.105. Basic authentication (password) is accepted here until September 2028; OAuth 2.0 ' +
+      'works too.',
+    host: 'smtp-hve.office365.com',
+    port: 587,
+    security: 'starttls',
+    auth: 'password',
+    maxMessageBytes: 35 * 1024 * 1024,
+    maxConnections: 3,
+    messagesPerMinute: 30,
+  },
   'microsoft365-direct-send': {
     label: 'Microsoft 365 Direct Send',
     notes:

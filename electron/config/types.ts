@@ -16,12 +16,24 @@ export interface ListenerConfig {
 
 export type UpstreamSecurity = 'starttls' | 'tls' | 'none';
 export type UpstreamAuth = 'password' | 'oauth2' | 'none';
-export type UpstreamPreset = 'microsoft365' | 'microsoft365-direct-send' | 'google' | 'custom';
+export type UpstreamPreset =
+  'microsoft365' | 'microsoft365-hve' | 'microsoft365-direct-send' | 'google' | 'custom';
+
+/**
+ * `client_credentials`: app-only, the app's own client secret (SMTP.SendAsApp / Mail.Send application
+ * permission). `delegated`: a user signs in once (`relaydesk signin`), RelayDesk keeps the refresh token
+ * in the OS keychain and sends as that user (SMTP.Send / Mail.Send delegated permission).
+ */
+export type OAuth2Grant = 'client_credentials' | 'delegated';
 
 export interface OAuth2Config {
+  /** Directory (tenant) ID or domain; `organizations` (any work account) for delegated sign-in only. */
   tenant: string;
   clientId: string;
-  /** Defaults to https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token */
+  grant: OAuth2Grant;
+  /** The sign-in host: https://login.microsoftonline.com, or a national cloud's (login.microsoftonline.us). */
+  authorityUrl: string;
+  /** Defaults to {authorityUrl}/{tenant}/oauth2/v2.0/token */
   tokenUrl: string;
 }
 

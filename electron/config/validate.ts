@@ -43,7 +43,8 @@ const PORT: IntegerRange = { min: 1, max: 65535 };
 const MESSAGE_BYTES: IntegerRange = { min: 1024, max: 150 * 1024 * 1024, hint: '1 KB to 150 MB' };
 
 const LISTENER_KEYS = ['host', 'port', 'tls'] as const;
-const OAUTH2_KEYS = ['tenant', 'clientId', 'tokenUrl'] as const;
+const OAUTH2_KEYS = ['tenant', 'clientId', 'grant', 'authorityUrl', 'tokenUrl'] as const;
+const OAUTH2_GRANTS = ['client_credentials', 'delegated'] as const;
 const LAN_USER_KEYS = ['user', 'passwordHash'] as const;
 
 const LISTENER_TLS = ['none', 'starttls', 'implicit'] as const;
@@ -85,8 +86,13 @@ const SCHEMA_PATHS: string[] = (() => {
   return paths;
 })();
 
-export function defaultTokenUrl(tenant: string): string {
-  return `https://login.microsoftonline.com/${tenant}/oauth2/v2.0/token`;
+export const DEFAULT_AUTHORITY_URL = 'https://login.microsoftonline.com';
+
+/** Tenants that name no one directory: a user of any work tenant signs in, so only delegated sign-in fits. */
+const MULTI_TENANT = new Set(['organizations', 'common']);
+
+export function defaultTokenUrl(tenant: string, authorityUrl = DEFAULT_AUTHORITY_URL): string {
+  return `${authorityUrl.replace(/\/+$/, '')}/${tenant}/oauth2/v2.0/token`;
 }
 
 /** `upstream` + `port` → `upstream.port`; a key that is not an identifier is quoted: `x["max-size"]`. */
@@ -481,12 +487,40 @@ function readOAuth2(
   const oauth2 = Section.open(raw, section.pathOf('oauth2'), OAUTH2_KEYS, problems);
   if (!isObject(raw)) return fallback;
   const tenant = oauth2.text('tenant', '', checkTenant);
+  const grant = oauth2.choice('grant', OAUTH2_GRANTS, 'client_credentials');
+  const authorityUrl = oauth2
+    .text('authorityUrl', DEFAULT_AUTHORITY_URL, checkAuthorityUrl)
+    .replace(/\/+$/, '');
+  if (grant === 'client_credentials' && MULTI_TENANT.has(tenant.toLowerCase())) {
+    oauth2.report(
+      'tenant',
+      `'${tenant}' names no one tenant, and an app signs in to its own tenant only: give the directory ` +
+        "(tenant) ID or domain, or use grant 'delegated' to let a user of any work tenant sign in",
+    );
+  }
   return {
     tenant,
     clientId: oauth2.text('clientId', '', checkNoSpaces),
-    tokenUrl: oauth2.text('tokenUrl', defaultTokenUrl(tenant), checkServiceUrl),
+    grant,
+    authorityUrl,
+    tokenUrl: oauth2.text('tokenUrl', defaultTokenUrl(tenant, authorityUrl), checkServiceUrl),
   };
 }
+
+/** Only the sign-in host: the tenant and the /oauth2/v2.0/... paths are added to it. */
+const checkAuthorityUrl: Check<string> = (value) => {
+  const problem = checkServiceUrl(value);
+  if (problem)
+    return problem.replace('https://login.microsoftonline.com/...', 'https://login.microsoftonline.com');
+  const url = new URL(value);
+  if (url.search || url.hash || /\/oauth2\b/i.test(url.pathname)) {
+    return (
+      'must be the sign-in host only, such as https://login.microsoftonline.com or ' +
+      'https://login.microsoftonline.us: RelayDesk adds /{tenant}/oauth2/v2.0/authorize, /token and /devicecode'
+    );
+  }
+  return null;
+};
 
 function reportMissingOAuth2(upstream: UpstreamConfig, reason: string, problems: Problems): void {
   if (upstream.oauth2 === null) {
@@ -546,7 +580,9 @@ function reportUpstreamConflicts(upstream: UpstreamConfig, section: Section, pro
     section.report('auth', "Direct Send does not sign in: use 'none', or the microsoft365 preset to sign in");
     return;
   }
-  if (upstream.auth !== 'none' && upstream.user === null) {
+  // Delegated sign-in sends as whoever signed in (`relaydesk signin`): no mailbox needs naming beforehand.
+  const delegated = upstream.auth === 'oauth2' && upstream.oauth2?.grant === 'delegated';
+  if (upstream.auth !== 'none' && upstream.user === null && !delegated) {
     problems.addUnlessReported(
       'upstream.user',
       `auth '${upstream.auth}' needs the mailbox that signs in, such as john@contoso.com`,

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { app, BrowserWindow, dialog, ipcMain } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, shell } from 'electron';
 import log from 'electron-log/main';
 import { createHandlers } from '../app/handlers.ts';
 import { createRelayService } from '../app/service.ts';
@@ -75,6 +75,8 @@ async function start(): Promise<void> {
     configPath: defaultConfigPath(dataDir),
     secrets: createKeychainStore(),
     logger: relayLogger,
+    // Only sign-in pages main itself built (the identity platform's authorize URL) are opened.
+    openBrowser: (url) => shell.openExternal(url),
   });
   let window: BrowserWindow | null = null;
   let tray: TrayController | null = null;
@@ -149,6 +151,7 @@ async function start(): Promise<void> {
   });
   service.events.on('activity', (entry) => push('push:activity', entry));
   service.events.on('test-email', (result) => push('push:test-email', result));
+  service.events.on('signin', (prompt) => push('push:signin', prompt));
   service.events.on('notice', (notice) => showNotice(notice, openWindow));
 
   tray = createTray(

@@ -33,6 +33,7 @@ export const relaydesk: RelayDeskApi = {
   storeSecret: (kind, secret, config) => invoke('secret:store', { kind, secret, config }),
   testConnection: (config) => invoke('upstream:check', { config }),
   sendTestEmail: (to) => invoke('mail:send-test', { to }),
+  signIn: (method, config) => invoke('signin:start', { method, config }),
   allowDevice: (ip) => invoke('device:allow', { ip }),
   suggestNetwork: () => invoke('network:suggest', null),
   hashLanPassword: (password) => invoke('lan-user:hash', { password }),
@@ -40,6 +41,7 @@ export const relaydesk: RelayDeskApi = {
   onStatus: (listener) => subscribe('push:status', listener),
   onActivity: (listener) => subscribe('push:activity', listener),
   onTestEmail: (listener) => subscribe('push:test-email', listener),
+  onSignInPrompt: (listener) => subscribe('push:signin', listener),
 };
 
 contextBridge.exposeInMainWorld('relaydesk', relaydesk);

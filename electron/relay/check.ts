@@ -9,6 +9,7 @@ import { diagnose, type Diagnosis } from './diagnosis.ts';
 import { connectSmtp } from './smtp-client.ts';
 import { probeGraphMailbox, type GraphProbeStep } from './graph/index.ts';
 import { GRAPH_SCOPE } from './oauth-token.ts';
+import { isDelegated } from './oauth/endpoints.ts';
 import {
   createAuthSource,
   createTokenProviderFor,
@@ -40,7 +41,8 @@ export interface CheckResult {
 export function describeUpstream(config: RelayConfig): string {
   const u = config.upstream;
   if (u.type === 'graph') return `Microsoft Graph ${u.graphUrl} as ${u.mailbox ?? '(no mailbox)'}`;
-  return `${u.host}:${u.port} (${u.security}, auth ${u.auth}${u.user ? ` as ${u.user}` : ''})`;
+  const who = u.user ? ` as ${u.user}` : isDelegated(u) ? ' as the signed-in user' : '';
+  return `${u.host}:${u.port} (${u.security}, auth ${u.auth}${who})`;
 }
 
 export function failureOf(error: unknown): UpstreamFailure {
@@ -68,6 +70,7 @@ export async function checkUpstream(
   const context = {
     mailbox: config.upstream.user ?? config.upstream.mailbox ?? undefined,
     appId: config.upstream.oauth2?.clientId,
+    tenant: config.upstream.oauth2?.tenant,
     host: config.upstream.host,
     port: config.upstream.port,
   };
@@ -90,7 +93,7 @@ export async function checkUpstream(
       auth === null
         ? 'no authentication configured'
         : auth.method === 'xoauth2'
-          ? `OAuth 2.0 token for ${auth.user} obtained`
+          ? `OAuth 2.0 token for ${auth.user} obtained${isDelegated(config.upstream) ? ' (signed in as that user)' : ''}`
           : `password for ${auth.user} found`;
     steps.push({ name: 'credentials', ok: true, ms: Date.now() - started, detail: what });
   } catch (error) {

@@ -27,9 +27,14 @@ import {
   type StatusTracker,
   type UpstreamStatus,
 } from './status.ts';
-import { createUpstreamTransport, relayHostname } from './upstream.ts';
+import { createTokenProviderFor, createUpstreamTransport, relayHostname } from './upstream.ts';
 import { createUpstreamCapabilities } from './upstream-capabilities.ts';
-import { describeFailure } from './upstream-failure.ts';
+import { describeFailure, type UpstreamFailure } from './upstream-failure.ts';
+import { diagnose } from './diagnosis.ts';
+import { GRAPH_SCOPE, SMTP_SCOPE } from './oauth-token.ts';
+import { isDelegated } from './oauth/endpoints.ts';
+import { startKeepAlive, type KeepAlive } from './oauth/keep-alive.ts';
+import { readSignedIn, type SignedInAccount } from './oauth/signed-in.ts';
 
 export interface RelayOptions {
   config: RelayConfig;
@@ -53,6 +58,8 @@ export interface RelayStatus {
   queue: QueueCounts;
   today: DayCounters;
   devices: DeviceRecord[];
+  /** Delegated OAuth 2.0: who is signed in and since when (null: nobody; absent: not a delegated upstream). */
+  signedIn?: SignedInAccount | null;
 }
 
 export interface Relay {
@@ -66,6 +73,9 @@ export interface Relay {
   retry(id: string): boolean;
   remove(id: string): Promise<boolean>;
 }
+
+/** Holds that a new sign-in ends: the diagnosis rows of a delegated sign-in that stopped working. */
+const SIGNIN_DIAGNOSES = /^signin-/;
 
 /** Space kept free on the spool's disk, so the queue's own state files can still be written. */
 const DISK_RESERVE_BYTES = 64 * 1024 * 1024;
@@ -89,12 +99,18 @@ export function createRelay(options: RelayOptions): Relay {
   let status: StatusTracker;
   let draining = false;
   let startedAt = 0;
+  let keepAlive: KeepAlive | null = null;
   let sizeLimit = config.limits.maxMessageBytes;
   /** What the upstream offered in its last EHLO: the LAN side refuses at once what it would refuse later. */
   const upstreamCapabilities = createUpstreamCapabilities();
 
   /** The mailbox mail goes out as: SMTP AUTH's user, or Graph's configured mailbox. */
   const sendingMailbox = config.upstream.type === 'graph' ? config.upstream.mailbox : config.upstream.user;
+  const diagnosisContext = {
+    mailbox: sendingMailbox ?? undefined,
+    appId: config.upstream.oauth2?.clientId,
+    tenant: config.upstream.oauth2?.tenant,
+  };
   const upstreamDescription = describeUpstream(config);
 
   /** The spool disk's free space as last read, and when: read again at most every second... */
@@ -259,22 +275,48 @@ export function createRelay(options: RelayOptions): Relay {
       ready: () => delivery?.kick(),
     });
 
-    const transport = await createUpstreamTransport(config.upstream, {
+    const upstreamDeps = {
       secrets: options.secrets,
       env: options.env,
       fetch: options.fetch,
       capabilities: upstreamCapabilities,
-    });
+      dataDir: options.dataDir,
+    };
+    const delegated = isDelegated(config.upstream);
+    // One provider for the transport and the keep-alive, so both renew the same sign-in.
+    const tokens = delegated
+      ? createTokenProviderFor(
+          config.upstream,
+          config.upstream.type === 'graph' ? GRAPH_SCOPE : SMTP_SCOPE,
+          upstreamDeps,
+        )
+      : undefined;
+    const transport = await createUpstreamTransport(config.upstream, { ...upstreamDeps, tokens });
+    if (tokens) {
+      keepAlive = startKeepAlive({
+        tokens,
+        onRenewed() {
+          const account = readSignedIn(options.dataDir);
+          logger.info('signin-renewed', { user: account?.username ?? null });
+          // A hold for the sign-in is over once the sign-in works again.
+          if (queue.holdInfo && SIGNIN_DIAGNOSES.test(queue.holdInfo.diagnosis.id)) queue.unhold();
+        },
+        onFailed(failure: UpstreamFailure) {
+          const diagnosis = diagnose(failure, diagnosisContext);
+          const reason = describeFailure(failure);
+          logger.warn('signin-renewal-failed', { reason, diagnosis: diagnosis.id, fix: diagnosis.fix });
+          status.upstreamError(reason, diagnosis);
+          if (diagnosis.action === 'hold') queue.hold(diagnosis, reason);
+        },
+      });
+    }
     delivery = createDelivery({
       queue,
       transport,
       maxConnections: config.upstream.maxConnections,
       messagesPerMinute: config.upstream.messagesPerMinute,
       prepare: createPreparer({ spool, hostname, mailbox: sendingMailbox, sender: config.sender }),
-      diagnosisContext: {
-        mailbox: sendingMailbox ?? undefined,
-        appId: config.upstream.oauth2?.clientId,
-      },
+      diagnosisContext,
       onError(message, error) {
         const { code, message: text } = error as NodeJS.ErrnoException;
         const next = message.state.nextAttemptAt;
@@ -350,10 +392,12 @@ export function createRelay(options: RelayOptions): Relay {
       dataDir: options.dataDir,
     });
     delivery.kick();
+    void keepAlive?.renewNow();
   }
 
   async function stop(timeoutMs = 30_000): Promise<void> {
     draining = true;
+    keepAlive?.stop();
     logger.info('stopping', { queued: queue?.size ?? 0 });
     await Promise.all(listeners.map((l) => l.drain(timeoutMs)));
     await Promise.all(listeners.map((l) => l.close()));
@@ -386,6 +430,7 @@ export function createRelay(options: RelayOptions): Relay {
         queue: queue.counts(),
         today: { ...status.today() },
         devices: status.devices(),
+        ...(isDelegated(config.upstream) ? { signedIn: readSignedIn(options.dataDir) } : {}),
       };
     },
     listQueue: () => queue.list(),

@@ -6,6 +6,8 @@
 import { Readable } from 'node:stream';
 import type { RelayConfig } from '../config/types.ts';
 import { describeUpstream, failureOf } from './check.ts';
+import { isDelegated } from './oauth/endpoints.ts';
+import { readSignedIn } from './oauth/signed-in.ts';
 import { diagnose, type Diagnosis } from './diagnosis.ts';
 import { formatDate } from './message/headers.ts';
 import { initialState, newMessageId, type SpooledMessage } from './spool.ts';
@@ -62,6 +64,8 @@ export async function sendTestEmail(
 ): Promise<TestEmailResult> {
   const from =
     (config.upstream.type === 'graph' ? config.upstream.mailbox : config.upstream.user) ??
+    // A delegated sign-in without a configured user sends as whoever signed in.
+    (isDelegated(config.upstream) && deps.dataDir ? readSignedIn(deps.dataDir)?.username : undefined) ??
     `relaydesk@${relayHostname(config.upstream)}`;
   const id = newMessageId();
   const bytes = buildTestMessage(config, to, from, id);
@@ -89,6 +93,7 @@ export async function sendTestEmail(
   const context = {
     mailbox: from,
     appId: config.upstream.oauth2?.clientId,
+    tenant: config.upstream.oauth2?.tenant,
     host: config.upstream.host,
     port: config.upstream.port,
   };

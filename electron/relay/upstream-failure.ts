@@ -15,6 +15,9 @@ export interface SmtpReply {
   raw: string;
 }
 
+/** The OAuth 2.0 grants RelayDesk uses: app-only, and a user's sign-in (browser, device code, refresh). */
+export type TokenGrant = 'client_credentials' | 'authorization_code' | 'device_code' | 'refresh_token';
+
 /** Where in the SMTP conversation a failure happened. */
 export type SmtpStage =
   | 'connect'
@@ -47,6 +50,8 @@ export type UpstreamFailure =
       error: string;
       aadsts: number[];
       description: string;
+      /** The grant that was refused; absent means client credentials (app-only). */
+      grant?: TokenGrant;
     }
   /** Microsoft Graph refused: HTTP status and the `error.code` of its JSON body. */
   | { kind: 'graph'; status: number; code: string; message: string; retryAfterSeconds: number | null }

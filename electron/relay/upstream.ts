@@ -8,6 +8,8 @@ import type { UpstreamConfig } from '../config/types.ts';
 import { resolveSecret, type SecretStore } from '../secrets/index.ts';
 import { createGraphTransport } from './graph/index.ts';
 import { createTokenProvider, GRAPH_SCOPE, SMTP_SCOPE, type TokenProvider } from './oauth-token.ts';
+import { createDelegatedTokenProvider, type DelegatedTokenProvider } from './oauth/delegated-tokens.ts';
+import { isDelegated } from './oauth/endpoints.ts';
 import type { SmtpClientOptions, UpstreamAuthMethod } from './smtp-client.ts';
 import { createSmtpTransport } from './smtp-transport.ts';
 import type { Transport } from './transport.ts';
@@ -19,6 +21,10 @@ export interface UpstreamDeps {
   fetch?: typeof fetch;
   /** Told what the SMTP upstream offers each time RelayDesk connects (its EHLO: SIZE, SMTPUTF8). */
   capabilities?: UpstreamCapabilitiesStore;
+  /** The data folder: a delegated sign-in's signin.json (who signed in, last renewal) lives there. */
+  dataDir?: string;
+  /** A token provider to share (the relay's keep-alive renews the same sign-in the transport uses). */
+  tokens?: TokenProvider;
 }
 
 /** The name RelayDesk gives in EHLO and Received: the configured one, else this computer's name. */
@@ -33,6 +39,15 @@ export function createTokenProviderFor(
   scope: string,
   deps: UpstreamDeps,
 ): TokenProvider {
+  if (deps.tokens) return deps.tokens;
+  if (isDelegated(upstream)) {
+    return createDelegatedTokenProvider({
+      upstream,
+      secrets: deps.secrets,
+      dataDir: deps.dataDir,
+      fetch: deps.fetch,
+    });
+  }
   const oauth2 = upstream.oauth2!;
   return createTokenProvider({
     tokenUrl: oauth2.tokenUrl,
@@ -52,11 +67,12 @@ export function createAuthSource(
   if (upstream.auth === 'none') return async () => null;
   if (upstream.auth === 'oauth2') {
     const tokens = createTokenProviderFor(upstream, SMTP_SCOPE, deps);
-    return async (forceRefresh) => ({
-      method: 'xoauth2',
-      user: upstream.user ?? '',
-      accessToken: await tokens.getToken({ forceRefresh }),
-    });
+    return async (forceRefresh) => {
+      const accessToken = await tokens.getToken({ forceRefresh });
+      // Delegated: XOAUTH2's user= is whoever signed in, the only mailbox the token speaks for.
+      const user = ('user' in tokens ? (tokens as DelegatedTokenProvider).user() : null) ?? upstream.user;
+      return { method: 'xoauth2', user: user ?? '', accessToken };
+    };
   }
   return async () => ({
     method: 'password',

@@ -17,3 +17,4 @@ export {
   storeSecret,
 } from './resolve.ts';
 export { SecretInputError, readSecretFromStdin } from './prompt.ts';
+export { refreshTokenAccount } from './refresh-token.ts';

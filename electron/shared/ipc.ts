@@ -52,6 +52,31 @@ export interface AppStatus {
   today: TodayView;
   devices: DeviceView[];
   allowedClients: string[];
+  /** Delegated OAuth 2.0 only: who is signed in and since when; null when nobody is. */
+  signedIn?: SignedInView | null;
+}
+
+export interface SignedInView {
+  username: string;
+  name: string | null;
+  method: 'browser' | 'device-code';
+  signedInAt: number;
+  lastRefreshAt: number;
+}
+
+export type SignInMethod = 'browser' | 'device-code';
+
+/** What the user must do to finish a sign-in: the page main opened, or a code to enter elsewhere. */
+export type SignInPromptView =
+  | { kind: 'browser'; url: string }
+  | { kind: 'device-code'; userCode: string; verificationUri: string; message: string; expiresAt: number };
+
+export interface SignInResultView {
+  ok: boolean;
+  account: SignedInView | null;
+  /** Why it failed, in one line; the diagnosis says what to do. */
+  error: string | null;
+  diagnosis: Diagnosis | null;
 }
 
 export type { QueueItem };
@@ -158,6 +183,15 @@ export interface Requests {
     result: SecretResult;
   };
   'upstream:check': { payload: { config: Record<string, unknown> | null }; result: CheckView };
+  /**
+   * Sign in with Microsoft for the app in `config` (a draft is fine). The Electron app opens the system
+   * browser; `serve --admin`, whose browser may be on another computer, uses a device code. The prompt
+   * comes as `push:signin`; this answers when the sign-in is over.
+   */
+  'signin:start': {
+    payload: { method: SignInMethod; config: Record<string, unknown> };
+    result: SignInResultView;
+  };
   'mail:send-test': { payload: { to: string | null }; result: TestEmailView };
   'device:allow': { payload: { ip: string }; result: ApplyResult };
   'network:suggest': { payload: null; result: NetworkSuggestion };
@@ -184,6 +218,7 @@ export const CHANNELS = [
   'config:apply',
   'secret:store',
   'upstream:check',
+  'signin:start',
   'mail:send-test',
   'device:allow',
   'network:suggest',
@@ -197,6 +232,8 @@ export interface PushEvents {
   'push:activity': ActivityEntry;
   /** A test email sent from the tray: the window shows its result too. */
   'push:test-email': TestEmailView;
+  /** A sign-in started: what the user must do now. */
+  'push:signin': SignInPromptView;
 }
 
 export type PushChannel = keyof PushEvents;
@@ -204,6 +241,7 @@ export const PUSH_CHANNELS = [
   'push:status',
   'push:activity',
   'push:test-email',
+  'push:signin',
 ] as const satisfies readonly PushChannel[];
 
 /** The object the window talks to: `window.relaydesk` in Electron, an HTTP client in a browser. */
@@ -224,6 +262,7 @@ export interface RelayDeskApi {
   /** Tests `config` (a draft) or, with null, the config in use. */
   testConnection(config: Record<string, unknown> | null): Promise<CheckView>;
   sendTestEmail(to: string | null): Promise<TestEmailView>;
+  signIn(method: SignInMethod, config: Record<string, unknown>): Promise<SignInResultView>;
   allowDevice(ip: string): Promise<ApplyResult>;
   suggestNetwork(): Promise<NetworkSuggestion>;
   /** Hashes a LAN device user's password (scrypt) for `lanAuth.users`; the password goes no further. */
@@ -232,6 +271,7 @@ export interface RelayDeskApi {
   onStatus(listener: (status: AppStatus) => void): () => void;
   onActivity(listener: (entry: ActivityEntry) => void): () => void;
   onTestEmail(listener: (result: TestEmailView) => void): () => void;
+  onSignInPrompt(listener: (prompt: SignInPromptView) => void): () => void;
 }
 
 /** A payload that does not match its channel's contract. The message names the field, never its value. */
@@ -331,6 +371,13 @@ const VALIDATORS: Validators = {
   'upstream:check': (v) => {
     const f = fields('upstream:check', v, ['config']);
     return { config: f.config === null ? null : configField('upstream:check', f.config) };
+  },
+  'signin:start': (v) => {
+    const f = fields('signin:start', v, ['method', 'config']);
+    if (f.method !== 'browser' && f.method !== 'device-code') {
+      throw new PayloadError('signin:start', "method must be 'browser' or 'device-code'");
+    }
+    return { method: f.method, config: configField('signin:start', f.config) };
   },
   'mail:send-test': (v) => {
     const f = fields('mail:send-test', v, ['to']);

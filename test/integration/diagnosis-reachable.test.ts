@@ -137,6 +137,8 @@ describe('token endpoint and configuration rows', () => {
       oauth2: {
         tenant: overrides.tenant ?? tokens.tenant,
         clientId: overrides.clientId ?? tokens.clientId,
+        grant: 'client_credentials',
+        authorityUrl: tokens.authorityUrl,
         tokenUrl: tokens.url(overrides.tenant),
       },
     });

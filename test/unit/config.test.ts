@@ -322,6 +322,72 @@ describe('validation', () => {
     expect(paths(problems)).toEqual(['upstream.user']);
   });
 
+  it('delegated sign-in: needs no user, takes organizations and a national cloud authority', () => {
+    const delegated = parseConfig({
+      upstream: {
+        preset: 'microsoft365',
+        auth: 'oauth2',
+        oauth2: {
+          tenant: 'organizations',
+          clientId: 'app-id',
+          grant: 'delegated',
+          authorityUrl: 'https://login.microsoftonline.us/',
+        },
+      },
+    });
+    expect(delegated.problems).toEqual([]);
+    expect(delegated.config.upstream.oauth2).toEqual({
+      tenant: 'organizations',
+      clientId: 'app-id',
+      grant: 'delegated',
+      authorityUrl: 'https://login.microsoftonline.us',
+      tokenUrl: 'https://login.microsoftonline.us/organizations/oauth2/v2.0/token',
+    });
+  });
+
+  it('explains a wrong grant, an authority with a path, and organizations for an app-only sign-in', () => {
+    const oauth = { preset: 'microsoft365', auth: 'oauth2', user: 'john@contoso.com' };
+    const wrong = parseConfig({
+      upstream: {
+        ...oauth,
+        oauth2: {
+          tenant: 'organizations',
+          clientId: 'c',
+          grant: 'authorization_code',
+          authorityUrl: 'https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token',
+        },
+      },
+    });
+    const byPath = Object.fromEntries(wrong.problems.map((problem) => [problem.path, problem.message]));
+    expect(Object.keys(byPath).sort()).toEqual([
+      'upstream.oauth2.authorityUrl',
+      'upstream.oauth2.grant',
+      'upstream.oauth2.tenant',
+    ]);
+    expect(byPath['upstream.oauth2.grant']).toContain("'client_credentials', 'delegated'");
+    expect(byPath['upstream.oauth2.authorityUrl']).toContain('sign-in host only');
+    expect(byPath['upstream.oauth2.tenant']).toContain("grant 'delegated'");
+
+    const plain = parseConfig({
+      upstream: {
+        ...oauth,
+        oauth2: { tenant: 't', clientId: 'c', grant: 'delegated', authorityUrl: 'http://login.example.com' },
+      },
+    });
+    expect(paths(plain.problems)).toEqual(['upstream.oauth2.authorityUrl']);
+  });
+
+  it('offers the High Volume Email preset', () => {
+    const hve = parseConfig({ upstream: { preset: 'microsoft365-hve', user: 'scanner@contoso.com' } });
+    expect(hve.problems).toEqual([]);
+    expect(hve.config.upstream).toMatchObject({
+      host: 'smtp-hve.office365.com',
+      port: 587,
+      security: 'starttls',
+      auth: 'password',
+    });
+  });
+
   it('completes OAuth 2.0 settings and keeps the token endpoint on https', () => {
     const oauth = { preset: 'microsoft365', auth: 'oauth2', user: 'john@contoso.com' };
     const ok = parseConfig({
@@ -331,6 +397,8 @@ describe('validation', () => {
     expect(ok.config.upstream.oauth2).toEqual({
       tenant: 'contoso.onmicrosoft.com',
       clientId: 'app-id',
+      grant: 'client_credentials',
+      authorityUrl: 'https://login.microsoftonline.com',
       tokenUrl: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
     });
 

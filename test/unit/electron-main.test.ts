@@ -404,6 +404,7 @@ describe('the preload', () => {
       storeSecret: () => api.storeSecret('password', 'x', {}),
       testConnection: () => api.testConnection(null),
       sendTestEmail: () => api.sendTestEmail(null),
+      signIn: () => api.signIn('browser', {}),
       allowDevice: () => api.allowDevice('10.0.0.5'),
       suggestNetwork: () => api.suggestNetwork(),
       hashLanPassword: () => api.hashLanPassword('x'),
@@ -411,6 +412,7 @@ describe('the preload', () => {
       onStatus: () => api.onStatus(() => undefined),
       onActivity: () => api.onActivity(() => undefined),
       onTestEmail: () => api.onTestEmail(() => undefined),
+      onSignInPrompt: () => api.onSignInPrompt(() => undefined),
     };
     stub.ipcRenderer.invoked.length = 0;
     for (const call of Object.values(calls)) await call();

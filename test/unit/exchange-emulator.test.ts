@@ -365,6 +365,21 @@ describe('Exchange Online emulator: authentication', () => {
     expect(await other.command(`AUTH XOAUTH2 ${xoauth2(MAILBOX, 'good-token')}`)).toBe(failed);
   });
 
+  it('takes a delegated token only with the user it was issued to in user=', async () => {
+    const emulator = await start({
+      validateToken: (token) => ({ ok: true, user: token === 'johns-token' ? MAILBOX : 'jane@contoso.com' }),
+    });
+    const client = await connect(emulator);
+    await client.secureHello();
+    expect(await client.command(`AUTH XOAUTH2 ${xoauth2(MAILBOX, 'janes-token')}`)).toBe(
+      `535 5.7.3 Authentication unsuccessful [${HOSTNAME}]`,
+    );
+    expect(emulator.transcript.join('\n')).toContain('the token was issued to jane@contoso.com');
+    expect(await client.command(`AUTH XOAUTH2 ${xoauth2(MAILBOX, 'johns-token')}`)).toBe(
+      '235 2.7.0 Authentication successful',
+    );
+  });
+
   it('gives the 4th concurrent authenticated session 432 4.3.2 until one of the others leaves', async () => {
     const emulator = await start();
     const sessions = [];

@@ -28,6 +28,8 @@ const oauthUpstream: UpstreamConfig = {
   oauth2: {
     tenant: 'contoso.onmicrosoft.com',
     clientId: '6731de76-14a6-49ae-97bc-6eba6914391e',
+    grant: 'client_credentials',
+    authorityUrl: 'https://login.microsoftonline.com',
     tokenUrl: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
   },
 };

@@ -29,6 +29,7 @@ export function createHttpApi(token: string, onUnauthorized: () => void): RelayD
     'push:status': new Set(),
     'push:activity': new Set(),
     'push:test-email': new Set(),
+    'push:signin': new Set(),
   };
   let streaming = false;
 
@@ -113,6 +114,7 @@ export function createHttpApi(token: string, onUnauthorized: () => void): RelayD
     storeSecret: (kind, secret, config) => call('secret:store', { kind, secret, config }),
     testConnection: (config) => call('upstream:check', { config }),
     sendTestEmail: (to) => call('mail:send-test', { to }),
+    signIn: (method, config) => call('signin:start', { method, config }),
     allowDevice: (ip) => call('device:allow', { ip }),
     suggestNetwork: () => call('network:suggest', null),
     hashLanPassword: (password) => call('lan-user:hash', { password }),
@@ -120,5 +122,6 @@ export function createHttpApi(token: string, onUnauthorized: () => void): RelayD
     onStatus: (listener) => subscribe('push:status', listener),
     onActivity: (listener) => subscribe('push:activity', listener),
     onTestEmail: (listener) => subscribe('push:test-email', listener),
+    onSignInPrompt: (listener) => subscribe('push:signin', listener),
   };
 }

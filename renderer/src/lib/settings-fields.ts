@@ -145,6 +145,23 @@ export const SETTINGS_SECTIONS: SettingsSection[] = [
         when: usesOAuth,
       },
       {
+        path: 'upstream.oauth2.grant',
+        label: 'OAuth 2.0 sign-in',
+        help: "Sign in with Microsoft as the mailbox's user, or the app's own client secret (app-only).",
+        kind: select(
+          ['delegated', 'Sign in with Microsoft (user)'],
+          ['client_credentials', 'App-only (client secret)'],
+        ),
+        when: usesOAuth,
+      },
+      {
+        path: 'upstream.oauth2.authorityUrl',
+        label: 'Sign-in host',
+        help: 'https://login.microsoftonline.com unless your tenant is in a national cloud.',
+        kind: text(),
+        when: usesOAuth,
+      },
+      {
         path: 'upstream.oauth2.tokenUrl',
         label: 'Token endpoint',
         help: 'Leave as is unless your tenant is in a national cloud.',

@@ -3,12 +3,13 @@
  * Secrets typed here go to the keychain as soon as the step is done and are cleared from the page.
  */
 import type { ConfigProblem, UpstreamPreset } from '../../../electron/config/types.ts';
-import type { CheckView, ConfigView, RelayDeskApi } from '../../../electron/shared/ipc.ts';
+import type { CheckView, ConfigView, RelayDeskApi, SignedInView } from '../../../electron/shared/ipc.ts';
 import { cloneDraft, getPath, setPath, type Draft } from '../lib/config-path.ts';
 
 export const STEPS = ['Provider', 'Sign-in', 'Test connection', 'Devices', 'Finish'] as const;
 
-export type SignIn = 'password' | 'oauth2';
+/** microsoft: the mailbox's user signs in (delegated OAuth 2.0); oauth2: an app with a client secret. */
+export type SignIn = 'microsoft' | 'password' | 'oauth2';
 
 /** Entries this broad let far more than an office's devices send: warn before they are saved. */
 export function isBroadRange(entry: string): boolean {
@@ -21,6 +22,8 @@ export class WizardState {
   step = $state(0);
   draft = $state<Draft>({});
   signIn = $state<SignIn>('password');
+  /** Who signed in with Microsoft in this wizard (or before it). */
+  signedIn = $state<SignedInView | null>(null);
   secret = $state('');
   /** The mailbox or app a secret was stored for: changing either asks for the secret again. */
   storedFor = $state<string | null>(null);
@@ -41,7 +44,16 @@ export class WizardState {
     this.api = api;
     this.view = view;
     this.draft = cloneDraft(view.config) as unknown as Draft;
-    this.signIn = view.config.upstream.auth === 'oauth2' ? 'oauth2' : 'password';
+    const { upstream } = view.config;
+    this.signIn =
+      upstream.auth === 'oauth2'
+        ? upstream.oauth2?.grant === 'delegated'
+          ? 'microsoft'
+          : 'oauth2'
+        : !view.exists
+          ? // A first run on the Microsoft 365 path offers Sign in with Microsoft first.
+            'microsoft'
+          : 'password';
     if (view.secrets.password !== null || view.secrets.clientSecret !== null)
       this.storedFor = this.accountKey;
   }
@@ -84,9 +96,22 @@ export class WizardState {
       this.set('upstream.oauth2', null);
       return;
     }
-    if (signIn === 'oauth2') {
+    if (signIn === 'microsoft' && this.preset === 'microsoft365') {
       this.set('upstream.auth', 'oauth2');
-      if (!this.get('upstream.oauth2')) this.set('upstream.oauth2', { tenant: '', clientId: '' });
+      const current = (this.get('upstream.oauth2') as Draft | null) ?? {};
+      // Any work account of any tenant can sign in; a single-tenant app still names its own.
+      this.set('upstream.oauth2', {
+        tenant: current.tenant || 'organizations',
+        clientId: current.clientId ?? '',
+        grant: 'delegated',
+      });
+    } else if (signIn === 'oauth2') {
+      this.set('upstream.auth', 'oauth2');
+      const current = this.get('upstream.oauth2') as Draft | null;
+      this.set('upstream.oauth2', {
+        tenant: current?.tenant === 'organizations' ? '' : (current?.tenant ?? ''),
+        clientId: current?.clientId ?? '',
+      });
     } else {
       if (this.get('upstream.auth') === 'oauth2') this.set('upstream.auth', 'password');
       this.set('upstream.oauth2', null);
@@ -94,7 +119,11 @@ export class WizardState {
   }
 
   get needsSecret(): boolean {
-    return this.get('upstream.auth') !== 'none';
+    return this.get('upstream.auth') !== 'none' && !this.signsInWithMicrosoft;
+  }
+
+  get signsInWithMicrosoft(): boolean {
+    return this.preset === 'microsoft365' && this.signIn === 'microsoft';
   }
 
   get secretKind(): 'password' | 'client-secret' {
@@ -116,6 +145,11 @@ export class WizardState {
   /** Stores the typed secret for the mailbox or app of the draft, then forgets it. */
   async storeSecret(): Promise<boolean> {
     this.secretError = null;
+    if (this.signsInWithMicrosoft) {
+      if (this.signedIn) return true;
+      this.secretError = 'Sign in with Microsoft first: press the button and finish the sign-in.';
+      return false;
+    }
     if (!this.needsSecret) return true;
     if (this.secret === '') {
       if (this.secretStored) return true;
