@@ -491,6 +491,11 @@ class Connection implements SmtpConnection {
     this.#transactionReplies = 0;
     this.#transactionRecipients = envelope.rcptTo.length;
     this.#streaming = Buffer.isBuffer(message) ? null : message;
+    // A file stream that fails (the spool file removed, a locked file) before nodemailer reads it,
+    // during MAIL/RCPT/DATA, would have no listener and end the process: end this session instead.
+    const streamFailed = (error: Error) =>
+      this.#teardown(this.#networkError('message', 'EIO', `message stream failed: ${error.message}`));
+    if (!Buffer.isBuffer(message)) message.once('error', streamFailed);
     let info: SMTPConnectionSendInfo;
     try {
       info = await this.#run<SMTPConnectionSendInfo>((done) =>
@@ -508,6 +513,7 @@ class Connection implements SmtpConnection {
     } catch (error) {
       return this.#sendFailed(error, envelope);
     } finally {
+      if (!Buffer.isBuffer(message)) message.off('error', streamFailed);
       this.#endTransaction();
     }
     const rejected = new Map(

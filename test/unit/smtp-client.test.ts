@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
@@ -685,6 +688,16 @@ describe('SmtpConnection.send', () => {
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     expect(firstSession(server).messages).toHaveLength(30);
     expect(median(streamed)).toBeLessThan(Math.max(5 * median(whole), 15));
+  });
+
+  it('fails the send, and nothing else, when the message file fails before the server asks for it', async () => {
+    // The spool's file stream opens at once; MAIL, RCPT and DATA take round trips before nodemailer
+    // reads it. An error in between (the file deleted or locked) must not be an uncaught exception.
+    const server = await startServer();
+    const connection = await connect(server);
+    const source = createReadStream(join(tmpdir(), `relaydesk-missing-${process.pid}-${Date.now()}.eml`));
+    await expect(connection.send(envelope, source)).rejects.toThrow(/message stream failed: ENOENT/);
+    expect(firstSession(server).messages).toHaveLength(0);
   });
 
   it('closes without completing the message when the message stream fails', async () => {
