@@ -18,16 +18,21 @@ async function setup(pickup: Record<string, unknown> = {}) {
   const emulator = teardown.closing(await startExchangeEmulator());
   const mailroot = teardown.dir(await tempDir('relaydesk-mailroot-'));
   const pickupDir = join(mailroot, 'Pickup');
-  const port = await freePort();
-  const relay = teardown.relay(
-    await startRelay({
-      config: testConfig(port, emulator.port, testCa.file, {
-        upstream: { messagesPerMinute: 10_000, maxConnections: 3 },
-        pickup: { dir: pickupDir, ...pickup },
-      }),
-    }),
-  );
-  return { emulator, relay, pickupDir, badmailDir: join(mailroot, 'Badmail') };
+  const config = testConfig(await freePort(), emulator.port, testCa.file, {
+    upstream: { messagesPerMinute: 10_000, maxConnections: 3 },
+    pickup: { dir: pickupDir, ...pickup },
+  });
+  const relay = teardown.relay(await startRelay({ config }));
+  /** The same relay started again on its data folder, after a stop or a crash. */
+  const restart = async () => teardown.relay(await startRelay({ config, dataDir: relay.dataDir }));
+  return { emulator, relay, restart, pickupDir, badmailDir: join(mailroot, 'Badmail') };
+}
+
+/** What the upstream answers while it takes nothing: everything stays queued. */
+const BUSY = '451 4.7.500 Server busy. Please try again later.';
+
+function sequenceOf(data: Buffer): string {
+  return /X-Seq: (\S+)/.exec(data.toString('latin1'))![1]!;
 }
 
 /** Writes the file elsewhere and moves it in, as a careful program does: the test controls when it appears. */
@@ -129,5 +134,67 @@ describe('pickup folder', () => {
     const header = headerOf(message!.data);
     expect(header).not.toMatch(/^x-(sender|receiver):/im);
     expect(header).toMatch(/^To: everyone@contoso\.com$/m);
+  });
+
+  it('after a crash, queues a claimed file once: never again when its message is already queued', async () => {
+    const { emulator, relay, restart, pickupDir } = await setup({ settleSeconds: 1 });
+    emulator.script('mail', BUSY);
+    const content = (seq: string) =>
+      `From: john@contoso.com\r\nTo: alice@contoso.com\r\nX-Seq: ${seq}\r\n\r\n${seq}\r\n`;
+    await drop(pickupDir, 'a.eml', content('a'));
+    const queued = await relay.waitForLog((r) => r.event === 'pickup-queued' && r.file === 'a.eml');
+    expect(await relay.stop()).toBe(0);
+
+    // What a crash leaves in .claimed/ at each step (pickup.ts explains the names):
+    const claimed = join(pickupDir, '.claimed');
+    // in the spool already (killed before the file was deleted): must not be sent twice;
+    await writeFile(join(claimed, `TOKENA+${String(queued.queueId)}.a.eml`), content('a'));
+    // claimed, never queued;
+    await writeFile(join(claimed, 'TOKENB.b.eml'), content('b'));
+    // being written to the spool, which never took it.
+    await writeFile(join(claimed, 'TOKENC+L0ST0000000000.c.eml'), content('c'));
+
+    emulator.clearScript();
+    const again = await restart();
+    const messages = await emulator.waitForMessages(3);
+    await eventually(async () => (await readdir(claimed)).length === 0);
+    await again.cli(['status', '--json']).then((r) => expect(JSON.parse(r.stdout).queue.queued).toBe(0));
+    expect(messages.map((m) => sequenceOf(m.data)).sort()).toEqual(['a', 'b', 'c']);
+    expect(emulator.messages).toHaveLength(3);
+  });
+
+  it('killed while picking up 300 files, delivers each exactly once after the restart', async () => {
+    const { emulator, relay, restart, pickupDir } = await setup({ settleSeconds: 1 });
+    emulator.script('mail', BUSY);
+    const count = 300;
+    for (let i = 0; i < count; i++) {
+      await writeFile(
+        join(pickupDir, `msg-${i}.eml`),
+        `From: john@contoso.com\r\nTo: alice@contoso.com\r\nX-Seq: ${i}\r\n\r\nmessage ${i}\r\n`,
+      );
+    }
+    await eventually(() => relay.logs.filter((r) => r.event === 'pickup-queued').length >= 50, 30_000, 5);
+    await relay.stop('SIGKILL');
+    const beforeCrash = relay.logs.filter((r) => r.event === 'pickup-queued').length;
+    const leftClaimed = (await readdir(join(pickupDir, '.claimed'))).length;
+
+    emulator.clearScript();
+    const again = await restart();
+    const messages = await emulator.waitForMessages(count, 60_000);
+    await eventually(async () => (await readdir(pickupDir)).length === 1);
+    expect(await readdir(join(pickupDir, '.claimed'))).toEqual([]);
+    await eventually(async () => {
+      const report = JSON.parse((await again.cli(['status', '--json'])).stdout) as {
+        queue: { queued: number; active: number; deferred: number };
+      };
+      return report.queue.queued + report.queue.active + report.queue.deferred === 0;
+    });
+    const sequences = emulator.messages.map((m) => sequenceOf(m.data));
+    expect(new Set(sequences).size).toBe(count);
+    expect(sequences).toHaveLength(count);
+    expect(messages.length).toBe(count);
+    console.log(
+      `pickup crash: killed after ${beforeCrash} of ${count} files were queued, ${leftClaimed} left in .claimed`,
+    );
   });
 });
