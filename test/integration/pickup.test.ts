@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
-import { createTeardown, eventually, freePort, startRelay, tempDir, testConfig } from './harness.ts';
+import {
+  createTeardown,
+  eventually,
+  freePort,
+  sendMail,
+  startRelay,
+  tempDir,
+  testConfig,
+} from './harness.ts';
 
 const teardown = createTeardown();
 afterEach(teardown.run);
@@ -196,5 +204,22 @@ describe('pickup folder', () => {
     console.log(
       `pickup crash: killed after ${beforeCrash} of ${count} files were queued, ${leftClaimed} left in .claimed`,
     );
+  });
+
+  it("refuses a pickup folder inside the spool, says why, and still relays the devices' mail", async () => {
+    const emulator = teardown.closing(await startExchangeEmulator());
+    const dataDir = await tempDir();
+    const config = testConfig(await freePort(), emulator.port, testCa.file, {
+      pickup: { dir: join(dataDir, 'spool', 'pickup') },
+    });
+    const relay = teardown.relay(await startRelay({ config, dataDir }));
+    const failed = await relay.waitForLog((r) => r.event === 'pickup-failed');
+    expect(failed.reason).toMatch(/overlaps RelayDesk's spool/);
+    await sendMail(relay.port, {
+      from: 'john@contoso.com',
+      to: ['alice@contoso.com'],
+      data: 'From: john@contoso.com\r\nTo: alice@contoso.com\r\n\r\nscan\r\n',
+    });
+    await emulator.waitForMessages(1);
   });
 });
