@@ -17,6 +17,7 @@ export const PICKUP_HEADER_BYTES = 256 * 1024;
 const ENVELOPE_FIELDS = new Set(['x-sender', 'x-receiver']);
 const BLIND_COPY_FIELDS = new Set(['bcc', 'resent-bcc']);
 const RECIPIENT_FIELDS = new Set(['to', 'cc', 'bcc']);
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 export interface PickupLimits {
   maxMessageBytes: number;
@@ -53,9 +54,13 @@ export function checkPickupSize(size: number, limits: PickupLimits): PickupProbl
   };
 }
 
-/** `head` is the file's first PICKUP_HEADER_BYTES bytes (or all of it), `size` the whole file's. */
-export function readPickupMessage(head: Buffer, size: number, limits: PickupLimits): PickupReading {
-  const block = parseHeaderBlock(head, size);
+/** `file` is the file's first PICKUP_HEADER_BYTES bytes (or all of it), `size` the whole file's. */
+export function readPickupMessage(file: Buffer, size: number, limits: PickupLimits): PickupReading {
+  // Notepad (before Windows 10 1903) starts a UTF-8 file with a byte order mark; a header cannot.
+  const start = file.subarray(0, 3).equals(UTF8_BOM) ? UTF8_BOM.length : 0;
+  const head = file.subarray(start);
+  const parsed = parseHeaderBlock(head, size - start);
+  const block = { fields: parsed.fields, bodyOffset: parsed.bodyOffset + start };
   if (block.fields.length === 0) {
     return {
       ok: false,
@@ -63,7 +68,7 @@ export function readPickupMessage(head: Buffer, size: number, limits: PickupLimi
       fix: `write the header lines (From, To, Subject), a blank line, then the text, ${REDROP}`,
     };
   }
-  if (block.bodyOffset >= head.length && size > head.length) {
+  if (block.bodyOffset >= file.length && size > file.length) {
     return {
       ok: false,
       problem: `no blank line ends the header within its first ${PICKUP_HEADER_BYTES} bytes`,

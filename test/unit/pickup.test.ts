@@ -42,6 +42,11 @@ describe('pickup file envelope', () => {
     expect(queuedHeader(text)).toContain('X-Sender: other@contoso.com');
   });
 
+  it('reads a file Notepad saved with a byte order mark', () => {
+    const reading = read('\xef\xbb\xbfFrom: s@contoso.com\r\nTo: t@contoso.com\r\n\r\nbody');
+    expect(reading).toMatchObject({ ok: true, envelope: { mailFrom: 's@contoso.com', bodyOffset: 45 } });
+  });
+
   it('falls back to Sender when there is no From', () => {
     expect(read('Sender: s@contoso.com\nTo: t@contoso.com\n\n')).toMatchObject({
       ok: true,
