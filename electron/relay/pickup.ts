@@ -194,7 +194,7 @@ export function createPickup(options: PickupOptions): Pickup {
   async function scan(): Promise<number> {
     await tidyClaimed();
     const now = performance.now();
-    const ready: string[] = [];
+    const ready: { name: string; size: number }[] = [];
     const present = new Set<string>();
     let nextSettle = Infinity;
     let truncated = false;
@@ -214,7 +214,7 @@ export function createPickup(options: PickupOptions): Pickup {
         seen.set(entry.name, { size: stats.size, mtimeMs: stats.mtimeMs, since: now });
         nextSettle = Math.min(nextSettle, options.settleMs);
       } else if (now - previous.since >= options.settleMs) {
-        ready.push(entry.name);
+        ready.push({ name: entry.name, size: stats.size });
       } else {
         nextSettle = Math.min(nextSettle, options.settleMs - (now - previous.since));
       }
@@ -222,13 +222,24 @@ export function createPickup(options: PickupOptions): Pickup {
     // (Leaving the loop early closed the folder.) Forgotten: files that went away.
     if (!truncated) for (const name of seen.keys()) if (!present.has(name)) seen.delete(name);
 
-    await eachLimited(ready, async (name) => {
+    let diskFull = false;
+    await eachLimited(ready, async ({ name, size }) => {
       seen.delete(name);
-      if (stopped) return;
+      if (stopped || diskFull) return;
+      // Left where the admin sees it, rather than claimed and stuck, while the spool's disk is full.
+      if (!(await options.hasRoomFor(size))) {
+        diskFull = true;
+        logger.warn('pickup-waiting', {
+          file: name,
+          reason:
+            'the disk of the data folder is nearly full; files stay in the pickup folder until there is room',
+        });
+        return;
+      }
       const token = await claim(name);
       if (token) await handleClaimed(token, name, join(claimedDir, `${token}.${name}`));
     });
-    if (ready.length > 0) return 0;
+    if (ready.length > 0 && !diskFull) return 0;
     return Math.min(SCAN_INTERVAL_MS, Math.ceil(nextSettle));
   }
 
