@@ -71,7 +71,7 @@ export interface PickupOptions {
   spool: Spool;
   limits: PickupLimits;
   logger: Logger;
-  /** The queue ids the spool loaded at start: how a claimed file left by a crash is known to be queued. */
+  /** The queue ids in the spool at start (loaded, or held by another program): how a claimed file left by a crash is known to be queued. */
   queuedAtStart: ReadonlySet<string>;
   hasRoomFor(bytes: number): Promise<boolean>;
   /** The message is in the spool and its pickup file is gone: deliver it. */
@@ -263,6 +263,11 @@ export function createPickup(options: PickupOptions): Pickup {
     const markers = new Set(names.filter((n) => /^[0-9A-Z]+\+[0-9A-Z]+$/.test(n)));
     const files = new Set<string>();
     for (const name of names) {
+      // A marker's temporary file, left by a crash while it was written.
+      if (name.startsWith('.') && name.endsWith('.tmp')) {
+        await unlinkIfPresent(fs, join(claimedDir, name)).catch(() => undefined);
+        continue;
+      }
       const match = CLAIMED_NAME.exec(name);
       if (!match?.[3] || inFlight.has(match[1]!)) continue;
       const [, token, id, original] = match as unknown as [string, string, string | undefined, string];
@@ -292,14 +297,14 @@ export function createPickup(options: PickupOptions): Pickup {
     release(id);
   }
 
-  async function mark(token: string, id: string): Promise<boolean> {
+  /** When even the marker cannot be written, the message stays parked and the next scan tries again. */
+  async function mark(token: string, id: string): Promise<void> {
     try {
       await replaceFile(fs, join(claimedDir, `${token}+${id}`), '', 0o644);
-      release(id);
-      return true;
     } catch {
-      return false;
+      return;
     }
+    release(id);
   }
 
   function release(id: string): void {

@@ -335,7 +335,13 @@ export function createRelay(options: RelayOptions): Relay {
     }
 
     for (const message of loaded.messages) queue.add(message);
-    await startPickup(new Set(loaded.messages.map((m) => m.envelope.id)));
+    // Held messages are queued too (loaded at a later start): their pickup files must not be queued again.
+    await startPickup(
+      new Set([
+        ...loaded.messages.map((m) => m.envelope.id),
+        ...loaded.held.map(({ file }) => file.replace(/\.eml$/, '')),
+      ]),
+    );
     logger.info('started', {
       upstream: upstreamDescription,
       queued: loaded.messages.length,
