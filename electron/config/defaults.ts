@@ -51,5 +51,6 @@ export function defaultConfig(): RelayConfig {
     sender: { mode: 'keep', byClient: {} },
     lanAuth: { mode: 'ignore', users: [] },
     lanTls: { certFile: null, keyFile: null, allowLegacyTls: false },
+    pickup: { dir: null, badmailDir: null, settleSeconds: 2 },
   };
 }

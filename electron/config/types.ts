@@ -1,7 +1,7 @@
 /**
  * The shape of RelayDesk's config file (JSON). The keys in `listen`, `allowedClients`, `upstream`
  * (host, port, security, auth, user, caFile, maxConnections, messagesPerMinute, preset, oauth2, type,
- * mailbox, graphUrl, sendAs, saveToSentItems), `limits`, `queue` and `sender` are a public contract:
+ * mailbox, graphUrl, sendAs, saveToSentItems), `limits`, `queue`, `sender` and `pickup` are a public contract:
  * add to them, never rename or remove.
  */
 
@@ -117,6 +117,16 @@ export interface LanTlsConfig {
   allowLegacyTls: boolean;
 }
 
+/** IIS's Pickup and Badmail folders: programs drop message files in, RelayDesk queues them. */
+export interface PickupConfig {
+  /** Absolute path of the folder programs write message files into; null: no pickup folder. */
+  dir: string | null;
+  /** Where a file that cannot be sent goes, with a `.reason` file; null: `Badmail` beside `dir`, as IIS had it. */
+  badmailDir: string | null;
+  /** How long a file must stay unchanged (size and time) before it is taken: the writer is done. */
+  settleSeconds: number;
+}
+
 export interface RelayConfig {
   listen: ListenerConfig;
   /** Further listeners beside `listen` (for example 2525, or 465 with implicit TLS). */
@@ -130,6 +140,7 @@ export interface RelayConfig {
   sender: SenderConfig;
   lanAuth: LanAuthConfig;
   lanTls: LanTlsConfig;
+  pickup: PickupConfig;
 }
 
 /** One problem in a config file, named by its field path (`upstream.port`). */

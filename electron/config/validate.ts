@@ -18,6 +18,7 @@ import type {
   LimitsConfig,
   ListenerConfig,
   OAuth2Config,
+  PickupConfig,
   QueueConfig,
   RelayConfig,
   SenderConfig,
@@ -765,6 +766,29 @@ function readLanTls(raw: unknown, defaults: LanTlsConfig, problems: Problems): L
   return { ...pair, allowLegacyTls };
 }
 
+/** A service does not start in the config's folder (Windows services start in System32): absolute only. */
+const checkFolder: Check<string> = (folder) =>
+  path.isAbsolute(folder)
+    ? null
+    : `must be an absolute path to a folder, such as ${
+        process.platform === 'win32' ? 'C:\\inetpub\\mailroot\\Pickup' : '/var/spool/relaydesk/pickup'
+      } (a relative path would depend on the folder RelayDesk starts in)`;
+
+function readPickup(raw: unknown, defaults: PickupConfig, problems: Problems): PickupConfig {
+  const section = Section.open(raw, 'pickup', Object.keys(defaults), problems);
+  const dir = section.nullableText('dir', defaults.dir, checkFolder);
+  const badmailDir = section.nullableText('badmailDir', defaults.badmailDir, checkFolder);
+  const settleSeconds = section.integer('settleSeconds', defaults.settleSeconds, { min: 1, max: 300 });
+  if (dir !== null && badmailDir !== null && path.resolve(dir) === path.resolve(badmailDir)) {
+    section.report(
+      'badmailDir',
+      'must not be the pickup folder itself: a refused file would be picked up again (leave it out for a Badmail folder beside the pickup folder)',
+    );
+    return { dir, badmailDir: defaults.badmailDir, settleSeconds };
+  }
+  return { dir, badmailDir, settleSeconds };
+}
+
 export function parseConfig(raw: unknown): ParsedConfig {
   const problems = new Problems();
   const defaults = defaultConfig();
@@ -799,6 +823,7 @@ export function parseConfig(raw: unknown): ParsedConfig {
     sender: readSender(root.raw('sender'), defaults.sender, problems),
     lanAuth: readLanAuth(root.raw('lanAuth'), defaults.lanAuth, problems),
     lanTls: readLanTls(root.raw('lanTls'), defaults.lanTls, problems),
+    pickup: readPickup(root.raw('pickup'), defaults.pickup, problems),
   };
   return { config, problems: problems.list };
 }

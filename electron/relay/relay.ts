@@ -17,6 +17,7 @@ import { createLanAuth, type LanAuth } from './lan-auth.ts';
 import { LanTlsError, loadLanTls, type LanTls } from './lan-tls.ts';
 import type { Logger } from './log.ts';
 import { createPreparer, PREPARE_GROWTH_ALLOWANCE } from './message/prepare.ts';
+import { createPickup, defaultBadmailDir, PickupError, type Pickup } from './pickup.ts';
 import { createQueue, type Queue, type QueueCounts, type QueueEntry } from './queue.ts';
 import { isLocked, type FileSystem } from './fs-retry.ts';
 import { createSpool, type Spool } from './spool.ts';
@@ -97,6 +98,7 @@ export function createRelay(options: RelayOptions): Relay {
   let queue: Queue;
   let delivery: Delivery;
   let status: StatusTracker;
+  let pickup: Pickup | null = null;
   let draining = false;
   let startedAt = 0;
   let keepAlive: KeepAlive | null = null;
@@ -385,6 +387,13 @@ export function createRelay(options: RelayOptions): Relay {
     }
 
     for (const message of loaded.messages) queue.add(message);
+    // Held messages are queued too (loaded at a later start): their pickup files must not be queued again.
+    await startPickup(
+      new Set([
+        ...loaded.messages.map((m) => m.envelope.id),
+        ...loaded.held.map(({ file }) => file.replace(/\.eml$/, '')),
+      ]),
+    );
     logger.info('started', {
       upstream: upstreamDescription,
       queued: loaded.messages.length,
@@ -395,10 +404,45 @@ export function createRelay(options: RelayOptions): Relay {
     void keepAlive?.renewNow();
   }
 
+  /** A pickup folder that cannot be used is logged; the relay still takes the devices' mail. */
+  async function startPickup(queuedAtStart: ReadonlySet<string>): Promise<void> {
+    const { dir, badmailDir, settleSeconds } = config.pickup;
+    if (dir === null) return;
+    const candidate = createPickup({
+      dir,
+      badmailDir: badmailDir ?? defaultBadmailDir(dir),
+      settleMs: settleSeconds * 1000,
+      spool,
+      limits: { maxMessageBytes: sizeLimit, maxRecipients: config.limits.maxRecipients },
+      logger,
+      queuedAtStart,
+      hasRoomFor,
+      files: options.files,
+      queued(message) {
+        status.count('accepted');
+        queue.add(message);
+        events.emit('accepted', message);
+      },
+    });
+    try {
+      await candidate.start();
+      pickup = candidate;
+    } catch (error) {
+      logger.error('pickup-failed', {
+        dir,
+        reason: (error as Error).message,
+        ...(error instanceof PickupError
+          ? {}
+          : { fix: 'check that the folder exists and that RelayDesk may write to it' }),
+      });
+    }
+  }
+
   async function stop(timeoutMs = 30_000): Promise<void> {
     draining = true;
     keepAlive?.stop();
     logger.info('stopping', { queued: queue?.size ?? 0 });
+    await pickup?.stop();
     await Promise.all(listeners.map((l) => l.drain(timeoutMs)));
     await Promise.all(listeners.map((l) => l.close()));
     if (delivery) await delivery.stop(timeoutMs);
