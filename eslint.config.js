@@ -14,13 +14,19 @@ export default tseslint.config(
     },
   },
   {
-    // The engine, config, secrets and CLI run in plain Node: only main/ and preload/ may touch Electron.
+    // Only main/ and preload/ may touch Electron: the engine, config, secrets, the app's plain-Node
+    // controller, the IPC contract, the CLI, the admin server and the service definitions run
+    // without it (and are tested without it).
     files: [
       'electron/relay/**',
       'electron/config/**',
       'electron/secrets/**',
       'electron/cli/**',
       'electron/admin/**',
+      'electron/app/**',
+      'electron/shared/**',
+      'electron/service/**',
+      'renderer/src/**',
     ],
     rules: { 'no-restricted-imports': ['error', { paths: ['electron'] }] },
   },
