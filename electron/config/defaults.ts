@@ -46,5 +46,6 @@ export function defaultConfig(): RelayConfig {
     sender: { mode: 'keep', byClient: {} },
     lanAuth: { mode: 'ignore', users: [] },
     lanTls: { certFile: null, keyFile: null, allowLegacyTls: false },
+    alerts: { webhookUrl: null, webhookFormat: 'json', queueAgeMinutes: 30 },
   };
 }

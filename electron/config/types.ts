@@ -97,6 +97,17 @@ export interface LanTlsConfig {
   allowLegacyTls: boolean;
 }
 
+export type AlertsWebhookFormat = 'json' | 'teams' | 'slack';
+
+export interface AlertsConfig {
+  /** Where alerts are POSTed: https://, or http:// to a loopback receiver; null turns webhook alerts off. */
+  webhookUrl: string | null;
+  /** `json`: RelayDesk's own shape; `teams` and `slack`: what their incoming webhooks take. */
+  webhookFormat: AlertsWebhookFormat;
+  /** The oldest queued message waiting longer than this raises a `queue-age` alert. */
+  queueAgeMinutes: number;
+}
+
 export interface RelayConfig {
   listen: ListenerConfig;
   /** Further listeners beside `listen` (for example 2525, or 465 with implicit TLS). */
@@ -110,6 +121,7 @@ export interface RelayConfig {
   sender: SenderConfig;
   lanAuth: LanAuthConfig;
   lanTls: LanTlsConfig;
+  alerts: AlertsConfig;
 }
 
 /** One problem in a config file, named by its field path (`upstream.port`). */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { ListenerConfig, RelayConfig } from '../config/types.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { createClientMatcher } from './access.ts';
+import { createAlerts, type Alerts } from './alerts.ts';
 import { describeUpstream } from './check.ts';
 import { createDelivery, type Delivery } from './delivery.ts';
 import type { Diagnosis } from './diagnosis.ts';
@@ -87,6 +88,7 @@ export function createRelay(options: RelayOptions): Relay {
   let queue: Queue;
   let delivery: Delivery;
   let status: StatusTracker;
+  let alerts: Alerts | null = null;
   let draining = false;
   let startedAt = 0;
   let sizeLimit = config.limits.maxMessageBytes;
@@ -336,6 +338,14 @@ export function createRelay(options: RelayOptions): Relay {
       throw error;
     }
 
+    // Alerts: to the admin's webhook, by a route other than the mail that may be failing.
+    alerts = createAlerts({
+      config: config.alerts,
+      events,
+      listQueue: () => queue.list(),
+      logger,
+      fetch: options.fetch,
+    });
     for (const message of loaded.messages) queue.add(message);
     logger.info('started', {
       upstream: upstreamDescription,
@@ -353,6 +363,8 @@ export function createRelay(options: RelayOptions): Relay {
     await Promise.all(listeners.map((l) => l.close()));
     if (delivery) await delivery.stop(timeoutMs);
     await status?.flush();
+    alerts?.stop();
+    await alerts?.settled();
     logger.info('stopped', { queued: queue?.size ?? 0 });
   }
 
