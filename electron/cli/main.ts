@@ -2,6 +2,7 @@
  * The `relaydesk` command line. Command names and flags are a contract: scripts depend on them.
  */
 import { parseArgs } from 'node:util';
+import { alertsCommand } from './alerts.ts';
 import { checkCommand, sendTestCommand } from './check.ts';
 import type { CliIo } from './context.ts';
 import { lanUserCommand } from './lan-user.ts';
@@ -91,6 +92,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       return signOutCommand(values, io);
     case 'lan-user':
       return lanUserCommand(rest, values, io);
+    case 'alerts':
+      return alertsCommand(rest, values, io);
     default:
       io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
       return 64;

@@ -127,6 +127,17 @@ export interface PickupConfig {
   settleSeconds: number;
 }
 
+export type AlertsWebhookFormat = 'json' | 'teams' | 'slack';
+
+export interface AlertsConfig {
+  /** Where alerts are POSTed: https://, or http:// to a loopback receiver; null turns webhook alerts off. */
+  webhookUrl: string | null;
+  /** `json`: RelayDesk's own shape; `teams` and `slack`: what their incoming webhooks take. */
+  webhookFormat: AlertsWebhookFormat;
+  /** The oldest queued message waiting longer than this raises a `queue-age` alert. */
+  queueAgeMinutes: number;
+}
+
 export interface RelayConfig {
   listen: ListenerConfig;
   /** Further listeners beside `listen` (for example 2525, or 465 with implicit TLS). */
@@ -141,6 +152,7 @@ export interface RelayConfig {
   lanAuth: LanAuthConfig;
   lanTls: LanTlsConfig;
   pickup: PickupConfig;
+  alerts: AlertsConfig;
 }
 
 /** One problem in a config file, named by its field path (`upstream.port`). */

@@ -11,6 +11,7 @@ import { defaultConfig } from './defaults.ts';
 import { rangeWidth } from './client-range.ts';
 import { applyPreset, PRESET_NAMES } from './presets.ts';
 import type {
+  AlertsConfig,
   ConfigProblem,
   LanAuthConfig,
   LanAuthUser,
@@ -55,6 +56,7 @@ const UPSTREAM_AUTH = ['password', 'oauth2', 'none'] as const;
 const SEND_AS = ['mailbox', 'from'] as const;
 const SENDER_MODES = ['keep', 'rewrite'] as const;
 const LAN_AUTH_MODES = ['ignore', 'check'] as const;
+const WEBHOOK_FORMATS = ['json', 'teams', 'slack'] as const;
 
 /** Key names that hold a secret, compared lower-case without `_` or `-`. */
 const SECRET_KEYS = new Set([
@@ -789,6 +791,32 @@ function readPickup(raw: unknown, defaults: PickupConfig, problems: Problems): P
   return { dir, badmailDir, settleSeconds };
 }
 
+/** A webhook URL often carries its own secret in the path (Teams, Slack): https only, as for the token endpoint. */
+const checkWebhookUrl: Check<string> = (value) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'must be a URL such as https://contoso.webhook.office.com/... or https://hooks.slack.com/services/...';
+  }
+  if (url.protocol === 'https:') return null;
+  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return null;
+  return 'must be an https:// URL (http:// is accepted only for a receiver on this computer, 127.0.0.1 or ::1)';
+};
+
+function readAlerts(raw: unknown, defaults: AlertsConfig, problems: Problems): AlertsConfig {
+  const section = Section.open(raw, 'alerts', Object.keys(defaults), problems);
+  return {
+    webhookUrl: section.nullableText('webhookUrl', defaults.webhookUrl, checkWebhookUrl),
+    webhookFormat: section.choice('webhookFormat', WEBHOOK_FORMATS, defaults.webhookFormat),
+    queueAgeMinutes: section.integer('queueAgeMinutes', defaults.queueAgeMinutes, {
+      min: 1,
+      max: 10080,
+      hint: '1 minute to 7 days',
+    }),
+  };
+}
+
 export function parseConfig(raw: unknown): ParsedConfig {
   const problems = new Problems();
   const defaults = defaultConfig();
@@ -824,6 +852,7 @@ export function parseConfig(raw: unknown): ParsedConfig {
     lanAuth: readLanAuth(root.raw('lanAuth'), defaults.lanAuth, problems),
     lanTls: readLanTls(root.raw('lanTls'), defaults.lanTls, problems),
     pickup: readPickup(root.raw('pickup'), defaults.pickup, problems),
+    alerts: readAlerts(root.raw('alerts'), defaults.alerts, problems),
   };
   return { config, problems: problems.list };
 }

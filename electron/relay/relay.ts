@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { ListenerConfig, RelayConfig } from '../config/types.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { createClientMatcher } from './access.ts';
+import { createAlerts, type Alerts } from './alerts.ts';
 import { describeUpstream } from './check.ts';
 import { createDelivery, type Delivery } from './delivery.ts';
 import type { Diagnosis } from './diagnosis.ts';
@@ -99,6 +100,7 @@ export function createRelay(options: RelayOptions): Relay {
   let delivery: Delivery;
   let status: StatusTracker;
   let pickup: Pickup | null = null;
+  let alerts: Alerts | null = null;
   let draining = false;
   let startedAt = 0;
   let keepAlive: KeepAlive | null = null;
@@ -386,6 +388,14 @@ export function createRelay(options: RelayOptions): Relay {
       throw error;
     }
 
+    // Alerts: to the admin's webhook, by a route other than the mail that may be failing.
+    alerts = createAlerts({
+      config: config.alerts,
+      events,
+      listQueue: () => queue.list(),
+      logger,
+      fetch: options.fetch,
+    });
     for (const message of loaded.messages) queue.add(message);
     // Held messages are queued too (loaded at a later start): their pickup files must not be queued again.
     await startPickup(
@@ -447,6 +457,8 @@ export function createRelay(options: RelayOptions): Relay {
     await Promise.all(listeners.map((l) => l.close()));
     if (delivery) await delivery.stop(timeoutMs);
     await status?.flush();
+    alerts?.stop();
+    await alerts?.settled();
     logger.info('stopped', { queued: queue?.size ?? 0 });
   }
 
