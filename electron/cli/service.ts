@@ -154,6 +154,17 @@ async function systemd(action: string, definition: string, spec: ServiceSpec, io
     );
     return 1;
   }
+  // /root is 0700: the service's account could not even start node or read RelayDesk there.
+  const inRoot = [spec.nodePath, spec.cliPath, spec.configPath, spec.dataDir].find((path) =>
+    path.startsWith('/root/'),
+  );
+  if (inRoot !== undefined) {
+    io.stderr.write(
+      `${inRoot} is under /root, which the service's account cannot read. Install Node.js and RelayDesk ` +
+        'system-wide (for example under /usr/local or /opt) and keep the data outside /root.\n',
+    );
+    return 1;
+  }
   await mkdir(dirname(SYSTEMD_UNIT_PATH), { recursive: true });
   await writeFile(SYSTEMD_UNIT_PATH, definition, { mode: 0o644 });
   const reloaded = systemctl(io, 'daemon-reload');
@@ -189,7 +200,7 @@ function cmdWord(text: string): string {
   return /^[\w:.\\-]+$/.test(text) ? text : `"${text}"`;
 }
 
-function manualSteps(target: ServiceTarget, action: string, spec: ServiceSpec): string {
+export function manualSteps(target: ServiceTarget, action: string, spec: ServiceSpec): string {
   const printFlags = `--config ${target === 'windows' ? cmdWord(spec.configPath) : shellWord(spec.configPath)} --data-dir ${target === 'windows' ? cmdWord(spec.dataDir) : shellWord(spec.dataDir)}`;
   if (target === 'launchd') {
     const data = shellWord(spec.dataDir);

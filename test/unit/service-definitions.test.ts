@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { manualSteps } from '../../electron/cli/service.ts';
 import {
   launchdPlist,
   ServicePathError,
@@ -263,6 +264,38 @@ describe('WinSW service XML', () => {
   it('refuses a % in a path, which WinSW would expand as an environment variable', () => {
     expect(() => winswXml({ ...windowsSpec, dataDir: 'C:\\100%USERNAME%' })).toThrow(
       /choose a path without "%"/,
+    );
+  });
+});
+
+describe('the commands printed where install cannot act itself', () => {
+  it('Windows: copies winsw.exe from node-windows beside the XML and installs with it', () => {
+    const spec: ServiceSpec = {
+      nodePath: 'C:\\Program Files\\nodejs\\node.exe',
+      cliPath: 'C:\\RelayDesk\\bin\\relaydesk.js',
+      configPath: 'D:\\Relay Desk\\config.json',
+      dataDir: 'D:\\Relay Desk',
+      port: 25,
+    };
+    const lines = manualSteps('windows', 'install', spec).split('\r\n');
+    expect(lines).toContain(
+      'copy %TEMP%\\winsw\\node_modules\\node-windows\\bin\\winsw\\winsw.exe "C:\\Program Files\\RelayDesk Service\\relaydesk-service.exe"',
+    );
+    expect(lines).toContain(
+      'relaydesk service print --for windows --config "D:\\Relay Desk\\config.json" --data-dir "D:\\Relay Desk" > "C:\\Program Files\\RelayDesk Service\\relaydesk-service.xml"',
+    );
+    expect(lines).toContain('"C:\\Program Files\\RelayDesk Service\\relaydesk-service.exe" install');
+  });
+
+  it('macOS: the plist printed with the same folders, then launchctl bootstrap', () => {
+    const out = manualSteps('launchd', 'install', awkward);
+    // The folder is single-quoted for the shell, its own ' closed and escaped.
+    expect(out).toContain(`--data-dir '/srv/relay desk/50% "q" $HOME '\\''x'\\'''`);
+    expect(out).toContain(
+      'sudo launchctl bootstrap system /Library/LaunchDaemons/org.relaydesk.relay.plist\n',
+    );
+    expect(manualSteps('launchd', 'uninstall', awkward)).toContain(
+      'sudo launchctl bootout system/org.relaydesk.relay',
     );
   });
 });
