@@ -76,8 +76,8 @@ function isUnder(path: string, folder: string): boolean {
 }
 
 export function systemdUnit(spec: ServiceSpec): string {
-  const usesStateDir =
-    isUnder(spec.dataDir, SYSTEMD_STATE_DIR) && isUnder(spec.configPath, SYSTEMD_STATE_DIR);
+  // The config may live anywhere readable (/etc/relaydesk, say): the data folder decides the account.
+  const usesStateDir = isUnder(spec.dataDir, SYSTEMD_STATE_DIR);
   const inHome = [spec.dataDir, spec.configPath, spec.cliPath].some(
     (path) => isUnder(path, '/home') || isUnder(path, '/root'),
   );

@@ -97,6 +97,12 @@ describe('systemd unit', () => {
     expect(keys.get('StateDirectory')).toEqual(['relaydesk']);
     expect(keys.get('StateDirectoryMode')).toEqual(['0700']);
     expect(keys.has('User')).toBe(false);
+    const withEtcConfig = systemdUnit({
+      ...awkward,
+      dataDir: '/var/lib/relaydesk',
+      configPath: '/etc/relaydesk/config.json',
+    });
+    expect(settings(withEtcConfig).get('DynamicUser')).toEqual(['yes']);
   });
 
   it('keeps a data folder under /home reachable: read-only home plus the folder writable', () => {
