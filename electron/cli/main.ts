@@ -9,6 +9,7 @@ import { lanUserCommand } from './lan-user.ts';
 import { passwordCommand } from './password.ts';
 import { queueCommand } from './queue.ts';
 import { serveCommand } from './serve.ts';
+import { serviceCommand } from './service.ts';
 import { setupCommand } from './setup.ts';
 import { signInCommand, signOutCommand } from './signin.ts';
 import { statusCommand } from './status.ts';
@@ -39,6 +40,10 @@ Usage: relaydesk <command> [options]
   password clear [--config FILE]             remove it from the keychain
   lan-user add NAME [--config FILE]          add a LAN user for devices that sign in (lanAuth "check"),
                                              the password read from standard input
+  service print [--config FILE] [--data-dir DIR] [--for windows|systemd|launchd]
+                                             show the service definition that install writes (docs/service.md)
+  service install|uninstall|status           run the relay from boot as a system service (systemd: done here;
+                                             macOS, Windows: prints the commands to run as administrator)
 
 --data-dir defaults to the per-user app-data folder (~/.config/RelayDesk on Linux,
 ~/Library/Application Support/RelayDesk on macOS, %APPDATA%\\RelayDesk on Windows);
@@ -54,6 +59,7 @@ const OPTIONS = {
   to: { type: 'string' },
   'device-code': { type: 'boolean' },
   'no-browser': { type: 'boolean' },
+  for: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -94,6 +100,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       return lanUserCommand(rest, values, io);
     case 'alerts':
       return alertsCommand(rest, values, io);
+    case 'service':
+      return serviceCommand(rest, values, io);
     default:
       io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
       return 64;

@@ -1,0 +1,255 @@
+/**
+ * `relaydesk service print | install | uninstall | status`: run the relay from boot, with nobody
+ * signed in. `print` shows the definition for this OS (or `--for` another). `install` does the
+ * whole job only for systemd, where it is one file and two systemctl calls; for launchd and
+ * Windows it prints the exact commands an administrator runs, and says that it installed nothing.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, posix, resolve, win32 } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile } from '../config/index.ts';
+import {
+  DEFAULT_SERVICE_DATA_DIR,
+  LAUNCHD_LABEL,
+  LAUNCHD_PLIST_PATH,
+  LAUNCHD_USER,
+  SERVICE_TARGETS,
+  serviceDefinition,
+  ServicePathError,
+  SYSTEMD_ENV_FILE,
+  SYSTEMD_STATE_DIR,
+  SYSTEMD_UNIT_PATH,
+  WINDOWS_SERVICE_ID,
+  type ServiceSpec,
+  type ServiceTarget,
+} from '../service/definitions.ts';
+import type { CliIo } from './context.ts';
+
+export interface ServiceFlags {
+  config?: string;
+  'data-dir'?: string;
+  for?: string;
+}
+
+const USAGE =
+  'Usage: relaydesk service print|install|uninstall|status [--config FILE] [--data-dir DIR]\n' +
+  '                         [--for windows|systemd|launchd]   (print only; default: this OS)\n';
+
+/** Exit status when the command did not do the job itself and printed what the admin runs. */
+const EXIT_NOT_DONE = 3;
+/** The listener's default port, used when no config can be read yet. */
+const DEFAULT_PORT = 25;
+
+export async function serviceCommand(args: string[], flags: ServiceFlags, io: CliIo): Promise<number> {
+  const [action, ...extra] = args;
+  const actions = ['print', 'install', 'uninstall', 'status'];
+  if (action === undefined || !actions.includes(action) || extra.length > 0) {
+    io.stderr.write(USAGE);
+    return 64;
+  }
+  const hostTarget = targetOf(process.platform);
+  if (flags.for !== undefined && !SERVICE_TARGETS.includes(flags.for as ServiceTarget)) {
+    io.stderr.write(`--for is one of ${SERVICE_TARGETS.join(', ')} (got "${flags.for}").\n`);
+    return 64;
+  }
+  if (flags.for !== undefined && action !== 'print' && flags.for !== hostTarget) {
+    io.stderr.write(`--for goes with print only: ${action} acts on this machine (${hostTarget}).\n`);
+    return 64;
+  }
+  const target = (flags.for as ServiceTarget | undefined) ?? hostTarget;
+  const spec = await specFor(target, hostTarget, flags);
+
+  let definition: string;
+  try {
+    definition = serviceDefinition(target, spec);
+  } catch (error) {
+    if (!(error instanceof ServicePathError)) throw error;
+    io.stderr.write(`Cannot write a ${target} service definition: ${error.message}\n`);
+    return 64;
+  }
+  if (action === 'print') {
+    if (target !== hostTarget) {
+      io.stderr.write(
+        `The paths below are this machine's (${hostTarget}): on the ${target} machine, run ` +
+          '`relaydesk service print` there, or change them.\n',
+      );
+    }
+    io.stdout.write(definition);
+    return 0;
+  }
+  if (target === 'systemd') return systemd(action, definition, spec, io);
+  io.stdout.write(manualSteps(target, action, spec));
+  io.stderr.write(
+    `RelayDesk did not ${action} anything itself: run the commands above as an administrator.\n`,
+  );
+  return EXIT_NOT_DONE;
+}
+
+function targetOf(platform: NodeJS.Platform): ServiceTarget {
+  if (platform === 'win32') return 'windows';
+  if (platform === 'darwin') return 'launchd';
+  return 'systemd';
+}
+
+/** bin/relaydesk.js of this install: the built CLI is out/cli/main.js beside bin/. */
+function cliPath(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/relaydesk.js');
+}
+
+async function specFor(
+  target: ServiceTarget,
+  hostTarget: ServiceTarget,
+  flags: ServiceFlags,
+): Promise<ServiceSpec> {
+  // A Windows path printed on Linux (or the reverse) is resolved by that OS's rules.
+  const paths = target === 'windows' ? win32 : posix;
+  const dataDir = paths.resolve(flags['data-dir'] ?? DEFAULT_SERVICE_DATA_DIR[target]);
+  const configPath = paths.resolve(flags.config ?? paths.join(dataDir, 'config.json'));
+  let port = DEFAULT_PORT;
+  if (target === hostTarget) {
+    const loaded = await loadConfigFile(configPath).catch(() => null);
+    if (loaded?.exists && loaded.problems.length === 0) port = loaded.config.listen.port;
+  }
+  return { nodePath: process.execPath, cliPath: cliPath(), configPath, dataDir, port };
+}
+
+// ---- systemd: done here -------------------------------------------------------------------
+
+async function systemd(action: string, definition: string, spec: ServiceSpec, io: CliIo): Promise<number> {
+  // sd_booted(3): this folder exists only when systemd is the running init.
+  if (!existsSync('/run/systemd/system')) {
+    io.stderr.write(
+      `systemd is not running on this machine, so there is no service to ${action}. ` +
+        'Run RelayDesk with `relaydesk serve` under the init system you have (docs/service.md).\n',
+    );
+    return 1;
+  }
+  if (action === 'status') return systemctl(io, 'status', '--no-pager', 'relaydesk.service');
+  if (process.getuid?.() !== 0) {
+    io.stderr.write(`Installing a system service needs root: run \`sudo relaydesk service ${action}\`.\n`);
+    return 1;
+  }
+  if (action === 'uninstall') {
+    if (existsSync(SYSTEMD_UNIT_PATH)) {
+      const stopped = systemctl(io, 'disable', '--now', 'relaydesk.service');
+      if (stopped !== 0) return stopped;
+    }
+    await rm(SYSTEMD_UNIT_PATH, { force: true });
+    const reloaded = systemctl(io, 'daemon-reload');
+    if (reloaded !== 0) return reloaded;
+    io.stdout.write(
+      `Removed ${SYSTEMD_UNIT_PATH}. The data folder ${spec.dataDir} and ${SYSTEMD_ENV_FILE} are kept.\n`,
+    );
+    return 0;
+  }
+  const ownsStateDir = spec.dataDir === SYSTEMD_STATE_DIR || spec.dataDir.startsWith(`${SYSTEMD_STATE_DIR}/`);
+  if (!ownsStateDir && spawnSync('id', ['-u', 'relaydesk']).status !== 0) {
+    io.stderr.write(
+      `A data folder outside ${SYSTEMD_STATE_DIR} runs under a "relaydesk" account, which does not exist. Create it:\n` +
+        `  useradd --system --shell /usr/sbin/nologin relaydesk\n` +
+        `  mkdir -p ${shellWord(spec.dataDir)} && chown -R relaydesk: ${shellWord(spec.dataDir)} && chmod 700 ${shellWord(spec.dataDir)}\n` +
+        'then run `relaydesk service install` again.\n',
+    );
+    return 1;
+  }
+  // /root is 0700: the service's account could not even start node or read RelayDesk there.
+  const inRoot = [spec.nodePath, spec.cliPath, spec.configPath, spec.dataDir].find((path) =>
+    path.startsWith('/root/'),
+  );
+  if (inRoot !== undefined) {
+    io.stderr.write(
+      `${inRoot} is under /root, which the service's account cannot read. Install Node.js and RelayDesk ` +
+        'system-wide (for example under /usr/local or /opt) and keep the data outside /root.\n',
+    );
+    return 1;
+  }
+  await mkdir(dirname(SYSTEMD_UNIT_PATH), { recursive: true });
+  await writeFile(SYSTEMD_UNIT_PATH, definition, { mode: 0o644 });
+  const reloaded = systemctl(io, 'daemon-reload');
+  if (reloaded !== 0) return reloaded;
+  const started = systemctl(io, 'enable', '--now', 'relaydesk.service');
+  if (started !== 0) return started;
+  io.stdout.write(
+    `Wrote ${SYSTEMD_UNIT_PATH}; relaydesk.service is enabled and started.\n` +
+      `Put the upstream password in ${SYSTEMD_ENV_FILE} (RELAYDESK_UPSTREAM_PASSWORD=..., owner root, mode 0600),\n` +
+      'then `systemctl restart relaydesk`. Logs: `journalctl -u relaydesk`.\n',
+  );
+  return 0;
+}
+
+function systemctl(io: CliIo, ...args: string[]): number {
+  const result = spawnSync('systemctl', args, { encoding: 'utf8' });
+  if (result.error) {
+    io.stderr.write(`systemctl ${args.join(' ')} could not run: ${result.error.message}\n`);
+    return 1;
+  }
+  io.stdout.write(result.stdout);
+  io.stderr.write(result.stderr);
+  return result.status ?? 1;
+}
+
+// ---- launchd and Windows: the admin runs these --------------------------------------------
+
+function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+function cmdWord(text: string): string {
+  return /^[\w:.\\-]+$/.test(text) ? text : `"${text}"`;
+}
+
+export function manualSteps(target: ServiceTarget, action: string, spec: ServiceSpec): string {
+  const printFlags = `--config ${target === 'windows' ? cmdWord(spec.configPath) : shellWord(spec.configPath)} --data-dir ${target === 'windows' ? cmdWord(spec.dataDir) : shellWord(spec.dataDir)}`;
+  if (target === 'launchd') {
+    const data = shellWord(spec.dataDir);
+    const steps: Record<string, string[]> = {
+      install: [
+        `# 1. A hidden account for the relay (pick a free id below 500 if 480 is taken: dscl . -list /Users UniqueID)`,
+        `sudo dscl . -create /Groups/${LAUNCHD_USER} PrimaryGroupID 480`,
+        `sudo dscl . -create /Users/${LAUNCHD_USER} UniqueID 480`,
+        `sudo dscl . -create /Users/${LAUNCHD_USER} PrimaryGroupID 480`,
+        `sudo dscl . -create /Users/${LAUNCHD_USER} UserShell /usr/bin/false`,
+        `sudo dscl . -create /Users/${LAUNCHD_USER} NFSHomeDirectory /var/empty`,
+        `# 2. Its private data folder (put config.json in it)`,
+        `sudo mkdir -p ${shellWord(`${spec.dataDir}/logs`)}`,
+        `sudo chown -R ${LAUNCHD_USER}:${LAUNCHD_USER} ${data} && sudo chmod 700 ${data}`,
+        `# 3. The daemon definition, then start it`,
+        `relaydesk service print --for launchd ${printFlags} | sudo tee ${LAUNCHD_PLIST_PATH} >/dev/null`,
+        `sudo chown root:wheel ${LAUNCHD_PLIST_PATH} && sudo chmod 644 ${LAUNCHD_PLIST_PATH}`,
+        `sudo launchctl bootstrap system ${LAUNCHD_PLIST_PATH}`,
+      ],
+      uninstall: [
+        `sudo launchctl bootout system/${LAUNCHD_LABEL}`,
+        `sudo rm ${LAUNCHD_PLIST_PATH}`,
+        `# the data folder ${data} is kept`,
+      ],
+      status: [`sudo launchctl print system/${LAUNCHD_LABEL}`],
+    };
+    return `${steps[action]!.join('\n')}\n`;
+  }
+  const serviceDir = 'C:\\Program Files\\RelayDesk Service';
+  const exe = `${serviceDir}\\relaydesk-service.exe`;
+  const steps: Record<string, string[]> = {
+    install: [
+      'REM In an elevated Command Prompt. WinSW ships in the npm package node-windows (bin\\winsw\\winsw.exe):',
+      'REM   npm install --prefix %TEMP%\\winsw node-windows',
+      `mkdir ${cmdWord(serviceDir)}`,
+      `copy %TEMP%\\winsw\\node_modules\\node-windows\\bin\\winsw\\winsw.exe ${cmdWord(exe)}`,
+      `relaydesk service print --for windows ${printFlags} > ${cmdWord(`${serviceDir}\\relaydesk-service.xml`)}`,
+      'REM The data folder, private to LocalService, SYSTEM and Administrators (put config.json in it):',
+      `mkdir ${cmdWord(`${spec.dataDir}\\logs`)}`,
+      `icacls ${cmdWord(spec.dataDir)} /inheritance:r /grant:r "NT AUTHORITY\\LocalService:(OI)(CI)M" "NT AUTHORITY\\SYSTEM:(OI)(CI)F" "BUILTIN\\Administrators:(OI)(CI)F"`,
+      `${cmdWord(exe)} install`,
+      `${cmdWord(exe)} start`,
+    ],
+    uninstall: [
+      `${cmdWord(exe)} stop`,
+      `${cmdWord(exe)} uninstall`,
+      `REM the data folder ${spec.dataDir} is kept`,
+    ],
+    status: [`sc query ${WINDOWS_SERVICE_ID}`],
+  };
+  return `${steps[action]!.join('\r\n')}\r\n`;
+}

@@ -1,0 +1,307 @@
+/**
+ * The service definitions, checked by the tools that read them: systemd's own `systemd-analyze
+ * verify`, Python's plistlib (the format launchd reads) and an XML parser for WinSW's file, with
+ * paths that hold spaces, quotes, `%` and `$`.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { manualSteps } from '../../electron/cli/service.ts';
+import {
+  launchdPlist,
+  ServicePathError,
+  systemdUnit,
+  windowsArg,
+  winswXml,
+  type ServiceSpec,
+} from '../../electron/service/definitions.ts';
+
+const CLI = resolve(import.meta.dirname, '../../bin/relaydesk.js');
+const AWKWARD_DIR = `/srv/relay desk/50% "q" $HOME 'x'`;
+const awkward: ServiceSpec = {
+  nodePath: process.execPath,
+  cliPath: CLI,
+  configPath: `${AWKWARD_DIR}/config.json`,
+  dataDir: AWKWARD_DIR,
+  port: 25,
+};
+
+const scratch = mkdtempSync(join(tmpdir(), 'relaydesk-service-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function verifyUnit(unit: string, folder: string): { status: number | null; stderr: string } {
+  const dir = join(scratch, folder);
+  rmSync(dir, { recursive: true, force: true });
+  spawnSync('mkdir', ['-p', dir]);
+  const path = join(dir, 'relaydesk.service');
+  writeFileSync(path, unit);
+  const result = spawnSync('systemd-analyze', ['verify', '--man=no', path], { encoding: 'utf8' });
+  return { status: result.status, stderr: result.stderr };
+}
+
+function settings(unit: string): Map<string, string[]> {
+  const found = new Map<string, string[]>();
+  for (const line of unit.split('\n')) {
+    const match = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (match) found.set(match[1]!, [...(found.get(match[1]!) ?? []), match[2]!]);
+  }
+  return found;
+}
+
+describe('systemd unit', () => {
+  it('passes systemd-analyze verify with spaces, quotes, % and $ in the paths, without a warning', () => {
+    const unit = systemdUnit(awkward);
+    // Any parse trouble (an unknown escape, a bad value, a missing binary) is printed on stderr.
+    expect(verifyUnit(unit, 'awkward')).toEqual({ status: 0, stderr: '' });
+    const exec = settings(unit).get('ExecStart')![0]!;
+    expect(exec).toContain(`"/srv/relay desk/50%% \\"q\\" $$HOME 'x'/config.json"`);
+    expect(settings(unit).get('ReadWritePaths')).toEqual([`"/srv/relay desk/50%% \\"q\\" $HOME 'x'"`]);
+  });
+
+  it('is hardened and runs as no root', () => {
+    const keys = settings(systemdUnit(awkward));
+    const expected: Record<string, string> = {
+      User: 'relaydesk',
+      NoNewPrivileges: 'yes',
+      ProtectSystem: 'strict',
+      ProtectHome: 'yes',
+      PrivateTmp: 'yes',
+      PrivateDevices: 'yes',
+      ProtectKernelTunables: 'yes',
+      ProtectKernelModules: 'yes',
+      ProtectControlGroups: 'yes',
+      RestrictAddressFamilies: 'AF_INET AF_INET6 AF_UNIX',
+      AmbientCapabilities: 'CAP_NET_BIND_SERVICE',
+      CapabilityBoundingSet: 'CAP_NET_BIND_SERVICE',
+      Restart: 'on-failure',
+      TimeoutStopSec: '60',
+      KillSignal: 'SIGTERM',
+      After: 'network-online.target',
+      EnvironmentFile: '-/etc/relaydesk/relaydesk.env',
+    };
+    for (const [key, value] of Object.entries(expected)) expect([key, keys.get(key)]).toEqual([key, [value]]);
+    expect(keys.has('Environment')).toBe(false);
+  });
+
+  it('uses a dynamic user and StateDirectory for the default data folder', () => {
+    const unit = systemdUnit({
+      ...awkward,
+      dataDir: '/var/lib/relaydesk',
+      configPath: '/var/lib/relaydesk/config.json',
+    });
+    expect(verifyUnit(unit, 'state')).toEqual({ status: 0, stderr: '' });
+    const keys = settings(unit);
+    expect(keys.get('DynamicUser')).toEqual(['yes']);
+    expect(keys.get('StateDirectory')).toEqual(['relaydesk']);
+    expect(keys.get('StateDirectoryMode')).toEqual(['0700']);
+    expect(keys.has('User')).toBe(false);
+    const withEtcConfig = systemdUnit({
+      ...awkward,
+      dataDir: '/var/lib/relaydesk',
+      configPath: '/etc/relaydesk/config.json',
+    });
+    expect(settings(withEtcConfig).get('DynamicUser')).toEqual(['yes']);
+  });
+
+  it('keeps a data folder under /home reachable: read-only home plus the folder writable', () => {
+    const unit = systemdUnit({
+      ...awkward,
+      dataDir: '/home/ops/relay',
+      configPath: '/home/ops/relay/config.json',
+    });
+    expect(verifyUnit(unit, 'home')).toEqual({ status: 0, stderr: '' });
+    expect(settings(unit).get('ProtectHome')).toEqual(['read-only']);
+    expect(settings(unit).get('ReadWritePaths')).toEqual(['"/home/ops/relay"']);
+  });
+
+  it('refuses a line break in a path rather than writing a second setting', () => {
+    expect(() => systemdUnit({ ...awkward, dataDir: '/srv/a\nExecStartPre=/bin/sh' })).toThrow(
+      ServicePathError,
+    );
+  });
+});
+
+describe('launchd plist', () => {
+  it('parses with plistlib and carries the arguments, account, logs and stop time exactly', () => {
+    const path = join(scratch, 'org.relaydesk.relay.plist');
+    writeFileSync(path, launchdPlist(awkward));
+    const result = spawnSync(
+      'python3',
+      ['-c', 'import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],"rb"))))', path],
+      { encoding: 'utf8' },
+    );
+    expect(result.stderr).toBe('');
+    expect(JSON.parse(result.stdout)).toEqual({
+      Label: 'org.relaydesk.relay',
+      ProgramArguments: [
+        process.execPath,
+        CLI,
+        'serve',
+        '--config',
+        `${AWKWARD_DIR}/config.json`,
+        '--data-dir',
+        AWKWARD_DIR,
+      ],
+      RunAtLoad: true,
+      KeepAlive: { SuccessfulExit: false },
+      UserName: '_relaydesk',
+      GroupName: '_relaydesk',
+      Umask: 0o077,
+      StandardOutPath: `${AWKWARD_DIR}/logs/service.out.log`,
+      StandardErrorPath: `${AWKWARD_DIR}/logs/service.err.log`,
+      ExitTimeOut: 60,
+    });
+  });
+});
+
+/** How the Microsoft C runtime (and so node.exe) splits a command line into argv. */
+function splitWindowsCommandLine(line: string): string[] {
+  const args: string[] = [];
+  let current = '';
+  let inWord = false;
+  let quoted = false;
+  for (let index = 0; index < line.length; index += 1) {
+    const char = line[index]!;
+    if (char === '\\') {
+      let count = 0;
+      while (line[index] === '\\') {
+        count += 1;
+        index += 1;
+      }
+      if (line[index] === '"') {
+        current += '\\'.repeat(Math.floor(count / 2));
+        if (count % 2 === 1) current += '"';
+        else {
+          quoted = !quoted;
+        }
+      } else {
+        current += '\\'.repeat(count);
+        index -= 1;
+      }
+      inWord = true;
+    } else if (char === '"') {
+      quoted = !quoted;
+      inWord = true;
+    } else if ((char === ' ' || char === '\t') && !quoted) {
+      if (inWord) args.push(current);
+      current = '';
+      inWord = false;
+    } else {
+      current += char;
+      inWord = true;
+    }
+  }
+  if (inWord) args.push(current);
+  return args;
+}
+
+function parseXml(xml: string): { status: number | null; stdout: string; stderr: string } {
+  const path = join(scratch, 'relaydesk-service.xml');
+  writeFileSync(path, xml);
+  const script =
+    'import json,sys,xml.etree.ElementTree as ET\n' +
+    'root = ET.parse(sys.argv[1]).getroot()\n' +
+    'print(json.dumps({"tag": root.tag, "children": [[c.tag, c.text, c.attrib] for c in root] ,' +
+    ' "user": root.findtext("serviceaccount/username")}))';
+  return spawnSync('python3', ['-c', script, path], { encoding: 'utf8' });
+}
+
+describe('WinSW service XML', () => {
+  const windowsSpec: ServiceSpec = {
+    nodePath: 'C:\\Program Files\\nodejs\\node.exe',
+    cliPath: 'C:\\Program Files\\RelayDesk & Co\\bin\\relaydesk.js',
+    configPath: 'C:\\Relay <Desk> "x"\\config.json',
+    dataDir: 'C:\\Relay Desk\\',
+    port: 25,
+  };
+
+  it('is well-formed XML whose arguments node.exe splits back into the exact paths', () => {
+    const parsed = parseXml(winswXml(windowsSpec));
+    expect(parsed.stderr).toBe('');
+    const service = JSON.parse(parsed.stdout) as {
+      tag: string;
+      children: [string, string, object][];
+      user: string;
+    };
+    expect(service.tag).toBe('service');
+    const text = (tag: string) => service.children.find(([name]) => name === tag)?.[1];
+    expect(text('id')).toBe('RelayDesk');
+    expect(text('executable')).toBe(windowsSpec.nodePath);
+    expect(splitWindowsCommandLine(text('arguments')!)).toEqual([
+      windowsSpec.cliPath,
+      'serve',
+      '--config',
+      windowsSpec.configPath,
+      '--data-dir',
+      windowsSpec.dataDir,
+    ]);
+    expect(text('startmode')).toBe('Automatic');
+    expect(text('delayedAutoStart')).toBe('true');
+    expect(text('stoptimeout')).toBe('60 sec');
+    expect(service.children.filter(([name]) => name === 'onfailure')[0]![2]).toEqual({
+      action: 'restart',
+      delay: '10 sec',
+    });
+    expect(service.user).toBe('NT AUTHORITY\\LocalService');
+  });
+
+  it('quotes any argument so that it splits back unchanged', () => {
+    const samples = [
+      '',
+      'a b',
+      'tail\\',
+      'tail\\\\',
+      'a\\"b',
+      '"',
+      '\\\\server\\share\\x y',
+      'C:\\x\\"y\\"',
+      'plain',
+    ];
+    for (const sample of samples) {
+      expect([sample, splitWindowsCommandLine(`node ${windowsArg(sample)} end`)]).toEqual([
+        sample,
+        ['node', sample, 'end'],
+      ]);
+    }
+  });
+
+  it('refuses a % in a path, which WinSW would expand as an environment variable', () => {
+    expect(() => winswXml({ ...windowsSpec, dataDir: 'C:\\100%USERNAME%' })).toThrow(
+      /choose a path without "%"/,
+    );
+  });
+});
+
+describe('the commands printed where install cannot act itself', () => {
+  it('Windows: copies winsw.exe from node-windows beside the XML and installs with it', () => {
+    const spec: ServiceSpec = {
+      nodePath: 'C:\\Program Files\\nodejs\\node.exe',
+      cliPath: 'C:\\RelayDesk\\bin\\relaydesk.js',
+      configPath: 'D:\\Relay Desk\\config.json',
+      dataDir: 'D:\\Relay Desk',
+      port: 25,
+    };
+    const lines = manualSteps('windows', 'install', spec).split('\r\n');
+    expect(lines).toContain(
+      'copy %TEMP%\\winsw\\node_modules\\node-windows\\bin\\winsw\\winsw.exe "C:\\Program Files\\RelayDesk Service\\relaydesk-service.exe"',
+    );
+    expect(lines).toContain(
+      'relaydesk service print --for windows --config "D:\\Relay Desk\\config.json" --data-dir "D:\\Relay Desk" > "C:\\Program Files\\RelayDesk Service\\relaydesk-service.xml"',
+    );
+    expect(lines).toContain('"C:\\Program Files\\RelayDesk Service\\relaydesk-service.exe" install');
+  });
+
+  it('macOS: the plist printed with the same folders, then launchctl bootstrap', () => {
+    const out = manualSteps('launchd', 'install', awkward);
+    // The folder is single-quoted for the shell, its own ' closed and escaped.
+    expect(out).toContain(`--data-dir '/srv/relay desk/50% "q" $HOME '\\''x'\\'''`);
+    expect(out).toContain(
+      'sudo launchctl bootstrap system /Library/LaunchDaemons/org.relaydesk.relay.plist\n',
+    );
+    expect(manualSteps('launchd', 'uninstall', awkward)).toContain(
+      'sudo launchctl bootout system/org.relaydesk.relay',
+    );
+  });
+});
