@@ -78,16 +78,29 @@ export class ListenError extends Error {
   }
 }
 
-function listenErrorMessage(code: string, host: string, port: number, detail: string): string {
+/** Exported for its test: the advice differs per OS (macOS lets anyone bind low ports on every address). */
+export function listenErrorMessage(
+  code: string,
+  host: string,
+  port: number,
+  detail: string,
+  platform: NodeJS.Platform = process.platform,
+): string {
   const where = `${host}:${port}`;
   switch (code) {
     case 'EADDRINUSE':
       return `Port ${port} on ${host} is already in use by another program (often another mail server such as IIS SMTP, hMailServer or Postfix). Stop that program, or set "listen.port" to a free port (for example 2525) and point the devices at it.`;
     case 'EACCES':
     case 'EPERM':
-      return port < 1024
-        ? `Not allowed to listen on ${where}: ports below 1024 need administrator rights on this system. Run RelayDesk as a service with the right to bind low ports (Linux: setcap 'cap_net_bind_service=+ep' on node, or systemd's AmbientCapabilities=CAP_NET_BIND_SERVICE), or set "listen.port" to 2525.`
-        : `Not allowed to listen on ${where} (${detail}).`;
+      if (port >= 1024) return `Not allowed to listen on ${where} (${detail}).`;
+      if (platform === 'darwin') {
+        // Since macOS 10.14 any user may listen below 1024 on every address, never on one address.
+        return `Not allowed to listen on ${where}: macOS lets any user listen on port ${port} on every address, but only an administrator on one address. Set "listen.host" to "0.0.0.0" ("allowedClients" still decides who may send), run RelayDesk as a LaunchDaemon (docs/service.md), or set "listen.port" to 2525.`;
+      }
+      if (platform === 'win32') {
+        return `Not allowed to listen on ${where} (${detail}). Windows needs no administrator rights for port ${port}: another program, or a port range Windows reserved (netsh int ipv4 show excludedportrange protocol=tcp), holds it. Stop that program, or set "listen.port" to 2525.`;
+      }
+      return `Not allowed to listen on ${where}: ports below 1024 need administrator rights on this system. Run RelayDesk as a service with the right to bind low ports (systemd's AmbientCapabilities=CAP_NET_BIND_SERVICE, as docs/service.md sets up, or setcap 'cap_net_bind_service=+ep' on node), or set "listen.port" to 2525.`;
     case 'EADDRNOTAVAIL':
       return `${host} is not an address of this computer. Set "listen.host" to one of its addresses, or 0.0.0.0 for all.`;
     default:
