@@ -11,6 +11,8 @@ export interface TrayView {
   icon: Health;
   tooltip: string;
   paused: boolean;
+  /** Delegated sign-in only: who is signed in, and since when (or that nobody is); else null. */
+  signedIn: string | null;
 }
 
 export interface TrayActions {
@@ -24,7 +26,20 @@ export interface TrayActions {
 }
 
 export function trayView(status: AppStatus): TrayView {
-  return { icon: status.health, tooltip: status.summary, paused: status.state === 'paused' };
+  return {
+    icon: status.health,
+    tooltip: status.summary,
+    paused: status.state === 'paused',
+    signedIn: signedInLine(status),
+  };
+}
+
+/** The sign-in a delegated setup depends on, in the menu so that nobody is surprised when it ends. */
+function signedInLine(status: AppStatus): string | null {
+  if (status.signedIn === undefined) return null;
+  if (status.signedIn === null) return 'Nobody is signed in with Microsoft: open RelayDesk to sign in';
+  const since = new Date(status.signedIn.signedInAt).toLocaleDateString(undefined, { dateStyle: 'medium' });
+  return `Signed in as ${status.signedIn.username} since ${since}`;
 }
 
 /**
@@ -50,6 +65,7 @@ export function trayMenu(
   const loginItem = actions.startAtLogin();
   const items: MenuItemConstructorOptions[] = [
     { label: view.tooltip, enabled: false },
+    ...(view.signedIn ? [{ label: view.signedIn, enabled: false }] : []),
     { type: 'separator' },
     { label: 'Open RelayDesk', click: () => actions.open() },
     { label: 'Send test email', enabled: configured && !view.paused, click: () => actions.sendTestEmail() },

@@ -88,6 +88,7 @@ describe('tray state from relay state', () => {
       icon: 'ok',
       tooltip: 'RelayDesk: relaying on 0.0.0.0:25, 4 delivered today',
       paused: false,
+      signedIn: null,
     });
   });
 
@@ -185,6 +186,30 @@ describe('tray state from relay state', () => {
     expect(native.image.path).toBe(join('/icons', `tray-paused.${ext}`));
     tray.destroy();
     expect(native.destroyed).toBe(true);
+  });
+
+  it('says in the menu who is signed in with Microsoft, and when nobody is (delegated sign-in only)', () => {
+    const labels = (menu: ReturnType<typeof trayMenu>) => menu.map((item) => item.label);
+    const plain = status(healthInput());
+    expect(labels(trayMenu(trayView(plain), actions().recorded, true))).not.toContainEqual(
+      expect.stringMatching(/signed in/i),
+    );
+    const signedIn: AppStatus = {
+      ...plain,
+      signedIn: {
+        username: 'john@contoso.com',
+        name: 'John',
+        method: 'browser',
+        signedInAt: Date.UTC(2026, 11, 3, 12),
+        lastRefreshAt: Date.UTC(2026, 11, 3, 12),
+      },
+    };
+    expect(labels(trayMenu(trayView(signedIn), actions().recorded, true))).toContainEqual(
+      expect.stringMatching(/^Signed in as john@contoso\.com since .*2026/),
+    );
+    expect(labels(trayMenu(trayView({ ...plain, signedIn: null }), actions().recorded, true))).toContain(
+      'Nobody is signed in with Microsoft: open RelayDesk to sign in',
+    );
   });
 
   it('leaves an open menu alone while the status it shows is unchanged (Linux closes a replaced menu)', () => {
