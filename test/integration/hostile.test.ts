@@ -278,7 +278,10 @@ describe('floods', () => {
     const replies = await client.waitForReplies(noops + 1, 30_000);
     expect(replies).toHaveLength(noops + 1);
     expect(replies.slice(1).every((r) => r === '250 2.0.0 Ok')).toBe(true);
-    expect(growthMb).toBeLessThan(24);
+    // Measured alone: 15.5-16.3 MB with the old session, 20-21 MB with the socket-free core (it reads
+    // a whole received chunk of commands at once), 24.5 once under a loaded CI run: the bound guards
+    // the defect this test was written for (replies piling up unread: 49 MB), not GC timing.
+    expect(growthMb).toBeLessThan(28);
   });
 
   it('delivers every one of 100 whole transactions pipelined in one write, each acknowledged in order', async () => {

@@ -20,7 +20,7 @@ export class LanConnection {
   private armedFor = Infinity;
   private ended = false;
   /** Replies of the chunk being read, written together when it is done (null outside a chunk). */
-  private batch: string[] | null = null;
+  private batch: string | null = null;
 
   /** `onEnd`: once, when the session is over (QUIT answered, timed out, refused) or the socket is gone. */
   constructor(
@@ -60,7 +60,7 @@ export class LanConnection {
       noteStreamed(chunk.length);
       // Replies to pipelined commands leave together, as one write: a chunk of 10,000 pipelined NOOPs
       // is one 170 KB buffer, not 10,000 queued writes with their own bookkeeping.
-      this.batch = [];
+      this.batch = '';
       try {
         this.session.receive(chunk);
       } finally {
@@ -74,8 +74,8 @@ export class LanConnection {
   }
 
   private write(reply: string): void {
-    if (this.batch) {
-      this.batch.push(reply);
+    if (this.batch !== null) {
+      this.batch += `${reply}\r\n`;
       return;
     }
     this.send(`${reply}\r\n`);
@@ -84,7 +84,7 @@ export class LanConnection {
   private flushBatch(): void {
     const batch = this.batch;
     this.batch = null;
-    if (batch && batch.length > 0) this.send(`${batch.join('\r\n')}\r\n`);
+    if (batch) this.send(batch);
   }
 
   private send(text: string): void {
