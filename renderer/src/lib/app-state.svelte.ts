@@ -21,6 +21,11 @@ export class AppState {
   activity = $state<ActivityEntry[]>([]);
   lastTestEmail = $state<TestEmailView | null>(null);
   page = $state<Page>('status');
+  /**
+   * The setting (config path) the admin was sent to from advice or a warning; the Settings page
+   * focuses its control (id from `settingElementId`) and clears this.
+   */
+  settingToOpen = $state<string | null>(null);
   /** A problem talking to the relay itself (not a relay problem). */
   connectionError = $state<string | null>(null);
 
@@ -68,6 +73,12 @@ export class AppState {
     return () => {
       for (const stop of stops) stop();
     };
+  }
+
+  /** Goes to Settings with the control of `path` (a config path such as "upstream.password") in focus. */
+  openSetting(path: string): void {
+    this.settingToOpen = path;
+    this.page = 'settings';
   }
 
   async refreshQueue(): Promise<void> {
