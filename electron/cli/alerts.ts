@@ -1,8 +1,11 @@
 /**
- * `relaydesk alerts test`: sends one test alert to the configured webhook and shows the answer, so the
- * admin knows alerts reach them before they are needed.
+ * `relaydesk alerts test`: sends one test alert on every configured channel (the webhook, and mail to
+ * `alerts.email` through the upstream) and shows each answer, so the admin knows alerts reach them
+ * before they are needed.
  */
-import { sendWebhook } from '../relay/alerts.ts';
+import { openConfigMailer } from '../relay/alerts-mail.ts';
+import { sendTestAlert } from '../relay/alerts.ts';
+import { createKeychainStore } from '../secrets/index.ts';
 import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
 
 export interface AlertsFlags {
@@ -19,27 +22,37 @@ export async function alertsCommand(args: string[], flags: AlertsFlags, io: CliI
   const dataDir = dataDirFrom(flags['data-dir'], io.env);
   const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
   if (!config) return EXIT_CONFIG;
-  const { webhookUrl, webhookFormat } = config.alerts;
-  if (!webhookUrl) {
+  const { webhookUrl, webhookFormat, email } = config.alerts;
+  if (!webhookUrl && !email) {
     io.stderr.write(
-      'No webhook is configured: set "alerts.webhookUrl" in the config (see docs/monitoring.md, "Alerts").\n',
+      'No alert channel is configured: set "alerts.webhookUrl" or "alerts.email" in the config (see docs/alerts.md).\n',
     );
     return EXIT_CONFIG;
   }
-  const result = await sendWebhook(
-    {
-      kind: 'test',
-      title: 'Test alert',
-      text: 'This is a test alert from RelayDesk (relaydesk alerts test). Alerts reach you here.',
-      time: Date.now(),
-    },
-    { url: webhookUrl, format: webhookFormat },
-  );
-  const where = new URL(webhookUrl).origin;
-  if (result.ok) {
-    io.stdout.write(`Test alert sent to ${where} (${webhookFormat}): HTTP ${result.status}\n`);
-    return 0;
+  const mail = email
+    ? openConfigMailer(config, { secrets: createKeychainStore(), env: io.env, dataDir })
+    : null;
+  try {
+    const result = await sendTestAlert(config.alerts, { mailer: mail?.mailer });
+    let failed = false;
+    if (webhookUrl && result.webhook) {
+      const where = new URL(webhookUrl).origin;
+      if (result.webhook.ok) {
+        io.stdout.write(`Test alert sent to ${where} (${webhookFormat}): HTTP ${result.webhook.status}\n`);
+      } else {
+        failed = true;
+        io.stderr.write(`The test alert to ${where} (${webhookFormat}) failed: ${result.webhook.error}\n`);
+      }
+    }
+    if (email && result.email) {
+      if (result.email.ok) io.stdout.write(`Test alert mailed to ${email}: ${result.email.reply}\n`);
+      else {
+        failed = true;
+        io.stderr.write(`The test alert mail to ${email} failed: ${result.email.error}\n`);
+      }
+    }
+    return failed ? 1 : 0;
+  } finally {
+    await mail?.close();
   }
-  io.stderr.write(`The test alert to ${where} (${webhookFormat}) failed: ${result.error}\n`);
-  return 1;
 }

@@ -52,6 +52,14 @@ export function defaultConfig(): RelayConfig {
     lanAuth: { mode: 'ignore', users: [] },
     lanTls: { certFile: null, keyFile: null, allowLegacyTls: false },
     pickup: { dir: null, badmailDir: null, settleSeconds: 2 },
-    alerts: { webhookUrl: null, webhookFormat: 'json', queueAgeMinutes: 30 },
+    alerts: {
+      webhookUrl: null,
+      webhookFormat: 'json',
+      queueAgeMinutes: 30,
+      email: null,
+      senderNotices: true,
+      digest: 'off',
+      digestHour: 8,
+    },
   };
 }

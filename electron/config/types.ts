@@ -129,6 +129,8 @@ export interface PickupConfig {
 
 export type AlertsWebhookFormat = 'json' | 'teams' | 'slack';
 
+export type AlertsDigest = 'off' | 'daily';
+
 export interface AlertsConfig {
   /** Where alerts are POSTed: https://, or http:// to a loopback receiver; null turns webhook alerts off. */
   webhookUrl: string | null;
@@ -136,6 +138,14 @@ export interface AlertsConfig {
   webhookFormat: AlertsWebhookFormat;
   /** The oldest queued message waiting longer than this raises a `queue-age` alert. */
   queueAgeMinutes: number;
+  /** The admin's address: alerts are also mailed there through the upstream; null: no mail alerts. */
+  email: string | null;
+  /** A message that failed for good earns its sender a delivery status notification, as IIS's NDR did. */
+  senderNotices: boolean;
+  /** `daily`: one summary a day at `digestHour` instead of each alert as it happens. */
+  digest: AlertsDigest;
+  /** The local hour (0-23) the daily digest goes out. */
+  digestHour: number;
 }
 
 export interface RelayConfig {

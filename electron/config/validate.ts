@@ -57,6 +57,7 @@ const SEND_AS = ['mailbox', 'from'] as const;
 const SENDER_MODES = ['keep', 'rewrite'] as const;
 const LAN_AUTH_MODES = ['ignore', 'check'] as const;
 const WEBHOOK_FORMATS = ['json', 'teams', 'slack'] as const;
+const ALERT_DIGESTS = ['off', 'daily'] as const;
 
 /** Key names that hold a secret, compared lower-case without `_` or `-`. */
 const SECRET_KEYS = new Set([
@@ -813,6 +814,14 @@ function readAlerts(raw: unknown, defaults: AlertsConfig, problems: Problems): A
       min: 1,
       max: 10080,
       hint: '1 minute to 7 days',
+    }),
+    email: section.nullableText('email', defaults.email, checkMailAddress),
+    senderNotices: section.flag('senderNotices', defaults.senderNotices),
+    digest: section.choice('digest', ALERT_DIGESTS, defaults.digest),
+    digestHour: section.integer('digestHour', defaults.digestHour, {
+      min: 0,
+      max: 23,
+      hint: 'the hour of the local day, 8 for 08:00',
     }),
   };
 }

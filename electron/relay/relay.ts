@@ -9,6 +9,7 @@ import type { ListenerConfig, RelayConfig } from '../config/types.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { createClientMatcher } from './access.ts';
 import { createAlerts, type Alerts } from './alerts.ts';
+import { createTransportMailer, NOTICE_HEADER_BYTES } from './alerts-mail.ts';
 import { describeUpstream } from './check.ts';
 import { createDelivery, type Delivery } from './delivery.ts';
 import type { Diagnosis } from './diagnosis.ts';
@@ -88,6 +89,12 @@ const DISK_RESERVE_BYTES = 64 * 1024 * 1024;
  */
 const FREE_SPACE_CACHE_MS = 1000;
 const FREE_SPACE_MARGIN_BYTES = 512 * 1024 * 1024;
+
+async function streamToBuffer(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
 
 export function createRelay(options: RelayOptions): Relay {
   const { config, logger } = options;
@@ -388,13 +395,20 @@ export function createRelay(options: RelayOptions): Relay {
       throw error;
     }
 
-    // Alerts: to the admin's webhook, by a route other than the mail that may be failing.
+    // Alerts: to the admin's webhook, and by mail through the upstream while the upstream works.
     alerts = createAlerts({
       config: config.alerts,
       events,
       listQueue: () => queue.list(),
       logger,
       fetch: options.fetch,
+      mailer: createTransportMailer(
+        transport,
+        () => sendingMailbox ?? readSignedIn(options.dataDir)?.username ?? null,
+      ),
+      upstreamHeld: () => queue.holdInfo !== null,
+      readHeaders: (message) => streamToBuffer(spool.openBody(message, { end: NOTICE_HEADER_BYTES })),
+      signedIn: delegated ? () => readSignedIn(options.dataDir) : undefined,
     });
     for (const message of loaded.messages) queue.add(message);
     // Held messages are queued too (loaded at a later start): their pickup files must not be queued again.
@@ -458,6 +472,7 @@ export function createRelay(options: RelayOptions): Relay {
     if (delivery) await delivery.stop(timeoutMs);
     await status?.flush();
     alerts?.stop();
+    // Alert mails and notices still in flight end here, before the process does.
     await alerts?.settled();
     logger.info('stopped', { queued: queue?.size ?? 0 });
   }

@@ -18,6 +18,7 @@ import {
   startRelay,
   tempDir,
   testConfig,
+  UPSTREAM_PASSWORD,
 } from './harness.ts';
 
 const teardown = createTeardown();
@@ -60,13 +61,56 @@ describe('alerts', () => {
     expect(hook.received.at(-1)!.body).toMatchObject({ kind: 'test' });
   });
 
+  it('a message refused for good: the admin gets an alert mail and the sender a notice, through the upstream', async () => {
+    const emulator = teardown.closing(await startExchangeEmulator());
+    emulator.script(
+      'rcpt',
+      '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup',
+      {
+        match: (address) => address === 'nobody@contoso.com',
+      },
+    );
+    const port = await freePort();
+    const relay = teardown.relay(
+      await startRelay({
+        config: testConfig(port, emulator.port, testCa.file, { alerts: { email: 'admin@contoso.com' } }),
+      }),
+    );
+    const scan =
+      'From: john@contoso.com\r\nTo: nobody@contoso.com\r\nSubject: Scan 7\r\nMessage-ID: <scan-7@mfp>\r\n\r\npage 1\r\n';
+    const sent = await sendMail(port, { from: 'john@contoso.com', to: ['nobody@contoso.com'], data: scan });
+    expect(sent.final).toMatch(/^250/);
+
+    const mails = await emulator.waitForMessages(2, 60_000);
+    const toAdmin = mails.find((m) => m.rcptTo.includes('admin@contoso.com'));
+    const toSender = mails.find((m) => m.rcptTo.includes('john@contoso.com'));
+    expect(toAdmin!.data.toString()).toMatch(/^Subject: RelayDesk on .*: A message failed for good: /m);
+    expect(toSender!.data.toString()).toMatch(/^Subject: Undeliverable: Scan 7$/m);
+    expect(toSender!.data.toString()).toMatch(
+      /^Content-Type: multipart\/report; report-type=delivery-status;/m,
+    );
+    expect(toSender!.data.toString()).toContain('Message-ID: <scan-7@mfp>');
+    await relay.waitForLog((r) => r.event === 'notice-sent');
+
+    const test = await relay.cli(['alerts', 'test', '--config', relay.configPath], {
+      RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
+    });
+    expect(test.stderr).toBe('');
+    expect(test.stdout).toMatch(/^Test alert mailed to admin@contoso\.com: 250 /m);
+    expect(test.code).toBe(0);
+    const [testMail] = await emulator.waitForMessages(3, 30_000).then((all) => all.slice(2));
+    expect(testMail!.data.toString()).toMatch(/^Subject: RelayDesk on .*: Test alert$/m);
+  });
+
   it('`alerts test` fails clearly without a webhook, and when the webhook refuses', async () => {
     const dir = teardown.dir(await tempDir());
     const configPath = join(dir, 'config.json');
     await writeFile(configPath, JSON.stringify(testConfig(2525, 587, testCa.file)));
     const none = await runCli(['alerts', 'test', '--config', configPath, '--data-dir', dir]);
     expect(none.code).not.toBe(0);
-    expect(none.stderr).toContain('No webhook is configured: set "alerts.webhookUrl"');
+    expect(none.stderr).toContain(
+      'No alert channel is configured: set "alerts.webhookUrl" or "alerts.email"',
+    );
 
     const hook = teardown.closing(await startWebhookReceiver());
     hook.answerWith(404);

@@ -7,13 +7,8 @@ import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AlertsConfig } from '../../electron/config/types.ts';
 import { parseConfig } from '../../electron/config/validate.ts';
-import {
-  createAlerts,
-  MAX_PER_HOUR,
-  sendWebhook,
-  webhookPayload,
-  type Alert,
-} from '../../electron/relay/alerts.ts';
+import { createAlerts, MAX_PER_HOUR, type Alert } from '../../electron/relay/alerts.ts';
+import { sendWebhook, webhookPayload } from '../../electron/relay/alerts-webhook.ts';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
 import type { Logger, LogFields } from '../../electron/relay/log.ts';
 import type { HoldInfo } from '../../electron/relay/queue.ts';
@@ -62,7 +57,7 @@ function setup(hook: WebhookReceiver, config: Partial<AlertsConfig> = {}) {
   const logger = recordingLogger();
   let queue: QueueItem[] = [];
   const alerts = createAlerts({
-    config: { webhookUrl: hook.url, webhookFormat: 'json', queueAgeMinutes: 30, ...config },
+    config: { ...parseConfig({}).config.alerts, webhookUrl: hook.url, ...config },
     events,
     listQueue: () => queue,
     logger,
@@ -98,11 +93,15 @@ function queued(id: string, receivedAt: number): QueueItem {
 const kinds = (hook: WebhookReceiver) => hook.received.map((r) => (r.body as { kind: string }).kind);
 
 describe('config', () => {
-  it('defaults to off, json, 30 minutes', () => {
+  it('defaults to off, json, 30 minutes, no admin mail, sender notices on, no digest', () => {
     expect(parseConfig({}).config.alerts).toEqual({
       webhookUrl: null,
       webhookFormat: 'json',
       queueAgeMinutes: 30,
+      email: null,
+      senderNotices: true,
+      digest: 'off',
+      digestHour: 8,
     });
   });
 
@@ -227,7 +226,7 @@ describe('dedupe and rate limit', () => {
     const hook = await receiver();
     const { events, alerts } = setup(hook);
     const failure = {
-      message: { envelope: { id: 'Q123' } },
+      message: { envelope: { id: 'Q123', mailFrom: 'scanner@contoso.com', client: { ip: '10.0.0.5' } } },
       recipients: [{ address: 'a@contoso.com' }, { address: 'b@contoso.com' }],
       diagnosis: signInRefused,
     };
@@ -301,7 +300,7 @@ describe('dedupe and rate limit', () => {
   it('listens to nothing when no webhook is configured', () => {
     const events = new EventEmitter();
     const alerts = createAlerts({
-      config: { webhookUrl: null, webhookFormat: 'json', queueAgeMinutes: 30 },
+      config: parseConfig({}).config.alerts,
       events,
       listQueue: () => [],
       logger: recordingLogger(),
