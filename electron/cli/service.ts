@@ -1,8 +1,9 @@
 /**
  * `relaydesk service print | install | uninstall | status`: run the relay from boot, with nobody
  * signed in. `print` shows the definition for this OS (or `--for` another). `install` does the
- * whole job only for systemd, where it is one file and two systemctl calls; for launchd and
- * Windows it prints the exact commands an administrator runs, and says that it installed nothing.
+ * whole job for systemd (one file and two systemctl calls) and Windows (WinSW from node-windows,
+ * service/windows.ts); for launchd it prints the exact commands an administrator runs, and says
+ * that it installed nothing.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,10 +22,17 @@ import {
   SYSTEMD_ENV_FILE,
   SYSTEMD_STATE_DIR,
   SYSTEMD_UNIT_PATH,
-  WINDOWS_SERVICE_ID,
+  WINDOWS_SERVICE_ACCOUNT,
   type ServiceSpec,
   type ServiceTarget,
 } from '../service/definitions.ts';
+import {
+  isElevated,
+  runWindowsPlan,
+  shippedWinsw,
+  windowsServiceDir,
+  windowsServicePlan,
+} from '../service/windows.ts';
 import type { CliIo } from './context.ts';
 
 export interface ServiceFlags {
@@ -80,7 +88,9 @@ export async function serviceCommand(args: string[], flags: ServiceFlags, io: Cl
     return 0;
   }
   if (target === 'systemd') return systemd(action, definition, spec, io);
-  io.stdout.write(manualSteps(target, action, spec));
+  if (target === 'windows')
+    return windows(action as 'install' | 'uninstall' | 'status', definition, spec, io);
+  io.stdout.write(manualSteps(action, spec));
   io.stderr.write(
     `RelayDesk did not ${action} anything itself: run the commands above as an administrator.\n`,
   );
@@ -179,6 +189,41 @@ async function systemd(action: string, definition: string, spec: ServiceSpec, io
   return 0;
 }
 
+// ---- Windows: done here, with WinSW --------------------------------------------------------
+
+async function windows(
+  action: 'install' | 'uninstall' | 'status',
+  definition: string,
+  spec: ServiceSpec,
+  io: CliIo,
+): Promise<number> {
+  if (action !== 'status' && !isElevated()) {
+    io.stderr.write(
+      `Installing a Windows service needs administrator rights: run \`relaydesk service ${action}\` in a ` +
+        'Command Prompt opened with "Run as administrator".\n',
+    );
+    return 1;
+  }
+  const serviceDir = windowsServiceDir(io.env);
+  const steps = windowsServicePlan({
+    action,
+    xml: definition,
+    dataDir: spec.dataDir,
+    serviceDir,
+    winsw: shippedWinsw(),
+  });
+  const status = await runWindowsPlan(steps, io.stdout, io.stderr);
+  if (status !== 0 || action === 'status') return status;
+  io.stdout.write(
+    action === 'install'
+      ? `The RelayDesk service is installed and started: it runs as ${WINDOWS_SERVICE_ACCOUNT} from ${serviceDir},\n` +
+          `starts with Windows and restarts when it stops unexpectedly. Data and logs: ${spec.dataDir}.\n` +
+          'Give it the upstream password as docs/service.md says ("Where the upstream password goes").\n'
+      : `The RelayDesk service is removed. The data folder ${spec.dataDir} is kept.\n`,
+  );
+  return 0;
+}
+
 function systemctl(io: CliIo, ...args: string[]): number {
   const result = spawnSync('systemctl', args, { encoding: 'utf8' });
   if (result.error) {
@@ -190,66 +235,37 @@ function systemctl(io: CliIo, ...args: string[]): number {
   return result.status ?? 1;
 }
 
-// ---- launchd and Windows: the admin runs these --------------------------------------------
+// ---- launchd: the admin runs these ---------------------------------------------------------
 
 function shellWord(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-function cmdWord(text: string): string {
-  return /^[\w:.\\-]+$/.test(text) ? text : `"${text}"`;
-}
-
-export function manualSteps(target: ServiceTarget, action: string, spec: ServiceSpec): string {
-  const printFlags = `--config ${target === 'windows' ? cmdWord(spec.configPath) : shellWord(spec.configPath)} --data-dir ${target === 'windows' ? cmdWord(spec.dataDir) : shellWord(spec.dataDir)}`;
-  if (target === 'launchd') {
-    const data = shellWord(spec.dataDir);
-    const steps: Record<string, string[]> = {
-      install: [
-        `# 1. A hidden account for the relay (pick a free id below 500 if 480 is taken: dscl . -list /Users UniqueID)`,
-        `sudo dscl . -create /Groups/${LAUNCHD_USER} PrimaryGroupID 480`,
-        `sudo dscl . -create /Users/${LAUNCHD_USER} UniqueID 480`,
-        `sudo dscl . -create /Users/${LAUNCHD_USER} PrimaryGroupID 480`,
-        `sudo dscl . -create /Users/${LAUNCHD_USER} UserShell /usr/bin/false`,
-        `sudo dscl . -create /Users/${LAUNCHD_USER} NFSHomeDirectory /var/empty`,
-        `# 2. Its private data folder (put config.json in it)`,
-        `sudo mkdir -p ${shellWord(`${spec.dataDir}/logs`)}`,
-        `sudo chown -R ${LAUNCHD_USER}:${LAUNCHD_USER} ${data} && sudo chmod 700 ${data}`,
-        `# 3. The daemon definition, then start it`,
-        `relaydesk service print --for launchd ${printFlags} | sudo tee ${LAUNCHD_PLIST_PATH} >/dev/null`,
-        `sudo chown root:wheel ${LAUNCHD_PLIST_PATH} && sudo chmod 644 ${LAUNCHD_PLIST_PATH}`,
-        `sudo launchctl bootstrap system ${LAUNCHD_PLIST_PATH}`,
-      ],
-      uninstall: [
-        `sudo launchctl bootout system/${LAUNCHD_LABEL}`,
-        `sudo rm ${LAUNCHD_PLIST_PATH}`,
-        `# the data folder ${data} is kept`,
-      ],
-      status: [`sudo launchctl print system/${LAUNCHD_LABEL}`],
-    };
-    return `${steps[action]!.join('\n')}\n`;
-  }
-  const serviceDir = 'C:\\Program Files\\RelayDesk Service';
-  const exe = `${serviceDir}\\relaydesk-service.exe`;
+export function manualSteps(action: string, spec: ServiceSpec): string {
+  const printFlags = `--config ${shellWord(spec.configPath)} --data-dir ${shellWord(spec.dataDir)}`;
+  const data = shellWord(spec.dataDir);
   const steps: Record<string, string[]> = {
     install: [
-      'REM In an elevated Command Prompt. WinSW ships in the npm package node-windows (bin\\winsw\\winsw.exe):',
-      'REM   npm install --prefix %TEMP%\\winsw node-windows',
-      `mkdir ${cmdWord(serviceDir)}`,
-      `copy %TEMP%\\winsw\\node_modules\\node-windows\\bin\\winsw\\winsw.exe ${cmdWord(exe)}`,
-      `relaydesk service print --for windows ${printFlags} > ${cmdWord(`${serviceDir}\\relaydesk-service.xml`)}`,
-      'REM The data folder, private to LocalService, SYSTEM and Administrators (put config.json in it):',
-      `mkdir ${cmdWord(`${spec.dataDir}\\logs`)}`,
-      `icacls ${cmdWord(spec.dataDir)} /inheritance:r /grant:r "NT AUTHORITY\\LocalService:(OI)(CI)M" "NT AUTHORITY\\SYSTEM:(OI)(CI)F" "BUILTIN\\Administrators:(OI)(CI)F"`,
-      `${cmdWord(exe)} install`,
-      `${cmdWord(exe)} start`,
+      `# 1. A hidden account for the relay (pick a free id below 500 if 480 is taken: dscl . -list /Users UniqueID)`,
+      `sudo dscl . -create /Groups/${LAUNCHD_USER} PrimaryGroupID 480`,
+      `sudo dscl . -create /Users/${LAUNCHD_USER} UniqueID 480`,
+      `sudo dscl . -create /Users/${LAUNCHD_USER} PrimaryGroupID 480`,
+      `sudo dscl . -create /Users/${LAUNCHD_USER} UserShell /usr/bin/false`,
+      `sudo dscl . -create /Users/${LAUNCHD_USER} NFSHomeDirectory /var/empty`,
+      `# 2. Its private data folder (put config.json in it)`,
+      `sudo mkdir -p ${shellWord(`${spec.dataDir}/logs`)}`,
+      `sudo chown -R ${LAUNCHD_USER}:${LAUNCHD_USER} ${data} && sudo chmod 700 ${data}`,
+      `# 3. The daemon definition, then start it`,
+      `relaydesk service print --for launchd ${printFlags} | sudo tee ${LAUNCHD_PLIST_PATH} >/dev/null`,
+      `sudo chown root:wheel ${LAUNCHD_PLIST_PATH} && sudo chmod 644 ${LAUNCHD_PLIST_PATH}`,
+      `sudo launchctl bootstrap system ${LAUNCHD_PLIST_PATH}`,
     ],
     uninstall: [
-      `${cmdWord(exe)} stop`,
-      `${cmdWord(exe)} uninstall`,
-      `REM the data folder ${spec.dataDir} is kept`,
+      `sudo launchctl bootout system/${LAUNCHD_LABEL}`,
+      `sudo rm ${LAUNCHD_PLIST_PATH}`,
+      `# the data folder ${data} is kept`,
     ],
-    status: [`sc query ${WINDOWS_SERVICE_ID}`],
+    status: [`sudo launchctl print system/${LAUNCHD_LABEL}`],
   };
-  return `${steps[action]!.join('\r\n')}\r\n`;
+  return `${steps[action]!.join('\n')}\n`;
 }

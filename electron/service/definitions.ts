@@ -28,6 +28,8 @@ export const LAUNCHD_LABEL = 'org.relaydesk.relay';
 export const LAUNCHD_PLIST_PATH = `/Library/LaunchDaemons/${LAUNCHD_LABEL}.plist`;
 export const LAUNCHD_USER = '_relaydesk';
 export const WINDOWS_SERVICE_ID = 'RelayDesk';
+/** The built-in account the Windows service runs as: no password, few rights, its own profile. */
+export const WINDOWS_SERVICE_ACCOUNT = 'NT AUTHORITY\\LocalService';
 
 /** The data folder a service uses when none is given: a system location, not a user's profile. */
 export const DEFAULT_SERVICE_DATA_DIR: Record<ServiceTarget, string> = {
@@ -232,6 +234,9 @@ export function winswXml(spec: ServiceSpec): string {
     .map(windowsArg)
     .join(' ');
   const logs = `${spec.dataDir.replace(/\\+$/, '')}\\logs`;
+  const [domain, user] = WINDOWS_SERVICE_ACCOUNT.split('\\');
+  // Only elements WinSW 1.17 reads (the winsw.exe node-windows ships): it ignores any other, so a
+  // newer WinSW's <username> would leave the service running as LocalSystem.
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     '<!-- RelayDesk SMTP relay, a WinSW service definition written by `relaydesk service install`',
@@ -242,8 +247,9 @@ export function winswXml(spec: ServiceSpec): string {
     `  <description>Relays mail from office devices (port ${spec.port}) to Microsoft 365.</description>`,
     `  <executable>${xmlEscape(spec.nodePath)}</executable>`,
     `  <arguments>${xmlEscape(args)}</arguments>`,
+    // A service starts in System32: the data folder is where relative paths should land.
+    `  <workingdirectory>${xmlEscape(spec.dataDir)}</workingdirectory>`,
     '  <startmode>Automatic</startmode>',
-    '  <delayedAutoStart>true</delayedAutoStart>',
     '  <onfailure action="restart" delay="10 sec"/>',
     '  <onfailure action="restart" delay="60 sec"/>',
     '  <resetfailure>1 hour</resetfailure>',
@@ -251,7 +257,10 @@ export function winswXml(spec: ServiceSpec): string {
     `  <logpath>${xmlEscape(logs)}</logpath>`,
     '  <log mode="roll-by-size"/>',
     '  <serviceaccount>',
-    '    <username>NT AUTHORITY\\LocalService</username>',
+    `    <domain>${domain}</domain>`,
+    `    <user>${user}</user>`,
+    // WinSW 1.x installs with this password: LocalService has none.
+    '    <password></password>',
     '  </serviceaccount>',
     '</service>',
     '',

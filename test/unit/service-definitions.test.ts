@@ -204,7 +204,7 @@ function parseXml(xml: string): { status: number | null; stdout: string; stderr:
     'import json,sys,xml.etree.ElementTree as ET\n' +
     'root = ET.parse(sys.argv[1]).getroot()\n' +
     'print(json.dumps({"tag": root.tag, "children": [[c.tag, c.text, c.attrib] for c in root] ,' +
-    ' "user": root.findtext("serviceaccount/username")}))';
+    ' "user": root.findtext("serviceaccount/domain") + "\\\\" + root.findtext("serviceaccount/user")}))';
   return spawnSync('python3', ['-c', script, path], { encoding: 'utf8' });
 }
 
@@ -238,7 +238,7 @@ describe('WinSW service XML', () => {
       windowsSpec.dataDir,
     ]);
     expect(text('startmode')).toBe('Automatic');
-    expect(text('delayedAutoStart')).toBe('true');
+    expect(text('workingdirectory')).toBe(windowsSpec.dataDir);
     expect(text('stoptimeout')).toBe('60 sec');
     expect(service.children.filter(([name]) => name === 'onfailure')[0]![2]).toEqual({
       action: 'restart',
@@ -275,33 +275,13 @@ describe('WinSW service XML', () => {
 });
 
 describe('the commands printed where install cannot act itself', () => {
-  it('Windows: copies winsw.exe from node-windows beside the XML and installs with it', () => {
-    const spec: ServiceSpec = {
-      nodePath: 'C:\\Program Files\\nodejs\\node.exe',
-      cliPath: 'C:\\RelayDesk\\bin\\relaydesk.js',
-      configPath: 'D:\\Relay Desk\\config.json',
-      dataDir: 'D:\\Relay Desk',
-      port: 25,
-    };
-    const lines = manualSteps('windows', 'install', spec).split('\r\n');
-    expect(lines).toContain(
-      'copy %TEMP%\\winsw\\node_modules\\node-windows\\bin\\winsw\\winsw.exe "C:\\Program Files\\RelayDesk Service\\relaydesk-service.exe"',
-    );
-    expect(lines).toContain(
-      'relaydesk service print --for windows --config "D:\\Relay Desk\\config.json" --data-dir "D:\\Relay Desk" > "C:\\Program Files\\RelayDesk Service\\relaydesk-service.xml"',
-    );
-    expect(lines).toContain('"C:\\Program Files\\RelayDesk Service\\relaydesk-service.exe" install');
-  });
-
   it('macOS: the plist printed with the same folders, then launchctl bootstrap', () => {
-    const out = manualSteps('launchd', 'install', awkward);
+    const out = manualSteps('install', awkward);
     // The folder is single-quoted for the shell, its own ' closed and escaped.
     expect(out).toContain(`--data-dir '/srv/relay desk/50% "q" $HOME '\\''x'\\'''`);
     expect(out).toContain(
       'sudo launchctl bootstrap system /Library/LaunchDaemons/org.relaydesk.relay.plist\n',
     );
-    expect(manualSteps('launchd', 'uninstall', awkward)).toContain(
-      'sudo launchctl bootout system/org.relaydesk.relay',
-    );
+    expect(manualSteps('uninstall', awkward)).toContain('sudo launchctl bootout system/org.relaydesk.relay');
   });
 });
