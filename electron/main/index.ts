@@ -23,6 +23,7 @@ import { registerAppScheme, serveRenderer } from './protocol.ts';
 import { watchSessionEnd } from './session-end.ts';
 import { startUpdates } from './updates.ts';
 import { createTray, type TrayController } from './tray.ts';
+import { offerService, serviceDataDirs, startServiceTray } from './service-tray.ts';
 import { createMainWindow } from './window.ts';
 
 /** Built layout: out/main/index.js, out/preload/index.cjs, renderer/dist, build/ beside them in the app. */
@@ -69,6 +70,16 @@ function startupFailed(error: unknown): void {
 }
 
 async function start(): Promise<void> {
+  // A relay already runs as the service: the tray shows and drives it; no second relay starts here.
+  const serviceTray = await startServiceTray({
+    iconDir: join(appRoot, 'build/tray'),
+    dataDirs: serviceDataDirs(dataDir),
+    quit: () => app.exit(0),
+  });
+  if (serviceTray) {
+    log.info('started beside the service', { dataDir: serviceTray.remote.dataDir });
+    return;
+  }
   const relayLogger = createLogger({ dir: join(dataDir, 'logs'), console: false });
   const service = createRelayService({
     dataDir,
@@ -170,6 +181,7 @@ async function start(): Promise<void> {
         }
         tray?.update(service.status());
       },
+      offerService: () => void offerService(dataDir),
       quit: () => app.quit(),
     },
     service.status(),

@@ -1,7 +1,8 @@
 /**
  * The tray icon: its picture and tooltip from the relay's health, and its menu (Open, Send test
  * email, Pause/Resume, Start at login, Quit). `trayView` and `trayMenu` are plain functions of the
- * status, so what the tray shows is tested without a desktop.
+ * status, so what the tray shows is tested without a desktop. When the relay runs as a service the
+ * tray shows that service instead (`serviceTrayMenu`, app/service-remote.ts).
  */
 import { join } from 'node:path';
 import { Menu, nativeImage, Tray, type MenuItemConstructorOptions } from 'electron';
@@ -22,6 +23,15 @@ export interface TrayActions {
   /** Null where there is no way to start at login (the menu then leaves the item out). */
   startAtLogin(): boolean | null;
   setStartAtLogin(enabled: boolean): void;
+  /** Says how to run the relay as a service; absent where the app cannot offer it. */
+  offerService?: () => void;
+  quit(): void;
+}
+
+/** The tray of a relay that runs as a service: it shows it and drives it, it does not run one. */
+export interface ServiceTrayActions {
+  retryNow(): void;
+  /** Ends the tray only: the service keeps relaying. */
   quit(): void;
 }
 
@@ -79,8 +89,24 @@ export function trayMenu(
       click: (item) => actions.setStartAtLogin(item.checked),
     });
   }
+  if (actions.offerService) {
+    const offer = actions.offerService;
+    items.push({ label: 'Run the relay as a service (works before anyone signs in)…', click: () => offer() });
+  }
   items.push({ type: 'separator' }, { label: 'Quit RelayDesk', click: () => actions.quit() });
   return items;
+}
+
+export function serviceTrayMenu(view: TrayView, actions: ServiceTrayActions): MenuItemConstructorOptions[] {
+  return [
+    { label: view.tooltip, enabled: false },
+    ...(view.signedIn ? [{ label: view.signedIn, enabled: false }] : []),
+    { label: 'Runs as a service: works before anyone signs in', enabled: false },
+    { type: 'separator' },
+    { label: 'Retry queued mail now', enabled: view.icon !== 'error', click: () => actions.retryNow() },
+    { type: 'separator' },
+    { label: 'Quit (the service keeps relaying)', click: () => actions.quit() },
+  ];
 }
 
 export interface TrayController {
@@ -89,8 +115,38 @@ export interface TrayController {
 }
 
 export function createTray(iconDir: string, actions: TrayActions, initial: AppStatus): TrayController {
+  return trayWith(
+    iconDir,
+    initial,
+    (view, configured) => trayMenu(view, actions, configured),
+    () => actions.open(),
+    () => actions.startAtLogin(),
+  );
+}
+
+export function createServiceTray(
+  iconDir: string,
+  actions: ServiceTrayActions,
+  initial: AppStatus,
+): TrayController {
+  return trayWith(
+    iconDir,
+    initial,
+    (view) => serviceTrayMenu(view, actions),
+    null,
+    () => null,
+  );
+}
+
+function trayWith(
+  iconDir: string,
+  initial: AppStatus,
+  menuOf: (view: TrayView, configured: boolean) => MenuItemConstructorOptions[],
+  onClick: (() => void) | null,
+  startAtLogin: () => boolean | null,
+): TrayController {
   const tray = new Tray(nativeImage.createFromPath(trayIconFile(iconDir, initial.health)));
-  tray.on('click', () => actions.open());
+  if (onClick) tray.on('click', onClick);
   let shown: Health | null = initial.health;
   let menuShown = '';
 
@@ -103,11 +159,11 @@ export function createTray(iconDir: string, actions: TrayActions, initial: AppSt
     const configured = status.state !== 'unconfigured';
     // Status arrives every few seconds; a new menu while one is open closes it on Linux, so the
     // menu is rebuilt only when something it shows has changed.
-    const menuKey = JSON.stringify([view, configured, actions.startAtLogin()]);
+    const menuKey = JSON.stringify([view, configured, startAtLogin()]);
     if (menuKey === menuShown) return;
     menuShown = menuKey;
     tray.setToolTip(view.tooltip);
-    tray.setContextMenu(Menu.buildFromTemplate(trayMenu(view, actions, configured)));
+    tray.setContextMenu(Menu.buildFromTemplate(menuOf(view, configured)));
   }
 
   update(initial);
