@@ -48,6 +48,7 @@ import type {
   CheckView,
   ConfigView,
   NetworkSuggestion,
+  PushedEvents,
   QueueCountsView,
   QueueItem,
   RelayState,
@@ -55,7 +56,6 @@ import type {
   SecretSource,
   SignedInView,
   SignInMethod,
-  SignInPromptView,
   SignInResultView,
   TestEmailView,
   UpstreamView,
@@ -94,13 +94,8 @@ export interface Notice {
   body: string;
 }
 
-export interface ServiceEvents {
-  status: [AppStatus];
-  activity: [ActivityEntry];
-  notice: [Notice];
-  'test-email': [TestEmailView];
-  signin: [SignInPromptView];
-}
+/** The pushes the IPC contract forwards to the window (status, activity, test-email, signin), and notices. */
+export type ServiceEvents = PushedEvents & { notice: [Notice] };
 
 export interface RelayService {
   readonly events: EventEmitter<ServiceEvents>;
