@@ -51,6 +51,7 @@ export function createHandlers({ service, reportRendererError }: HandlerDeps): H
     'upstream:check': ({ config }) => service.testConnection(config),
     'signin:start': ({ method, config }) => service.signIn(method, config),
     'mail:send-test': ({ to }) => service.sendTestEmail(to),
+    'alerts:test': () => service.sendTestAlert(),
     'device:allow': ({ ip }) => service.allowDevice(ip),
     'network:suggest': async () => service.suggestNetwork(),
     'lan-user:hash': ({ password }) => hashOneAtATime(password),

@@ -15,8 +15,7 @@ export const SERVICE_POLL_MS = 5_000;
 
 /** What the tray shows of a relay it does not run: its own report, said to be the service's. */
 export function appStatusOfService(status: RelayStatus, queue: QueueEntry[], now: number): AppStatus {
-  const waiting = queue.filter((item) => item.status !== 'failed').map((item) => item.receivedAt);
-  const input = relayHealthInput(status, waiting, now);
+  const input = relayHealthInput(status, queue, now);
   const { heldSince: _heldSince, ...upstream } = status.upstream;
   return {
     state: 'running',

@@ -31,6 +31,7 @@ import type {
   SecretResult,
   SignInMethod,
   SignInResultView,
+  TestAlertView,
   TestEmailView,
 } from '../shared/ipc.ts';
 import { createAppConfig } from './config-apply.ts';
@@ -42,6 +43,7 @@ import { createRelayLifecycle } from './relay-lifecycle.ts';
 import { createStatusView } from './status-view.ts';
 import { createUpstreamSecrets } from './upstream-secrets.ts';
 import { sendTestEmail, testConnection } from './upstream-test.ts';
+import { sendAppTestAlert } from './test-alert.ts';
 
 export interface RelayServiceOptions {
   dataDir: string;
@@ -93,6 +95,8 @@ export interface RelayService {
   storeSecret(kind: SecretKind, secret: string, raw: unknown): Promise<SecretResult>;
   testConnection(raw: unknown): Promise<CheckView>;
   sendTestEmail(to: string | null): Promise<TestEmailView>;
+  /** One test alert on every channel of the saved config's `alerts` (webhook, admin mail). */
+  sendTestAlert(): Promise<TestAlertView>;
   /** Signs in with Microsoft for the app in `raw` (a draft config); the prompt goes out as a `signin` event. */
   signIn(method: SignInMethod, raw: unknown): Promise<SignInResultView>;
   suggestNetwork(): NetworkSuggestion;
@@ -273,6 +277,13 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
       const result = await sendTestEmail(to, { appConfig, upstreamDeps, logger, activity });
       events.emit('test-email', result);
       changed();
+      return result;
+    },
+    async sendTestAlert() {
+      const result = await sendAppTestAlert(appConfig.config, upstreamDeps);
+      for (const line of result.channels) {
+        logger.info('alert-test', { channel: line.channel, ok: line.ok, detail: line.detail });
+      }
       return result;
     },
     suggestNetwork: () => suggestNetworks(),

@@ -7,20 +7,7 @@ import type { RelayConfig } from '../config/types.ts';
 import { openConfigMailer } from '../relay/alerts-mail.ts';
 import { sendTestAlert } from '../relay/alerts.ts';
 import type { UpstreamDeps } from '../relay/upstream.ts';
-
-export interface TestAlertChannelView {
-  channel: 'webhook' | 'email';
-  /** Where it went: the webhook's scheme and host (its path holds its key), or the admin's address. */
-  target: string;
-  ok: boolean;
-  /** The receiver's answer (`HTTP 200`, `250 2.0.0 OK ...`) or why it failed. */
-  detail: string;
-}
-
-export interface TestAlertView {
-  /** Empty when no channel is configured. */
-  channels: TestAlertChannelView[];
-}
+import type { TestAlertChannelView, TestAlertView } from '../shared/ipc.ts';
 
 export async function sendAppTestAlert(config: RelayConfig, deps: UpstreamDeps): Promise<TestAlertView> {
   const { webhookUrl, email } = config.alerts;

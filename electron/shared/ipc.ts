@@ -159,6 +159,21 @@ export interface TestEmailView {
   at: number;
 }
 
+/** One channel's answer to "Send a test alert": where it went and what the receiver said. */
+export interface TestAlertChannelView {
+  channel: 'webhook' | 'email';
+  /** The webhook's scheme and host (its path holds its key), or the admin's address. */
+  target: string;
+  ok: boolean;
+  /** The receiver's answer (`HTTP 200`, `250 2.0.0 OK ...`) or why it failed. */
+  detail: string;
+}
+
+export interface TestAlertView {
+  /** Empty when no alert channel is configured. */
+  channels: TestAlertChannelView[];
+}
+
 export interface NetworkSuggestion {
   hostname: string;
   /** This computer's IPv4 networks: the devices are usually on one of them. */
@@ -292,6 +307,7 @@ export const REQUESTS = {
       return { to: f.to as string | null };
     },
   }),
+  'alerts:test': plain<TestAlertView>()('sendTestAlert'),
   'device:allow': request<ApplyResult>()({
     method: 'allowDevice',
     payload: (ip: string) => ({ ip }),

@@ -429,6 +429,7 @@ describe('the preload', () => {
       storeSecret: () => api.storeSecret('password', 'x', {}),
       testConnection: () => api.testConnection(null),
       sendTestEmail: () => api.sendTestEmail(null),
+      sendTestAlert: () => api.sendTestAlert(),
       signIn: () => api.signIn('browser', {}),
       allowDevice: () => api.allowDevice('10.0.0.5'),
       suggestNetwork: () => api.suggestNetwork(),

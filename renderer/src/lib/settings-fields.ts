@@ -331,4 +331,49 @@ export const SETTINGS_SECTIONS: SettingsSection[] = [
       },
     ],
   },
+  {
+    id: 'alerts',
+    title: 'Alerts',
+    fields: [
+      {
+        path: 'alerts.email',
+        label: 'Admin address for alerts',
+        help: 'Alerts are mailed here through the upstream while it works (docs/alerts.md). Empty: none.',
+        kind: text(true),
+      },
+      {
+        path: 'alerts.webhookUrl',
+        label: 'Webhook',
+        help: 'A Teams or Slack incoming webhook, or your own receiver (https). Empty: none.',
+        kind: text(true),
+      },
+      {
+        path: 'alerts.webhookFormat',
+        label: 'Webhook format',
+        kind: select(['json', 'JSON'], ['teams', 'Microsoft Teams'], ['slack', 'Slack']),
+      },
+      {
+        path: 'alerts.queueAgeMinutes',
+        label: 'Alert when mail waits longer than (minutes)',
+        kind: number,
+      },
+      {
+        path: 'alerts.digest',
+        label: 'How often',
+        kind: select(['off', 'Each alert as it happens'], ['daily', 'One summary a day']),
+      },
+      {
+        path: 'alerts.digestHour',
+        label: 'Summary at (hour, 0-23)',
+        kind: number,
+        when: (get) => get('alerts.digest') === 'daily',
+      },
+      {
+        path: 'alerts.senderNotices',
+        label: 'Tell the sender when a message fails for good',
+        help: "A non-delivery notice to the device's sender address, as IIS SMTP sent.",
+        kind: { type: 'checkbox' },
+      },
+    ],
+  },
 ];
