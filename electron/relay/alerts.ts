@@ -8,6 +8,7 @@
  * earns its sender a notice, as IIS SMTP's NDR did.
  */
 import type { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import type { AlertsConfig } from '../config/types.ts';
 import {
@@ -19,6 +20,7 @@ import {
 } from './alerts-mail.ts';
 import { sendWebhook, webhookOrigin, type WebhookResult } from './alerts-webhook.ts';
 import type { Diagnosis } from './diagnosis.ts';
+import { nodeFileSystem, replaceFile, retrying } from './fs-retry.ts';
 import type { Logger } from './log.ts';
 import type { SignedInAccount } from './oauth/signed-in.ts';
 import type { HoldInfo } from './queue.ts';
@@ -87,6 +89,28 @@ export interface AlertsOptions {
   readHeaders?: (message: SpooledMessage) => Promise<Buffer>;
   /** The delegated sign-in, if the upstream uses one: for the "sign-in expiring" alert. */
   signedIn?: () => SignedInAccount | null;
+  /**
+   * Where the daily digest keeps what it collected and when it is due, so that a restart (Windows
+   * Update at night) loses neither. Absent: kept in memory only.
+   */
+  digestFile?: string;
+}
+
+interface DigestState {
+  collected: Alert[];
+  dueAt: number;
+}
+
+/** The saved digest, or null when there is none or it cannot be read (then it starts afresh). */
+function readDigest(file: string | undefined): DigestState | null {
+  if (!file) return null;
+  try {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<DigestState>;
+    if (!Array.isArray(saved.collected) || typeof saved.dueAt !== 'number') return null;
+    return { collected: saved.collected, dueAt: saved.dueAt };
+  } catch {
+    return null;
+  }
 }
 
 export interface Alerts {
@@ -127,9 +151,11 @@ export function createAlerts(options: AlertsOptions): Alerts {
   const deniedAt = new Map<string, number>();
   let sentTimes: number[] = [];
   let suppressed = 0;
-  /** Alerts waiting for the daily digest. */
-  let collected: Alert[] = [];
-  let digestAt = nextDigestTime(now(), config.digestHour);
+  /** Alerts waiting for the daily digest, and when it is due (kept in `digestFile` across restarts). */
+  const savedDigest = config.digest === 'daily' ? readDigest(options.digestFile) : null;
+  let collected: Alert[] = savedDigest?.collected ?? [];
+  let digestAt = savedDigest?.dueAt ?? nextDigestTime(now(), config.digestHour);
+  let savingDigest: Promise<void> = Promise.resolve();
   /** Alerts that could not be mailed while the upstream was down: mailed once it takes mail again. */
   let missedByEmail: Alert[] = [];
   let noticeTimes: { time: number; to: string }[] = [];
@@ -183,10 +209,25 @@ export function createAlerts(options: AlertsOptions): Alerts {
     }
   }
 
+  /** One write at a time, each the whole state: the last one written is the latest. */
+  function saveDigest(): void {
+    const file = options.digestFile;
+    if (!file) return;
+    const state: DigestState = { collected, dueAt: digestAt };
+    const saving = savingDigest.then(() =>
+      replaceFile(retrying(nodeFileSystem), file, JSON.stringify(state)).catch((error: Error) =>
+        logger.warn('alerts-digest-unsaved', { file, error: error.message }),
+      ),
+    );
+    savingDigest = saving;
+    track(saving);
+  }
+
   function raise(alert: Alert): void {
     if (!alerting) return;
     if (config.digest === 'daily') {
       collected.push(alert);
+      saveDigest();
       return;
     }
     const time = alert.time;
@@ -385,6 +426,7 @@ export function createAlerts(options: AlertsOptions): Alerts {
     if (config.digest === 'daily' && time >= digestAt) {
       sendDigest(time);
       digestAt = nextDigestTime(time, config.digestHour);
+      saveDigest();
     }
   }
 

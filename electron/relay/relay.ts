@@ -409,6 +409,7 @@ export function createRelay(options: RelayOptions): Relay {
       upstreamHeld: () => queue.holdInfo !== null,
       readHeaders: (message) => streamToBuffer(spool.openBody(message, { end: NOTICE_HEADER_BYTES })),
       signedIn: delegated ? () => readSignedIn(options.dataDir) : undefined,
+      digestFile: join(options.dataDir, 'alerts-digest.json'),
     });
     for (const message of loaded.messages) queue.add(message);
     // Held messages are queued too (loaded at a later start): their pickup files must not be queued again.

@@ -4,6 +4,9 @@
  * the upstream is what failed; sign-in expiring; the daily digest, driven by a test clock.
  */
 import { EventEmitter } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AlertsConfig } from '../../electron/config/types.ts';
 import { parseConfig } from '../../electron/config/validate.ts';
@@ -99,6 +102,7 @@ interface SetupOptions {
   signedIn?: SignedInAccount | null;
   /** Local time the test clock starts at. */
   start?: Date;
+  digestFile?: string;
 }
 
 async function setup(options: SetupOptions = {}) {
@@ -130,6 +134,7 @@ async function setup(options: SetupOptions = {}) {
     upstreamHeld: () => state.held,
     readHeaders: async () => Buffer.from(options.headers ?? ORIGINAL_HEADERS, 'latin1'),
     signedIn: () => state.signedIn,
+    digestFile: options.digestFile,
   });
   closers.push(async () => alerts.stop());
   const hold = (): HoldInfo => ({
@@ -351,6 +356,33 @@ describe('sign-in expiring', () => {
 });
 
 describe('daily digest', () => {
+  it('keeps what it collected and when it is due across a restart (Windows Update at night)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relaydesk-digest-'));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const digestFile = join(dir, 'alerts-digest.json');
+    const hook = await webhook();
+    const config = { digest: 'daily' as const, digestHour: 8 };
+    const before = await setup({ hook, config, digestFile, start: new Date(2026, 0, 5, 17, 0) });
+    before.events.emit('denied', { ip: '10.0.0.1', sender: '' });
+    before.events.emit('denied', { ip: '10.0.0.2', sender: '' });
+    await before.alerts.settled();
+    before.alerts.stop();
+    expect(existsSync(digestFile)).toBe(true);
+
+    // Restarted at 03:00, and down again at 08:00: the summary goes at the first minute it runs after that.
+    const after = await setup({ hook, config, digestFile, start: new Date(2026, 0, 6, 3, 0) });
+    after.events.emit('denied', { ip: '10.0.0.3', sender: '' });
+    after.clock.now = new Date(2026, 0, 6, 9, 12).getTime();
+    after.alerts.tick();
+    await after.alerts.settled();
+    expect(hook.received).toHaveLength(1);
+    const digest = hook.received[0]!.body as { title: string; text: string };
+    expect(digest.title).toBe('Daily summary: 3 alerts');
+    for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) expect(digest.text).toContain(ip);
+    const saved = JSON.parse(readFileSync(digestFile, 'utf8')) as { collected: unknown[]; dueAt: number };
+    expect(saved).toEqual({ collected: [], dueAt: new Date(2026, 0, 7, 8, 0).getTime() });
+  });
+
   it('collects alerts and sends one summary at digestHour local time, nothing on a quiet day', async () => {
     const hook = await webhook();
     const start = new Date(2026, 0, 5, 9, 30);
