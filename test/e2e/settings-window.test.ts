@@ -217,6 +217,10 @@ describe('Settings in Chromium (serve --admin)', () => {
     await largest.fill('500');
     await page.getByText('must be from 0.001 to 150 MB').waitFor();
     await page.getByRole('button', { name: 'Discard changes' }).click();
+    expect(await largest.inputValue()).toBe('20');
+    await expect.poll(() => largest.getAttribute('aria-invalid')).toBe('false');
+    // The discard button keeps the keyboard (it is never disabled under it).
+    expect(await focused()).not.toBe('BODY');
   });
 
   it('speaks plainly: no protocol words as labels', async () => {

@@ -166,8 +166,16 @@ export class WizardState {
     );
   }
 
+  /** Validation answers can overtake each other: an answer older than the one shown is dropped. */
+  #asked = 0;
+  #shown = 0;
+
   async validate(): Promise<void> {
-    this.problems = await this.api.validateConfig($state.snapshot(this.draft));
+    const asked = ++this.#asked;
+    const found = await this.api.validateConfig($state.snapshot(this.draft));
+    if (asked < this.#shown) return;
+    this.#shown = asked;
+    this.problems = found;
   }
 
   /** Stores the typed secret for the mailbox or app of the draft, then forgets it. */
