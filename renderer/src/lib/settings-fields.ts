@@ -508,3 +508,8 @@ export function megabyteMessage(message: string): string {
     return `must be from ${bytesToMegabytes(Number(min))} to ${bytesToMegabytes(Number(max))} MB`;
   });
 }
+
+/** What the admin calls the setting a problem is about: its label, or the config path when none fits. */
+export function settingLabel(path: string): string {
+  return itemFor(path)?.item.label ?? path;
+}
