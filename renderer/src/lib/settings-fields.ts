@@ -57,6 +57,8 @@ export const select = (...options: [string, string][]): FieldKind => ({
   options: options.map(([value, label]) => ({ value, label })),
 });
 
+/** The relay's config has this key (the window may meet an older relay). */
+const present = (path: string) => (get: Get) => get(path) !== undefined;
 const isGraph = (get: Get) => get('upstream.type') === 'graph';
 const isSmtp = (get: Get) => !isGraph(get);
 const usesOAuth = (get: Get) => isGraph(get) || get('upstream.auth') === 'oauth2';
@@ -343,6 +345,33 @@ export const SETTINGS_SECTIONS: SettingsSection[] = [
         label: 'Alert when mail has waited (minutes)',
         help: 'The oldest message still waiting in the queue.',
         kind: number,
+      },
+      // Alerts by mail (issue 16) arrive with a newer relay: each shows once the relay's config has it.
+      {
+        path: 'alerts.email',
+        label: 'Also mail alerts to',
+        help: 'An address that gets each alert by mail, sent through the mail server above. Empty sends none.',
+        kind: text(true),
+        when: present('alerts.email'),
+      },
+      {
+        path: 'alerts.digest',
+        label: 'Send alerts',
+        kind: select(['off', 'As they happen'], ['daily', 'As one summary a day']),
+        when: present('alerts.digest'),
+      },
+      {
+        path: 'alerts.digestHour',
+        label: 'Daily summary at (hour, 0 to 23)',
+        kind: number,
+        when: (get) => present('alerts.digestHour')(get) && get('alerts.digest') === 'daily',
+      },
+      {
+        path: 'alerts.senderNotices',
+        label: 'Tell the sender when a message cannot be delivered',
+        help: 'A delivery failure notice to the address the device sent from, as IIS sent one.',
+        kind: checkbox,
+        when: present('alerts.senderNotices'),
       },
     ],
   },
