@@ -168,6 +168,16 @@ describe('Settings in Chromium (serve --admin)', () => {
     expect((await savedConfig()).queue.retryForHours).toBe(24);
   });
 
+  it('keeps the keyboard in the password box after storing the password', async () => {
+    const password = page.locator('#field-upstream-password');
+    await password.fill('a new password');
+    await page.getByRole('button', { name: 'Store password' }).click();
+    await page.getByText(/^Stored in /).waitFor();
+    expect(await focused()).toBe('field-upstream-password');
+    expect(await password.inputValue()).toBe('');
+    expect(harness.output()).not.toContain('a new password');
+  });
+
   it('sums up what needs fixing with links to each field; a failed Save puts the focus in the first', async () => {
     await page.locator('#field-listen-port').fill('99999');
     await page.getByLabel('Keep trying for (hours)', { exact: true }).fill('many');
