@@ -2,7 +2,7 @@
  * The one window: sandboxed, context-isolated, no Node, served from the app:// scheme with a strict
  * CSP, no window.open, no navigation. Closing it hides it: the relay keeps running in the tray.
  */
-import { BrowserWindow, type WebFrameMain, type WebPreferences } from 'electron';
+import { BrowserWindow, dialog, type WebFrameMain, type WebPreferences } from 'electron';
 
 export const APP_SCHEME = 'app';
 export const APP_HOST = 'relaydesk';
@@ -67,6 +67,20 @@ export function createMainWindow(options: WindowOptions): BrowserWindow {
     if (options.isQuitting()) return;
     event.preventDefault();
     window.hide();
+  });
+  // Settings with unsaved edits asks before the page unloads (beforeunload). A browser asks the user
+  // then; Electron asks nobody and keeps the page, so Quit would silently do nothing: ask here.
+  contents.on('will-prevent-unload', (event) => {
+    const choice = dialog.showMessageBoxSync(window, {
+      type: 'question',
+      title: 'RelayDesk',
+      message: 'Settings has changes that are not saved.',
+      detail: 'Leave anyway and lose them, or stay to save them?',
+      buttons: ['Leave without saving', 'Stay'],
+      defaultId: 1,
+      cancelId: 1,
+    });
+    if (choice === 0) event.preventDefault();
   });
   void window.loadURL(APP_URL);
   return window;

@@ -214,7 +214,8 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
   it('adds a device user in Settings: the device signs in with it, the password is nowhere on disk', async () => {
     await page.getByRole('button', { name: 'Settings' }).click();
     await page.locator('#field-lanAuth-mode').selectOption('check');
-    await page.getByText("mode 'check' needs at least one user").waitFor();
+    // Under the users (the page's summary of problems names it too).
+    await page.locator('#field-lanAuth-users').getByText("mode 'check' needs at least one user").waitFor();
 
     // A name a device cannot send: the problem names the user, and it comes out again.
     await page.locator('#lan-user-name').fill('front desk');

@@ -346,6 +346,23 @@ describe('the window', () => {
     expect(closePrevented).toBe(false);
   });
 
+  it('asks before a page with unsaved edits unloads at Quit, and lets it go only if the user says so', () => {
+    createMainWindow({ preloadPath: '/p.cjs', iconPath: '/i.png', isQuitting: () => true });
+    const window = stub.BrowserWindow.created.at(-1)!;
+    const unload = (answer: number) => {
+      stub.dialog.answer = answer;
+      let allowed = false;
+      window.webContents.handlers.get('will-prevent-unload')?.({ preventDefault: () => (allowed = true) });
+      return allowed;
+    };
+    expect(unload(1)).toBe(false);
+    expect(stub.dialog.questions.at(-1)).toEqual({
+      message: 'Settings has changes that are not saved.',
+      buttons: ['Leave without saving', 'Stay'],
+    });
+    expect(unload(0)).toBe(true);
+  });
+
   it('serves only files of the built window on app://', () => {
     // In the platform's own separators: on Windows the file is \app\renderer\dist\index.html.
     expect(rendererFile('/app/renderer/dist', 'app://relaydesk/index.html')).toBe(

@@ -26,6 +26,11 @@ export class AppState {
    * focuses its control (id from `settingElementId`) and clears this.
    */
   settingToOpen = $state<string | null>(null);
+  /**
+   * Asked before the admin leaves the page (Settings with unsaved edits): false keeps them there, and
+   * the page itself asks what to do with the edits.
+   */
+  leaveGuard: ((to: Page) => boolean) | null = null;
   /** A problem talking to the relay itself (not a relay problem). */
   connectionError = $state<string | null>(null);
 
@@ -73,6 +78,13 @@ export class AppState {
     return () => {
       for (const stop of stops) stop();
     };
+  }
+
+  /** Goes to another page, unless the page being left keeps the admin (see `leaveGuard`). */
+  goTo(page: Page): void {
+    if (page === this.page) return;
+    if (this.leaveGuard && !this.leaveGuard(page)) return;
+    this.page = page;
   }
 
   /** Goes to Settings with the control of `path` (a config path such as "upstream.password") in focus. */

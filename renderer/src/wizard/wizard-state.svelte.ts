@@ -56,6 +56,8 @@ export class WizardState {
           : 'password';
     if (view.secrets.password !== null || view.secrets.clientSecret !== null)
       this.storedFor = this.accountKey;
+    // Most offices moving off an on-premises Exchange server go to Microsoft 365: a first run starts there.
+    if (!view.exists && this.preset === 'custom' && !upstream.host) this.choosePreset('microsoft365');
   }
 
   get accountKey(): string {
@@ -118,6 +120,32 @@ export class WizardState {
     }
   }
 
+  /** The mailbox mail goes out as when the sender is rewritten: the one that signs in. */
+  get sendingMailbox(): string | null {
+    const user = this.get('upstream.user');
+    if (typeof user === 'string' && user.trim() !== '') return user.trim();
+    return this.signsInWithMicrosoft ? (this.signedIn?.username ?? null) : null;
+  }
+
+  /**
+   * Whether the sender question applies: a mailbox signs in, so the provider checks that the sender
+   * is one it may send as. Direct Send has no mailbox to send as.
+   */
+  get asksSender(): boolean {
+    return this.get('upstream.auth') !== 'none';
+  }
+
+  /**
+   * `rewrite` sends as `upstream.user`; after Sign in with Microsoft nobody typed it, so it becomes
+   * the account that signed in.
+   */
+  chooseSender(mode: 'keep' | 'rewrite'): void {
+    this.set('sender.mode', mode);
+    if (mode === 'rewrite' && !this.get('upstream.user') && this.signedIn) {
+      this.set('upstream.user', this.signedIn.username);
+    }
+  }
+
   get needsSecret(): boolean {
     return this.get('upstream.auth') !== 'none' && !this.signsInWithMicrosoft;
   }
@@ -138,8 +166,16 @@ export class WizardState {
     );
   }
 
+  /** Validation answers can overtake each other: an answer older than the one shown is dropped. */
+  #asked = 0;
+  #shown = 0;
+
   async validate(): Promise<void> {
-    this.problems = await this.api.validateConfig($state.snapshot(this.draft));
+    const asked = ++this.#asked;
+    const found = await this.api.validateConfig($state.snapshot(this.draft));
+    if (asked < this.#shown) return;
+    this.#shown = asked;
+    this.problems = found;
   }
 
   /** Stores the typed secret for the mailbox or app of the draft, then forgets it. */
@@ -170,6 +206,7 @@ export class WizardState {
   }
 
   async testConnection(): Promise<void> {
+    if (this.checking) return;
     this.checking = true;
     this.check = null;
     try {
@@ -180,6 +217,7 @@ export class WizardState {
   }
 
   async apply(): Promise<boolean> {
+    if (this.applying) return false;
     this.applying = true;
     try {
       const result = await this.api.applyConfig($state.snapshot(this.draft));
