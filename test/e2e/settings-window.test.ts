@@ -161,9 +161,10 @@ describe('Settings in Chromium (serve --admin)', () => {
     await page.getByRole('button', { name: 'Save and apply' }).click();
     const outcome = page.locator('.actions.sticky [role="status"]');
     await expect.poll(() => outcome.textContent()).toContain('Saved.');
-    expect(await page.evaluate<string>("document.activeElement?.textContent?.trim() ?? ''")).toBe(
-      'Save and apply',
-    );
+    // The button says "Saving…" until the relay has applied the settings, a moment after "Saved.".
+    await expect
+      .poll(() => page.evaluate<string>("document.activeElement?.textContent?.trim() ?? ''"))
+      .toBe('Save and apply');
     expect((await outcome.textContent())!.length).toBeLessThan(100);
     expect((await savedConfig()).queue.retryForHours).toBe(24);
   });
