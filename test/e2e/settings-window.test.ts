@@ -174,7 +174,7 @@ describe('Settings in Chromium (serve --admin)', () => {
     await password.fill('a new password');
     await page.getByRole('button', { name: 'Store password' }).click();
     await page.getByText(/^Stored in /).waitFor();
-    expect(await focused()).toBe('field-upstream-password');
+    await expect.poll(() => focused()).toBe('field-upstream-password');
     expect(await password.inputValue()).toBe('');
     expect(harness.output()).not.toContain('a new password');
   });

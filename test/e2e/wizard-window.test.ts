@@ -102,7 +102,7 @@ describe('the setup wizard in Chromium (setup mode, Exchange emulator)', () => {
     await test.click();
     await page.getByText('The connection test failed').waitFor();
     // The button that was pressed still has the keyboard (it now reads "Test again").
-    expect(await focused()).toBe('Test again');
+    await expect.poll(() => focused()).toBe('Test again');
     // What a screen reader hears: one short sentence, not the whole explanation below it.
     const live = page.locator('.wizard [role="status"]');
     expect(await live.count()).toBe(1);
