@@ -25,9 +25,9 @@ const ALLOWED = {
   secrets: ['platform', 'config'],
   relay: ENGINE_AND_BELOW,
   app: [...ENGINE_AND_BELOW, 'shared'],
-  admin: [...ENGINE_AND_BELOW, 'shared', 'app', 'cli'],
+  admin: [...ENGINE_AND_BELOW, 'shared', 'app', 'cli', 'service'],
   cli: [...ENGINE_AND_BELOW, 'shared', 'app', 'admin', 'service'],
-  service: [],
+  service: [...ENGINE_AND_BELOW, 'shared', 'app', 'admin', 'cli'],
   main: [...ENGINE_AND_BELOW, 'shared', 'app'],
   preload: ['shared'],
 };
