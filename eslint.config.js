@@ -15,7 +15,8 @@ import tseslint from 'typescript-eslint';
  *   app       the app's controller around the engine, plain Node
  *   shells    main/ and preload/ (Electron), cli/, admin/ and service/ (headless)
  *
- * Only main/ and preload/ may import `electron`; preload/ only the contract besides.
+ * Only main/ and preload/ may import `electron` (and electron-log/main, electron-updater, which run only
+ * inside it); preload/ imports only the contract besides.
  */
 const ENGINE_AND_BELOW = ['platform', 'config', 'secrets', 'relay'];
 const ALL = [...ENGINE_AND_BELOW, 'shared', 'app', 'admin', 'cli', 'service', 'main', 'preload'];
@@ -31,10 +32,11 @@ const ALLOWED = {
   main: [...ENGINE_AND_BELOW, 'shared', 'app'],
   preload: ['shared'],
 };
-const NO_ELECTRON = {
-  name: 'electron',
-  message: 'Only electron/main/ and electron/preload/ import Electron.',
-};
+/** Electron, and the packages that run only inside it. */
+const NO_ELECTRON = ['electron', 'electron-log/main', 'electron-updater'].map((name) => ({
+  name,
+  message: 'Only electron/main/ and electron/preload/ import Electron and what runs only inside it.',
+}));
 
 /** A relative import of one of `folders` from a file one folder below electron/ (or deeper). */
 function folderImport(folders) {
@@ -49,7 +51,7 @@ function layerRule(folder) {
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          paths: folder === 'main' || folder === 'preload' ? [] : [NO_ELECTRON],
+          paths: folder === 'main' || folder === 'preload' ? [] : NO_ELECTRON,
           patterns: forbidden.length
             ? [
                 {
@@ -82,7 +84,7 @@ export default tseslint.config(
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          paths: [NO_ELECTRON],
+          paths: NO_ELECTRON,
           patterns: [
             {
               regex: '^\\.\\./',
@@ -103,7 +105,7 @@ export default tseslint.config(
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          paths: [NO_ELECTRON],
+          paths: NO_ELECTRON,
           patterns: [
             {
               regex: '^(\\.\\./)+electron/(?!shared/)',
