@@ -29,14 +29,24 @@ export interface HealthSnapshot {
   oldestWaitingSeconds: number;
 }
 
-/** A bare relay's snapshot (`serve`): its status, and when the mail still waiting arrived. */
-export function relaySnapshot(relay: Pick<Relay, 'status' | 'listQueue'>, now = Date.now()): HealthSnapshot {
-  const status = relay.status();
-  const input = relayHealthInput(status, relay.listQueue(), now);
-  const oldest = input.oldestWaitingAt;
+/** What both snapshots read: a relay's status or the app's, which have these fields alike. */
+interface SnapshotSource {
+  listeners: readonly unknown[];
+  upstream: { state: string; hold: unknown };
+  queue: QueueCounts;
+  today: DayCounters;
+}
+
+function snapshot(
+  health: HealthState,
+  relay: string,
+  status: SnapshotSource,
+  oldestWaiting: number | null,
+  now: number,
+): HealthSnapshot {
   return {
-    health: healthOf(input),
-    relay: input.state,
+    health,
+    relay,
     listening: status.listeners.length > 0,
     upstream: {
       state: status.upstream.state,
@@ -44,8 +54,15 @@ export function relaySnapshot(relay: Pick<Relay, 'status' | 'listQueue'>, now = 
     },
     queue: { ...status.queue },
     today: { ...status.today },
-    oldestWaitingSeconds: oldest === null ? 0 : Math.round((now - oldest) / 1000),
+    oldestWaitingSeconds: oldestWaiting === null ? 0 : Math.round((now - oldestWaiting) / 1000),
   };
+}
+
+/** A bare relay's snapshot (`serve`): its status, and when the mail still waiting arrived. */
+export function relaySnapshot(relay: Pick<Relay, 'status' | 'listQueue'>, now = Date.now()): HealthSnapshot {
+  const status = relay.status();
+  const input = relayHealthInput(status, relay.listQueue(), now);
+  return snapshot(healthOf(input), input.state, status, input.oldestWaitingAt, now);
 }
 
 /** The app's snapshot (`serve --admin`, the desktop app): its relay may be paused or not set up. */
@@ -54,19 +71,7 @@ export function appSnapshot(
   now = Date.now(),
 ): HealthSnapshot {
   const status = service.status();
-  const oldest = oldestWaitingAt(service.listQueue());
-  return {
-    health: status.health,
-    relay: status.state,
-    listening: status.listeners.length > 0,
-    upstream: {
-      state: status.upstream.state,
-      held: status.upstream.hold !== null || status.upstream.state === 'held',
-    },
-    queue: { ...status.queue },
-    today: { ...status.today },
-    oldestWaitingSeconds: oldest === null ? 0 : Math.round((now - oldest) / 1000),
-  };
+  return snapshot(status.health, status.state, status, oldestWaitingAt(service.listQueue()), now);
 }
 
 export interface HealthEndpoint {

@@ -18,6 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join, sep } from 'node:path';
 import { CONTENT_SECURITY_POLICY } from '../app/csp.ts';
+import { isLoopbackHost } from '../config/loopback.ts';
 import { rendererContentType, rendererFilePath } from '../app/renderer-files.ts';
 import { forwardPushes, handle, logRefusal, type Handlers } from '../app/handlers.ts';
 import type { ServiceEvents } from '../app/service.ts';
@@ -67,10 +68,6 @@ const MAX_FAILURE_DELAY_MS = 10_000;
  */
 const MAX_PENDING_FAILURES = 256;
 const KEEPALIVE_MS = 25_000;
-
-function isLoopback(host: string): boolean {
-  return host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.');
-}
 
 function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -286,7 +283,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   });
   const port = (server.address() as AddressInfo).port;
   allowedHosts = new Set([hostPort(options.host, port).toLowerCase()]);
-  if (isLoopback(options.host)) allowedHosts.add(`localhost:${port}`);
+  if (isLoopbackHost(options.host)) allowedHosts.add(`localhost:${port}`);
   allowedOrigins = new Set([...allowedHosts].map((h) => `http://${h}`));
 
   const stopPushes = forwardPushes(options.events, (channel, value) => {

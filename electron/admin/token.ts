@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { nodeFileSystem, replaceFile, retrying, type FileSystem } from '../relay/fs-retry.ts';
+import { nodeFileSystem, replaceFile, retrying, type FileSystem } from '../platform/fs-retry.ts';
 
 export const TOKEN_FILE = 'admin-token';
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;

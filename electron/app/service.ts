@@ -18,7 +18,8 @@ import { startControlServer } from '../relay/control.ts';
 import type { Logger } from '../relay/log.ts';
 import type { Relay } from '../relay/relay.ts';
 import { createSpool, type Spool } from '../relay/spool.ts';
-import type { SecretKind, SecretStore } from '../secrets/index.ts';
+import type { SecretStore } from '../secrets/index.ts';
+import type { SecretKind } from '../relay/secret-accounts.ts';
 import type {
   ActivityEntry,
   ApplyResult,

@@ -5,9 +5,10 @@
  */
 import { isDelegated } from '../relay/oauth/endpoints.ts';
 import { readSignedIn, type SignedInAccount } from '../relay/oauth/signed-in.ts';
+import { countEntries } from '../relay/queue.ts';
 import type { RelayStatus } from '../relay/relay.ts';
 import { localDate, readPersistedStatus } from '../relay/status.ts';
-import type { AppStatus, QueueCountsView, QueueItem, SignedInView, UpstreamView } from '../shared/ipc.ts';
+import type { AppStatus, QueueItem, SignedInView, UpstreamView } from '../shared/ipc.ts';
 import type { AppConfig } from './config-apply.ts';
 import { deviceViews } from './devices.ts';
 import { healthOf, oldestWaitingAt, summaryOf, type HealthInput } from './health.ts';
@@ -29,12 +30,6 @@ export interface StatusView {
 export function signedInView(account: SignedInAccount): SignedInView {
   const { username, name, method, signedInAt, lastRefreshAt } = account;
   return { username, name, method, signedInAt, lastRefreshAt };
-}
-
-function countItems(items: QueueItem[]): QueueCountsView {
-  const counts: QueueCountsView = { queued: 0, active: 0, deferred: 0, held: 0, failed: 0 };
-  for (const item of items) counts[item.status] += 1;
-  return counts;
 }
 
 export function createStatusView({ dataDir, lifecycle, appConfig }: StatusViewDeps): StatusView {
@@ -69,7 +64,7 @@ export function createStatusView({ dataDir, lifecycle, appConfig }: StatusViewDe
     const live = relay?.status() ?? null;
     const persisted = live ? null : readPersistedStatus(dataDir);
     const queueItems = live && relay ? relay.listQueue() : offlineQueue;
-    const queue = live ? live.queue : countItems(offlineQueue);
+    const queue = live ? live.queue : countEntries(offlineQueue);
     const today =
       live?.today ??
       (persisted?.today.date === localDate()

@@ -9,16 +9,15 @@ import { parseConfig } from '../config/index.ts';
 import type { Logger } from '../relay/log.ts';
 import { isDelegated } from '../relay/oauth/endpoints.ts';
 import type { Relay } from '../relay/relay.ts';
+import { KeychainUnavailableError, type SecretStore } from '../secrets/index.ts';
 import {
   endpointMismatch,
-  KeychainUnavailableError,
   secretAccount,
   secretEndpoint,
   secretEnvName,
   storeSecret,
   type SecretKind,
-  type SecretStore,
-} from '../secrets/index.ts';
+} from '../relay/secret-accounts.ts';
 import type { SecretResult, SecretSource } from '../shared/ipc.ts';
 
 export interface UpstreamSecretsDeps {

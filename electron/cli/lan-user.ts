@@ -6,7 +6,8 @@
 import type { Writable } from 'node:stream';
 import { saveConfigFile } from '../config/index.ts';
 import { readSecretFromStdin, SecretInputError } from '../secrets/index.ts';
-import { hashLanPassword, lanUserNameProblem } from '../relay/lan-auth.ts';
+import { lanUserNameProblem } from '../config/lan-users.ts';
+import { hashLanPassword } from '../relay/lan-auth.ts';
 import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
 
 export interface LanUserFlags {

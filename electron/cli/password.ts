@@ -7,15 +7,17 @@ import type { Writable } from 'node:stream';
 import type { UpstreamConfig } from '../config/types.ts';
 import {
   createKeychainStore,
-  deleteSecret,
   KeychainUnavailableError,
   readSecretFromStdin,
   SecretInputError,
+} from '../secrets/index.ts';
+import {
+  deleteSecret,
   secretAccount,
   secretEnvName,
   storeSecret,
   type SecretKind,
-} from '../secrets/index.ts';
+} from '../relay/secret-accounts.ts';
 import { UpstreamError } from '../relay/upstream-failure.ts';
 import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
 

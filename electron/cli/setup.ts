@@ -15,9 +15,8 @@ import {
   KeychainUnavailableError,
   readSecretFromStdin,
   SecretInputError,
-  secretEnvName,
-  storeSecret,
 } from '../secrets/index.ts';
+import { secretEnvName, storeSecret } from '../relay/secret-accounts.ts';
 import { formatCheck, formatDiagnosis } from './check.ts';
 import { configPathFrom, dataDirFrom, type CliIo } from './context.ts';
 

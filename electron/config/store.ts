@@ -6,7 +6,7 @@ import {
   replaceFile,
   retrying,
   type FileSystem,
-} from '../relay/fs-retry.ts';
+} from '../platform/fs-retry.ts';
 import { defaultConfig } from './defaults.ts';
 import { findJsonSyntaxError } from './json-syntax.ts';
 import type { ConfigProblem, RelayConfig } from './types.ts';

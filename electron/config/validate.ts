@@ -6,9 +6,10 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { isLanPasswordHash, lanUserNameProblem } from '../relay/lan-auth.ts';
 import { defaultConfig } from './defaults.ts';
 import { rangeWidth } from './client-range.ts';
+import { isLanPasswordHash, lanUserNameProblem } from './lan-users.ts';
+import { isLoopbackHost } from './loopback.ts';
 import { applyPreset, PRESET_NAMES } from './presets.ts';
 import type {
   AlertsConfig,
@@ -281,14 +282,6 @@ class Section {
     this.report(key, 'must be true or false');
     return fallback;
   }
-}
-
-function isLoopbackHost(host: string): boolean {
-  const bare = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (bare === 'localhost') return true;
-  if (net.isIPv4(bare)) return bare.startsWith('127.');
-  if (net.isIPv6(bare)) return bare === '::1' || bare === '0:0:0:0:0:0:0:1' || /^::ffff:127\./.test(bare);
-  return false;
 }
 
 /** Token endpoints and Graph carry secrets and tokens: https only, except a loopback test server. */

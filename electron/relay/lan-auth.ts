@@ -11,6 +11,7 @@
  * from memory, and one check runs at a time, allowed devices first, with a short line for the others.
  */
 import { createHmac, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { parseLanPasswordHash } from '../config/lan-users.ts';
 import type { LanAuthConfig } from '../config/types.ts';
 
 export interface LanAuth {
@@ -40,10 +41,6 @@ const BLOCK_SIZE = 8;
 const PARALLELISM = 1;
 const KEY_LENGTH = 32;
 const SALT_LENGTH = 16;
-/** Hashes with parameters above these are refused, so a tampered config cannot make a check take gigabytes. */
-const MAX_COST = 1 << 20;
-const MAX_BLOCK_SIZE = 32;
-const MAX_PARALLELISM = 16;
 
 /** Failures are forgotten after this long without another. */
 const FAILURE_MEMORY_MS = 15 * 60 * 1000;
@@ -82,45 +79,8 @@ export async function hashLanPassword(password: string): Promise<string> {
   return ['scrypt', COST, BLOCK_SIZE, PARALLELISM, salt.toString('base64'), key.toString('base64')].join('$');
 }
 
-interface ParsedHash {
-  cost: number;
-  blockSize: number;
-  parallelism: number;
-  salt: Buffer;
-  key: Buffer;
-}
-
-function parseHash(hash: string): ParsedHash | null {
-  const match = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/.exec(hash);
-  if (!match) return null;
-  const [cost, blockSize, parallelism] = [match[1], match[2], match[3]].map(Number) as [
-    number,
-    number,
-    number,
-  ];
-  const powerOfTwo = cost > 1 && (cost & (cost - 1)) === 0;
-  if (!powerOfTwo || cost > MAX_COST || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) return null;
-  if (parallelism < 1 || parallelism > MAX_PARALLELISM) return null;
-  const salt = Buffer.from(match[4]!, 'base64');
-  const key = Buffer.from(match[5]!, 'base64');
-  if (key.length < 16) return null;
-  return { cost, blockSize, parallelism, salt, key };
-}
-
-/** What a device can type into its SMTP settings and send in AUTH: printable ASCII, no spaces. */
-export function lanUserNameProblem(name: string): string | null {
-  if (name.length > 128) return 'is longer than 128 characters';
-  if (!/^[\x21-\x7e]+$/.test(name)) return 'may hold only printable ASCII characters, without spaces';
-  return null;
-}
-
-/** Whether `hash` has the form `relaydesk lan-user add` writes (and within the accepted costs). */
-export function isLanPasswordHash(hash: string): boolean {
-  return parseHash(hash) !== null;
-}
-
 export async function verifyLanPassword(password: string, hash: string): Promise<boolean> {
-  const parsed = parseHash(hash);
+  const parsed = parseLanPasswordHash(hash);
   if (!parsed) return false;
   const key = await scryptAsync(
     password,

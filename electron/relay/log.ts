@@ -9,7 +9,7 @@
  */
 import { createWriteStream, mkdirSync, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { nodeFileSystem, type FileSystem } from './fs-retry.ts';
+import { nodeFileSystem, type FileSystem } from '../platform/fs-retry.ts';
 import { redactSecrets } from './redact.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

@@ -29,7 +29,7 @@ import { isAscii } from 'node:buffer';
 import { watch, type FSWatcher } from 'node:fs';
 import { copyFile, lstat, mkdir, opendir, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, isAbsolute } from 'node:path';
-import { isLocked, nodeFileSystem, replaceFile, retrying, type FileSystem } from './fs-retry.ts';
+import { isLocked, nodeFileSystem, replaceFile, retrying, type FileSystem } from '../platform/fs-retry.ts';
 import type { Logger } from './log.ts';
 import {
   checkPickupSize,

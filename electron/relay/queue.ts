@@ -75,7 +75,8 @@ export function offlineEntries(messages: SpooledMessage[], now = Date.now()): Qu
   });
 }
 
-export function countEntries(entries: QueueEntry[]): QueueCounts {
+/** How many messages are in each state: the queue's own counts, `relaydesk status` and the app's. */
+export function countEntries(entries: Iterable<{ status: MessageStatus }>): QueueCounts {
   const counts: QueueCounts = { queued: 0, active: 0, deferred: 0, held: 0, failed: 0 };
   for (const e of entries) counts[e.status] += 1;
   return counts;
@@ -308,9 +309,7 @@ export function createQueue(spool: Spool, policy: RetryPolicy, events: QueueEven
       return [...messages.values()].map((m) => entry(m, now));
     },
     counts(now = Date.now()) {
-      const counts: QueueCounts = { queued: 0, active: 0, deferred: 0, held: 0, failed: 0 };
-      for (const m of messages.values()) counts[statusOf(m, now)] += 1;
-      return counts;
+      return countEntries([...messages.values()].map((m) => ({ status: statusOf(m, now) })));
     },
     nextWakeAt() {
       if (hold) return hold.retryAt;

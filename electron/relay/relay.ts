@@ -21,7 +21,7 @@ import type { Logger } from './log.ts';
 import { createPreparer, PREPARE_GROWTH_ALLOWANCE } from './message/prepare.ts';
 import { createPickup, defaultBadmailDir, PickupError, type Pickup } from './pickup.ts';
 import { createQueue, type Queue, type QueueCounts, type QueueEntry } from './queue.ts';
-import { isLocked, type FileSystem } from './fs-retry.ts';
+import { isLocked, type FileSystem } from '../platform/fs-retry.ts';
 import { createSpool, type Spool } from './spool.ts';
 import {
   createStatusTracker,

@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
+import { isLoopbackHost } from '../config/loopback.ts';
 import { ReplyReader, ReplySyntaxError, parseReply } from './smtp-reply.ts';
 import { noteStreamed } from './spent-buffers.ts';
 import { UpstreamError } from './upstream-failure.ts';
@@ -117,20 +118,6 @@ export interface SmtpConnection {
   close(): void;
   /** Called once when the connection closes, for whatever reason. */
   onClose(listener: () => void): void;
-}
-
-const LOOPBACK = new net.BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
-/** 127.0.0.0/8, ::1 (also written `[::1]` or IPv4-mapped `::ffff:127.0.0.1`), and the name `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  const address = host.replace(/^\[(.*)\]$/, '$1');
-  if (address.toLowerCase() === 'localhost') return true;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  if (mapped !== undefined) return LOOPBACK.check(mapped, 'ipv4');
-  if (net.isIPv4(address)) return LOOPBACK.check(address, 'ipv4');
-  return net.isIPv6(address) && LOOPBACK.check(address, 'ipv6');
 }
 
 /**

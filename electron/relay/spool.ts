@@ -20,7 +20,7 @@ import {
   retrying,
   retryLocked,
   type FileSystem,
-} from './fs-retry.ts';
+} from '../platform/fs-retry.ts';
 import { redactSecrets } from './redact.ts';
 
 export interface EnvelopeClient {

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Diagnosis } from './diagnosis.ts';
-import { nodeFileSystem, replaceFile, retrying, type FileSystem } from './fs-retry.ts';
+import { nodeFileSystem, replaceFile, retrying, type FileSystem } from '../platform/fs-retry.ts';
 import type { DayCounters, DeviceRecord } from './views.ts';
 import { redactSecrets } from './redact.ts';
 

@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import type { UpstreamConfig } from '../config/types.ts';
-import { resolveSecret, type SecretStore } from '../secrets/index.ts';
+import { type SecretStore } from '../secrets/index.ts';
+import { resolveSecret } from './secret-accounts.ts';
 import { createGraphTransport } from './graph/index.ts';
 import { createTokenProvider, GRAPH_SCOPE, SMTP_SCOPE, type TokenProvider } from './oauth-token.ts';
 import { createDelegatedTokenProvider, type DelegatedTokenProvider } from './oauth/delegated-tokens.ts';

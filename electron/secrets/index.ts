@@ -6,15 +6,4 @@ export {
   PASSWORD_ENV,
   createKeychainStore,
 } from './keychain.ts';
-export type { ResolvedSecret, SecretKind } from './resolve.ts';
-export {
-  deleteSecret,
-  endpointMismatch,
-  resolveSecret,
-  secretAccount,
-  secretEndpoint,
-  secretEnvName,
-  storeSecret,
-} from './resolve.ts';
 export { SecretInputError, readSecretFromStdin } from './prompt.ts';
-export { refreshTokenAccount } from './refresh-token.ts';

@@ -11,6 +11,7 @@ import type { AppStatus } from '../../electron/shared/ipc.ts';
 import { sendFromDevice } from '../fixtures/device-send.ts';
 import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
 import { freePort } from '../fixtures/free-port.ts';
+import { until } from '../fixtures/until.ts';
 
 const MAILBOX = 'john@contoso.com';
 const PASSWORD = 'correct horse battery staple';
@@ -44,20 +45,6 @@ function lanPort(): number {
   const port = service.status().listeners[0]?.port;
   if (!port) throw new Error('the relay is not listening');
   return port;
-}
-
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | null | false,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 async function configured(): Promise<void> {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../electron/config/defaults.ts';
 import type { UpstreamConfig } from '../../electron/config/types.ts';
-import { secretAccount } from '../../electron/secrets/index.ts';
+import { secretAccount } from '../../electron/relay/secret-accounts.ts';
 import type { KeychainAnswer, KeychainRequest } from '../fixtures/keychain-child.ts';
 import { runCommand, startKeyringSession, type KeyringSession } from '../fixtures/keyring-session.ts';
 

@@ -10,32 +10,15 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { APP_URL } from '../../electron/main/window.ts';
 import { CHANNELS } from '../../electron/shared/ipc.ts';
 import * as stub from '../fixtures/electron-stub.ts';
+import { until } from '../fixtures/until.ts';
 
 vi.mock('electron', () => import('../fixtures/electron-stub.ts'));
-vi.mock('electron-log/main', () => ({
-  default: {
-    transports: { file: { level: 'info' } },
-    errorHandler: { startCatching: () => undefined },
-    info: () => undefined,
-    warn: () => undefined,
-    error: () => undefined,
-  },
-}));
+vi.mock('electron-log/main', () => import('../fixtures/electron-log-stub.ts'));
 
 let dataDir: string;
 
 /** The app's window: on Windows a hidden 1x1 window that watches for the session end comes first. */
 const mainWindow = () => stub.BrowserWindow.created.find((window) => window.options.title === 'RelayDesk')!;
-
-async function until<T>(what: string, probe: () => T | undefined | null | false): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'relaydesk-app-'));

@@ -9,15 +9,7 @@ import { afterAll, expect, it, vi } from 'vitest';
 import * as stub from '../fixtures/electron-stub.ts';
 
 vi.mock('electron', () => import('../fixtures/electron-stub.ts'));
-vi.mock('electron-log/main', () => ({
-  default: {
-    transports: { file: { level: 'info', resolvePathFn: null } },
-    errorHandler: { startCatching: () => undefined },
-    info: () => undefined,
-    warn: () => undefined,
-    error: () => undefined,
-  },
-}));
+vi.mock('electron-log/main', () => import('../fixtures/electron-log-stub.ts'));
 
 let root: string;
 

@@ -12,32 +12,15 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as stub from '../fixtures/electron-stub.ts';
+import { until } from '../fixtures/until.ts';
 
 vi.mock('electron', () => import('../fixtures/electron-stub.ts'));
-vi.mock('electron-log/main', () => ({
-  default: {
-    transports: { file: { level: 'info', resolvePathFn: null } },
-    errorHandler: { startCatching: () => undefined },
-    info: () => undefined,
-    warn: () => undefined,
-    error: () => undefined,
-  },
-}));
+vi.mock('electron-log/main', () => import('../fixtures/electron-log-stub.ts'));
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const realPlatform = process.platform;
 const realCwd = process.cwd();
 let dataDir: string;
-
-async function until<T>(what: string, probe: () => T | undefined | null | false): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 type Item = { label?: string; checked?: boolean; click?: (item: { checked: boolean }) => void };
 const loginMenuItem = () =>

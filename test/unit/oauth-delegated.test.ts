@@ -23,7 +23,8 @@ import { startGraphEmulator } from '../fixtures/graph-emulator.ts';
 import { signIn, signOut, type SignInPrompt } from '../../electron/relay/oauth/signin.ts';
 import { readSignedIn } from '../../electron/relay/oauth/signed-in.ts';
 import { UpstreamError, type UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
-import { createMemoryStore, refreshTokenAccount, type SecretStore } from '../../electron/secrets/index.ts';
+import { createMemoryStore, type SecretStore } from '../../electron/secrets/index.ts';
+import { refreshTokenAccount } from '../../electron/relay/secret-accounts.ts';
 import {
   ENTRA_ERRORS,
   startTokenEndpoint,

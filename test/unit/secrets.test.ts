@@ -7,13 +7,15 @@ import {
   KeychainUnavailableError,
   SecretInputError,
   createMemoryStore,
-  deleteSecret,
   readSecretFromStdin,
+  type SecretStore,
+} from '../../electron/secrets/index.ts';
+import {
+  deleteSecret,
   resolveSecret,
   secretAccount,
   storeSecret,
-  type SecretStore,
-} from '../../electron/secrets/index.ts';
+} from '../../electron/relay/secret-accounts.ts';
 
 const passwordUpstream: UpstreamConfig = {
   ...defaultConfig().upstream,

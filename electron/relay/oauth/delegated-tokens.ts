@@ -4,7 +4,8 @@
  * the access token is used (Entra ID rotates them; a spent one may be refused).
  */
 import type { UpstreamConfig } from '../../config/types.ts';
-import { KeychainUnavailableError, refreshTokenAccount, type SecretStore } from '../../secrets/index.ts';
+import { KeychainUnavailableError, type SecretStore } from '../../secrets/index.ts';
+import { refreshTokenAccount } from '../secret-accounts.ts';
 import { registerSecret } from '../redact.ts';
 import {
   accessTokenOf,

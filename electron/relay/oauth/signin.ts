@@ -4,7 +4,8 @@
  * without a browser. The refresh token goes to the OS keychain only; who signed in goes to signin.json.
  */
 import type { UpstreamConfig } from '../../config/types.ts';
-import { refreshTokenAccount, type SecretStore } from '../../secrets/index.ts';
+import { type SecretStore } from '../../secrets/index.ts';
+import { refreshTokenAccount } from '../secret-accounts.ts';
 import { registerSecret } from '../redact.ts';
 import { postTokenRequest, type OAuthJson } from '../oauth-token.ts';
 import { UpstreamError } from '../upstream-failure.ts';

@@ -1,8 +1,18 @@
+/**
+ * The upstream's secrets in the keychain: which account holds each one, where it may be sent, storing
+ * and resolving it (environment first), and the delegated sign-in's refresh token account. The
+ * keychain itself is behind electron/secrets; this is the relay's use of it, so a missing or misplaced
+ * secret is an UpstreamError of kind `config` that the diagnosis table explains.
+ */
 import type { UpstreamConfig } from '../config/types.ts';
-import { registerSecret } from '../relay/redact.ts';
-import { UpstreamError } from '../relay/upstream-failure.ts';
-import { CLIENT_SECRET_ENV, KeychainUnavailableError, PASSWORD_ENV } from './keychain.ts';
-import type { SecretStore } from './store.ts';
+import {
+  CLIENT_SECRET_ENV,
+  KeychainUnavailableError,
+  PASSWORD_ENV,
+  type SecretStore,
+} from '../secrets/index.ts';
+import { registerSecret } from './redact.ts';
+import { UpstreamError } from './upstream-failure.ts';
 
 const MICROSOFT_TOKEN_ORIGIN = 'https://login.microsoftonline.com';
 
@@ -184,4 +194,20 @@ export async function resolveSecret(
   }
   registerSecret(secret);
   return { secret, source: 'keychain' };
+}
+
+/**
+ * The keychain account (under the service `RelayDesk`) that holds the refresh token of a delegated
+ * sign-in: `oauth2-refresh:<tenant>:<clientId>`, lower-cased like the other accounts. Only the refresh
+ * token is secret; who signed in and since when live in the data folder (signin.json).
+ */
+export function refreshTokenAccount(upstream: UpstreamConfig): string {
+  if (!upstream.oauth2) {
+    throw new UpstreamError({
+      kind: 'config',
+      code: 'NO_OAUTH2',
+      message: 'upstream.oauth2 is not set: name the tenant and client id before signing in.',
+    });
+  }
+  return `oauth2-refresh:${upstream.oauth2.tenant}:${upstream.oauth2.clientId}`.toLowerCase();
 }
