@@ -29,7 +29,8 @@ const ALLOWED = {
   admin: [...ENGINE_AND_BELOW, 'shared', 'app', 'cli', 'service'],
   cli: [...ENGINE_AND_BELOW, 'shared', 'app', 'admin', 'service'],
   service: [...ENGINE_AND_BELOW, 'shared', 'app', 'admin', 'cli'],
-  main: [...ENGINE_AND_BELOW, 'shared', 'app'],
+  // main reads service/'s definitions to find and drive a relay installed as a service.
+  main: [...ENGINE_AND_BELOW, 'shared', 'app', 'service'],
   preload: ['shared'],
 };
 /** Electron, and the packages that run only inside it. */

@@ -20,7 +20,7 @@ import {
 } from './alerts-mail.ts';
 import { sendWebhook, webhookOrigin, type WebhookResult } from './alerts-webhook.ts';
 import type { Diagnosis } from './diagnosis.ts';
-import { nodeFileSystem, replaceFile, retrying } from './fs-retry.ts';
+import { nodeFileSystem, replaceFile, retrying } from '../platform/fs-retry.ts';
 import type { Logger } from './log.ts';
 import type { SignedInAccount } from './oauth/signed-in.ts';
 import type { HoldInfo } from './queue.ts';
