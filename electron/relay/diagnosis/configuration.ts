@@ -1,0 +1,95 @@
+/** Problems RelayDesk finds itself before or while talking to the upstream. */
+import type { RuleSource } from './types.ts';
+
+export const CONFIG_RULES: readonly RuleSource[] = [
+  {
+    id: 'secret-missing',
+    match: [{ kind: 'config', codes: ['NO_SECRET'] }],
+    class: 'relay',
+    action: 'hold',
+    category: 'configuration',
+    title: 'No password or client secret stored',
+    explanation:
+      'The upstream needs a password (or, with OAuth 2.0, a client secret) and RelayDesk has none ' +
+      'stored for it.',
+    fix:
+      'Store it with `npx relaydesk password set`, or give it to the RelayDesk service in the ' +
+      'RELAYDESK_UPSTREAM_PASSWORD (password) or RELAYDESK_CLIENT_SECRET (OAuth 2.0) environment ' +
+      'variable.',
+    example: { kind: 'config', code: 'NO_SECRET', message: 'no password stored for john@contoso.com' },
+  },
+  {
+    id: 'keychain-unavailable',
+    match: [{ kind: 'config', codes: ['KEYCHAIN_UNAVAILABLE'] }],
+    class: 'relay',
+    action: 'hold',
+    category: 'configuration',
+    title: "The system's keychain cannot be opened",
+    explanation:
+      "RelayDesk keeps the password in the operating system's keychain, which could not be opened. " +
+      'This is common when RelayDesk runs as a service or on a server without a signed-in desktop ' +
+      'session.',
+    fix:
+      'Run `npx relaydesk password set` as the account RelayDesk runs under, or give the secret to the ' +
+      'service in the RELAYDESK_UPSTREAM_PASSWORD or RELAYDESK_CLIENT_SECRET environment variable.',
+    example: {
+      kind: 'config',
+      code: 'KEYCHAIN_UNAVAILABLE',
+      message: 'the Secret Service is not available on this system',
+    },
+  },
+  {
+    id: 'smtputf8-not-offered',
+    match: [{ kind: 'config', codes: ['SMTPUTF8_NOT_OFFERED'] }],
+    class: 'message',
+    action: 'fail-message',
+    category: 'recipient',
+    title: 'The upstream cannot take addresses with non-ASCII characters',
+    explanation:
+      "This message's sender or recipient address has characters outside ASCII (such as `josé@`), " +
+      'which needs the SMTPUTF8 extension (RFC 6531), and the upstream does not offer it. Sending the ' +
+      'address anyway would garble it, so RelayDesk returns this message; other messages are not ' +
+      'affected.',
+    fix:
+      'Use an ASCII address for this sender or recipient, or relay through an upstream that offers ' +
+      'SMTPUTF8 (Microsoft 365 does).',
+    example: {
+      kind: 'config',
+      code: 'SMTPUTF8_NOT_OFFERED',
+      message: "smtp.example.test does not offer SMTPUTF8, which this message's addresses need",
+    },
+  },
+  {
+    id: 'upstream-size-exceeded',
+    match: [{ kind: 'config', codes: ['UPSTREAM_SIZE_EXCEEDED'] }],
+    class: 'message',
+    action: 'fail-message',
+    category: 'size',
+    title: 'The message is larger than the upstream accepts',
+    explanation:
+      'The upstream announces the largest message it takes (SIZE in its EHLO reply), and this message ' +
+      'is larger. RelayDesk refuses such messages at the device once it knows the limit; this one ' +
+      'arrived before that.',
+    fix:
+      'Send smaller files (scan at a lower resolution, or split the document), or set ' +
+      '`upstream.maxMessageBytes` to the limit `npx relaydesk check` shows.',
+    example: {
+      kind: 'config',
+      code: 'UPSTREAM_SIZE_EXCEEDED',
+      message: 'the message (40000000 bytes) is larger than smtp.example.test accepts (SIZE 36700160)',
+    },
+  },
+  {
+    id: 'config-other',
+    match: [{ kind: 'config' }],
+    class: 'relay',
+    action: 'hold',
+    category: 'configuration',
+    title: "A problem in RelayDesk's configuration",
+    explanation: 'RelayDesk found a problem in its own configuration before contacting the upstream.',
+    fix:
+      'Read the message shown with the error, correct the configuration, then run `npx relaydesk ' +
+      'check`.',
+    example: { kind: 'config', code: 'NO_USER', message: 'upstream.user is not set' },
+  },
+];
