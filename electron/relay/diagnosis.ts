@@ -9,7 +9,6 @@ import { MATCHED_RULES, UNEXPECTED_RULE } from './diagnosis/table.ts';
 import type {
   Diagnosis,
   DiagnosisContext,
-  FixAction,
   Platform,
   RuleCommands,
   RuleText,
@@ -130,10 +129,12 @@ export function diagnose(failure: UpstreamFailure, context: DiagnosisContext = {
     host: context.host,
     port: context.port === undefined ? undefined : String(context.port),
   };
-  // A password from the environment is corrected there: "enter it again" in Settings would not be used.
-  const actions: FixAction[] = (text.actions ?? []).filter(
-    (action) => !(source?.fix && 'setting' in action && action.setting === 'upstream.password'),
-  );
+  const actions = (text.actions ?? []).filter((action) => {
+    if (!('setting' in action) || action.setting !== 'upstream.password') return true;
+    // No password field to send the admin to when the upstream signs in otherwise, and none that
+    // helps when the password comes from the environment, which overrides what Settings stores.
+    return (context.auth === undefined || context.auth === 'password') && !source?.fix;
+  });
   const powershell = text.commands?.exchangeOnline ?? text.commands?.windows ?? null;
   return {
     id: rule.id,

@@ -1,6 +1,13 @@
 /** The app's own sign-in (client credentials): Microsoft Entra ID refusing a token. */
+import { ENTER_CLIENT_SECRET, PASSWORD_SET_CLI, TEST_AGAIN, openSetting } from './actions.ts';
 import type { RuleSource } from './types.ts';
 import { tokenFailure } from './examples.ts';
+
+const NEW_CLIENT_SECRET =
+  'In Microsoft Entra admin center → App registrations → the app → Certificates & secrets, create a ' +
+  'new client secret and copy its Value (shown only once, not the Secret ID); store it in RelayDesk or ' +
+  'in the RELAYDESK_CLIENT_SECRET environment variable.';
+const NEW_CLIENT_SECRET_CLI = `To store it: ${PASSWORD_SET_CLI}.`;
 
 export const APP_TOKEN_RULES: readonly RuleSource[] = [
   {
@@ -13,10 +20,9 @@ export const APP_TOKEN_RULES: readonly RuleSource[] = [
     explanation:
       "Microsoft Entra ID did not accept the app's client secret: usually the Secret ID was copied " +
       "instead of the secret's Value, or the secret belongs to another app.",
-    fix:
-      'In Microsoft Entra admin center → App registrations → the app → Certificates & secrets, create ' +
-      'a new client secret and copy its Value (shown only once, not the Secret ID); store it with `npx ' +
-      'relaydesk password set` or in the RELAYDESK_CLIENT_SECRET environment variable.',
+    fix: NEW_CLIENT_SECRET,
+    cli: NEW_CLIENT_SECRET_CLI,
+    actions: [ENTER_CLIENT_SECRET, TEST_AGAIN],
     example: tokenFailure(
       401,
       'invalid_client',
@@ -32,11 +38,9 @@ export const APP_TOKEN_RULES: readonly RuleSource[] = [
     category: 'credentials',
     title: 'The client secret has expired',
     explanation: "The app's client secret has passed its expiry date, so Microsoft Entra ID refuses it.",
-    fix:
-      'In Microsoft Entra admin center → App registrations → the app → Certificates & secrets, create ' +
-      'a new client secret and copy its Value (shown only once, not the Secret ID); store it with `npx ' +
-      'relaydesk password set` or in the RELAYDESK_CLIENT_SECRET environment variable. Note the new ' +
-      'expiry date.',
+    fix: `${NEW_CLIENT_SECRET} Note the new expiry date.`,
+    cli: NEW_CLIENT_SECRET_CLI,
+    actions: [ENTER_CLIENT_SECRET, TEST_AGAIN],
     example: tokenFailure(
       401,
       'invalid_client',
@@ -57,6 +61,7 @@ export const APP_TOKEN_RULES: readonly RuleSource[] = [
     fix:
       "Copy the Application (client) ID and the Directory (tenant) ID from the app's Overview page in " +
       'Microsoft Entra admin center into `upstream.oauth2.clientId` and `upstream.oauth2.tenant`.',
+    actions: [openSetting('upstream.oauth2.clientId', 'Check the app and tenant IDs'), TEST_AGAIN],
     example: tokenFailure(
       400,
       'unauthorized_client',
@@ -78,6 +83,7 @@ export const APP_TOKEN_RULES: readonly RuleSource[] = [
       'Set `upstream.oauth2.tenant` to the Directory (tenant) ID or a verified domain such as ' +
       "contoso.onmicrosoft.com. For government clouds, set `upstream.oauth2.tokenUrl` to that cloud's " +
       'sign-in host (for example login.microsoftonline.us).',
+    actions: [openSetting('upstream.oauth2.tenant', 'Check the tenant'), TEST_AGAIN],
     example: tokenFailure(
       400,
       'invalid_request',
@@ -157,6 +163,7 @@ export const APP_TOKEN_RULES: readonly RuleSource[] = [
     fix:
       'Check that `upstream.oauth2.tenant` is the tenant that holds the mailbox, and that ' +
       '`upstream.oauth2.tokenUrl` is the sign-in host of its cloud.',
+    actions: [openSetting('upstream.oauth2.tenant', 'Check the tenant'), TEST_AGAIN],
     example: tokenFailure(
       400,
       'invalid_resource',
@@ -178,6 +185,7 @@ export const APP_TOKEN_RULES: readonly RuleSource[] = [
     fix:
       'Set `upstream.oauth2.tokenUrl` to a v2.0 endpoint (ending in `/oauth2/v2.0/token`), or remove ' +
       'it to use the default.',
+    actions: [openSetting('upstream.oauth2.tokenUrl', 'Check the token URL'), TEST_AGAIN],
     example: tokenFailure(
       400,
       'invalid_scope',
@@ -194,6 +202,7 @@ export const APP_TOKEN_RULES: readonly RuleSource[] = [
     title: 'Account not found in the tenant',
     explanation: 'The account named in the sign-in does not exist in this tenant.',
     fix: 'Check `upstream.user` and `upstream.oauth2.tenant`: the mailbox must belong to that tenant.',
+    actions: [openSetting('upstream.user', 'Check the mailbox address'), TEST_AGAIN],
     example: tokenFailure(
       400,
       'invalid_grant',
@@ -245,6 +254,7 @@ export const APP_TOKEN_RULES: readonly RuleSource[] = [
     fix:
       'Look up the AADSTS number shown with the error at https://login.microsoftonline.com/error, and ' +
       'check `upstream.oauth2` (tenant and client ID) and the stored client secret.',
+    actions: [openSetting('upstream.oauth2.clientId', 'Check the app and tenant IDs'), TEST_AGAIN],
     example: tokenFailure(
       400,
       'invalid_request',

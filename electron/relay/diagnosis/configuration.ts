@@ -1,4 +1,11 @@
 /** Problems RelayDesk finds itself before or while talking to the upstream. */
+import {
+  CHECK_AGAIN_CLI,
+  ENTER_CLIENT_SECRET,
+  PASSWORD_SET_CLI,
+  TEST_AGAIN,
+  openSetting,
+} from './actions.ts';
 import type { RuleSource } from './types.ts';
 
 export const CONFIG_RULES: readonly RuleSource[] = [
@@ -13,9 +20,27 @@ export const CONFIG_RULES: readonly RuleSource[] = [
       'The upstream needs a password (or, with OAuth 2.0, a client secret) and RelayDesk has none ' +
       'stored for it.',
     fix:
-      'Store it with `npx relaydesk password set`, or give it to the RelayDesk service in the ' +
-      'RELAYDESK_UPSTREAM_PASSWORD (password) or RELAYDESK_CLIENT_SECRET (OAuth 2.0) environment ' +
-      'variable.',
+      'Store it in the keychain, or give it to the RelayDesk service in the RELAYDESK_UPSTREAM_PASSWORD ' +
+      '(password) or RELAYDESK_CLIENT_SECRET (OAuth 2.0) environment variable.',
+    cli: `To store it: ${PASSWORD_SET_CLI}.`,
+    byAuth: {
+      password: {
+        explanation: 'The upstream signs in with a password, and RelayDesk has none stored for <mailbox>.',
+        fix:
+          'Store the password in the keychain, or give it to the RelayDesk service in the ' +
+          'RELAYDESK_UPSTREAM_PASSWORD environment variable.',
+        actions: [openSetting('upstream.password', 'Enter the password'), TEST_AGAIN],
+      },
+      oauth2: {
+        explanation:
+          "The upstream signs in with OAuth 2.0 as an app, and RelayDesk has none of the app's client " +
+          'secret stored.',
+        fix:
+          'Store the client secret in the keychain, or give it to the RelayDesk service in the ' +
+          'RELAYDESK_CLIENT_SECRET environment variable.',
+        actions: [ENTER_CLIENT_SECRET, TEST_AGAIN],
+      },
+    },
     example: { kind: 'config', code: 'NO_SECRET', message: 'no password stored for john@contoso.com' },
   },
   {
@@ -30,8 +55,9 @@ export const CONFIG_RULES: readonly RuleSource[] = [
       'This is common when RelayDesk runs as a service or on a server without a signed-in desktop ' +
       'session.',
     fix:
-      'Run `npx relaydesk password set` as the account RelayDesk runs under, or give the secret to the ' +
-      'service in the RELAYDESK_UPSTREAM_PASSWORD or RELAYDESK_CLIENT_SECRET environment variable.',
+      'Store the secret as the account RelayDesk runs under, or give it to the service in the ' +
+      'RELAYDESK_UPSTREAM_PASSWORD or RELAYDESK_CLIENT_SECRET environment variable.',
+    cli: `Run ${PASSWORD_SET_CLI} as that account.`,
     example: {
       kind: 'config',
       code: 'KEYCHAIN_UNAVAILABLE',
@@ -72,7 +98,9 @@ export const CONFIG_RULES: readonly RuleSource[] = [
       'arrived before that.',
     fix:
       'Send smaller files (scan at a lower resolution, or split the document), or set ' +
-      '`upstream.maxMessageBytes` to the limit `npx relaydesk check` shows.',
+      '`upstream.maxMessageBytes` to the limit the connection test shows.',
+    cli: 'The connection test is `npx relaydesk check`.',
+    actions: [openSetting('upstream.maxMessageBytes', 'Change the largest message'), TEST_AGAIN],
     example: {
       kind: 'config',
       code: 'UPSTREAM_SIZE_EXCEEDED',
@@ -87,9 +115,9 @@ export const CONFIG_RULES: readonly RuleSource[] = [
     category: 'configuration',
     title: "A problem in RelayDesk's configuration",
     explanation: 'RelayDesk found a problem in its own configuration before contacting the upstream.',
-    fix:
-      'Read the message shown with the error, correct the configuration, then run `npx relaydesk ' +
-      'check`.',
+    fix: 'Read the message shown with the error and correct the configuration.',
+    cli: CHECK_AGAIN_CLI,
+    actions: [TEST_AGAIN],
     example: { kind: 'config', code: 'NO_USER', message: 'upstream.user is not set' },
   },
 ];

@@ -1,4 +1,5 @@
 /** Microsoft Graph (sendMail) refusing a message or the app. */
+import { CHECK_AGAIN_CLI, TEST_AGAIN, openSetting } from './actions.ts';
 import type { RuleSource } from './types.ts';
 import { graphFailure } from './examples.ts';
 
@@ -16,6 +17,7 @@ export const GRAPH_RULES: readonly RuleSource[] = [
     fix:
       'Give the mailbox Send As on the address (PowerShell below), or add <address> as an alias of ' +
       '<mailbox>, or set `upstream.sendAs` to `mailbox` so Graph sends as the mailbox itself.',
+    actions: [openSetting('upstream.sendAs', 'Send as the mailbox')],
     commands: {
       exchangeOnline: 'Add-RecipientPermission -Identity <address> -AccessRights SendAs -Trustee <mailbox>',
     },
@@ -40,8 +42,9 @@ export const GRAPH_RULES: readonly RuleSource[] = [
       'has expired.',
     fix:
       'Check that `upstream.oauth2.tenant` is the tenant that holds the mailbox and that ' +
-      '`upstream.oauth2.tokenUrl` matches the cloud of `upstream.graphUrl`, then run `npx relaydesk ' +
-      'check`.',
+      '`upstream.oauth2.tokenUrl` matches the cloud of `upstream.graphUrl`.',
+    cli: CHECK_AGAIN_CLI,
+    actions: [openSetting('upstream.oauth2.tenant', 'Check the tenant'), TEST_AGAIN],
     example: graphFailure(
       401,
       'InvalidAuthenticationToken',
@@ -61,6 +64,7 @@ export const GRAPH_RULES: readonly RuleSource[] = [
     fix:
       'Set `upstream.mailbox` to a licensed Exchange Online mailbox, or use the SMTP upstream for a ' +
       'mailbox that is on-premises.',
+    actions: [openSetting('upstream.mailbox', 'Change the mailbox'), TEST_AGAIN],
     example: graphFailure(
       404,
       'MailboxNotEnabledForRESTAPI',
@@ -81,6 +85,7 @@ export const GRAPH_RULES: readonly RuleSource[] = [
     fix:
       'Correct `upstream.mailbox`: it must be the primary address (or user ID) of a mailbox in the ' +
       'tenant.',
+    actions: [openSetting('upstream.mailbox', 'Change the mailbox'), TEST_AGAIN],
     example: graphFailure(404, 'ErrorInvalidUser', "The requested user 'scanner@contoso.com' is invalid."),
   },
   {
@@ -147,6 +152,7 @@ export const GRAPH_RULES: readonly RuleSource[] = [
       'Microsoft Graph is busy or throttling this app or mailbox. RelayDesk waits as long as Graph ' +
       'asks, then retries.',
     fix: 'Nothing, if it passes. If it keeps happening, lower `upstream.messagesPerMinute`.',
+    actions: [openSetting('upstream.messagesPerMinute', 'Lower the messages per minute')],
     example: graphFailure(
       429,
       'ApplicationThrottled',

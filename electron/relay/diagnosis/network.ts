@@ -1,5 +1,20 @@
 /** The connection to the upstream failing before any reply. */
-import type { RuleSource } from './types.ts';
+import { TEST_AGAIN, openSetting } from './actions.ts';
+import type { RuleCommands, RuleSource } from './types.ts';
+
+/** Whether this computer finds the upstream's address, in each platform's own tool. */
+const RESOLVE_NAME: RuleCommands = {
+  windows: 'Resolve-DnsName <host>',
+  linux: 'getent hosts <host>',
+  macos: 'dscacheutil -q host -a name <host>',
+};
+
+/** Whether this computer reaches the upstream's port, in each platform's own tool. */
+const TEST_PORT: RuleCommands = {
+  windows: 'Test-NetConnection <host> -Port <port>',
+  linux: 'nc -vz -w 10 <host> <port>',
+  macos: 'nc -vz -G 10 <host> <port>',
+};
 
 export const NETWORK_RULES: readonly RuleSource[] = [
   {
@@ -13,7 +28,8 @@ export const NETWORK_RULES: readonly RuleSource[] = [
       "This PC could not look up the upstream's name: the name is misspelled, or the PC's DNS server " +
       'is not answering (no internet connection, VPN, DNS filter).',
     fix: 'Check `upstream.host` for typing errors, then check that this PC resolves it:',
-    commands: { windows: 'Resolve-DnsName <host>' },
+    actions: [openSetting('upstream.host', 'Check the server name'), TEST_AGAIN],
+    commands: RESOLVE_NAME,
     example: {
       kind: 'network',
       stage: 'connect',
@@ -35,7 +51,8 @@ export const NETWORK_RULES: readonly RuleSource[] = [
       'Check `upstream.host` and `upstream.port` (Microsoft 365: smtp.office365.com, port 587), and ' +
       'test the port from this PC; if it fails, ask whoever runs the firewall or the internet line to ' +
       'allow it.',
-    commands: { windows: 'Test-NetConnection <host> -Port <port>' },
+    commands: TEST_PORT,
+    actions: [openSetting('upstream.host', 'Check the server and port'), TEST_AGAIN],
     example: {
       kind: 'network',
       stage: 'connect',
@@ -57,7 +74,8 @@ export const NETWORK_RULES: readonly RuleSource[] = [
     fix:
       'Test the port from this PC; if it fails, ask whoever runs the firewall or the internet line to ' +
       'allow it. If it only happens under load, raise `upstream.timeoutSeconds`.',
-    commands: { windows: 'Test-NetConnection <host> -Port <port>' },
+    actions: [TEST_AGAIN, openSetting('upstream.timeoutSeconds', 'Wait longer for the server')],
+    commands: TEST_PORT,
     example: {
       kind: 'network',
       stage: 'connect',
@@ -91,7 +109,8 @@ export const NETWORK_RULES: readonly RuleSource[] = [
       'This PC has no way to reach the server: the network cable, Wi-Fi or VPN is down, or the PC has ' +
       'no default gateway.',
     fix: "Check this PC's network connection, then test the port:",
-    commands: { windows: 'Test-NetConnection <host> -Port <port>' },
+    actions: [TEST_AGAIN],
+    commands: TEST_PORT,
     example: {
       kind: 'network',
       stage: 'connect',
@@ -108,7 +127,7 @@ export const NETWORK_RULES: readonly RuleSource[] = [
     title: 'Network error',
     explanation: 'The connection to the server failed. The message stays queued and RelayDesk retries it.',
     fix: 'Nothing, if it passes. If it keeps happening, test the port from this PC:',
-    commands: { windows: 'Test-NetConnection <host> -Port <port>' },
+    commands: TEST_PORT,
     example: { kind: 'network', stage: 'connect', code: 'EADDRNOTAVAIL', message: 'connect EADDRNOTAVAIL' },
   },
 ];

@@ -1,7 +1,17 @@
 /** A user's sign-in (delegated OAuth 2.0, `relaydesk signin`) that Microsoft no longer renews. */
+import type { TokenGrant } from '../upstream-failure.ts';
+import { SIGN_IN, SIGN_IN_CLI, openSetting } from './actions.ts';
 import type { RuleSource } from './types.ts';
 import { signinFailure } from './examples.ts';
 
+const SIGN_IN_AGAIN =
+  "Sign in again as the mailbox's user. The held mail goes out as soon as the sign-in works.";
+const SIGNED_IN_GRANTS: readonly TokenGrant[] = ['refresh_token', 'authorization_code', 'device_code'];
+
+/**
+ * A refresh that fails holds the queue (class relay: nothing is wrong with the messages) with "Sign in
+ * again" as the action.
+ */
 export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
   {
     id: 'signin-needed',
@@ -13,16 +23,14 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       'The upstream signs in as a user (delegated OAuth 2.0), and nobody has signed in on this ' +
       'computer yet, or the sign-in was removed with `relaydesk signout`.',
-    fix:
-      'Sign in again: run `npx relaydesk signin` (or "Sign in with Microsoft" in the window) as the ' +
-      "mailbox's user. The held mail goes out as soon as the sign-in works.",
+    fix: SIGN_IN_AGAIN,
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: { kind: 'config', code: 'NOT_SIGNED_IN', message: 'Nobody is signed in for app 3f2a1b4c' },
   },
   {
     id: 'signin-frequency',
-    match: [
-      { kind: 'token', aadsts: [70043], grants: ['refresh_token', 'authorization_code', 'device_code'] },
-    ],
+    match: [{ kind: 'token', aadsts: [70043], grants: SIGNED_IN_GRANTS }],
     class: 'relay',
     action: 'hold',
     category: 'credentials',
@@ -31,10 +39,10 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       "A Conditional Access policy's sign-in frequency (for example every 30 days) has passed, so " +
       'Microsoft no longer renews the sign-in without the user.',
     fix:
-      'Sign in again: run `npx relaydesk signin` (or "Sign in with Microsoft" in the window) as the ' +
-      "mailbox's user. The held mail goes out as soon as the sign-in works. To sign in less often, an " +
-      "administrator can exclude this app or the mailbox from the policy's sign-in frequency in " +
-      'Microsoft Entra admin center → Conditional Access.',
+      `${SIGN_IN_AGAIN} To sign in less often, an administrator can exclude this app or the mailbox ` +
+      "from the policy's sign-in frequency in Microsoft Entra admin center → Conditional Access.",
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'refresh_token',
       400,
@@ -49,7 +57,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       {
         kind: 'token',
         aadsts: [700082, 70008],
-        grants: ['refresh_token', 'authorization_code', 'device_code'],
+        grants: SIGNED_IN_GRANTS,
       },
     ],
     class: 'relay',
@@ -59,9 +67,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       'A sign-in that is not used for 90 days ends. RelayDesk renews it every day while it runs, so ' +
       'this means the relay was stopped (or could not reach Microsoft) for a long time.',
-    fix:
-      'Sign in again: run `npx relaydesk signin` (or "Sign in with Microsoft" in the window) as the ' +
-      "mailbox's user. The held mail goes out as soon as the sign-in works.",
+    fix: SIGN_IN_AGAIN,
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'refresh_token',
       400,
@@ -76,7 +84,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       {
         kind: 'token',
         aadsts: [50173, 50133, 50089],
-        grants: ['refresh_token', 'authorization_code', 'device_code'],
+        grants: SIGNED_IN_GRANTS,
       },
     ],
     class: 'relay',
@@ -86,10 +94,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       "The user's password was changed or reset, or an administrator revoked the user's sessions, " +
       'which ends every sign-in made before.',
-    fix:
-      'Sign in again: run `npx relaydesk signin` (or "Sign in with Microsoft" in the window) as the ' +
-      "mailbox's user. The held mail goes out as soon as the sign-in works. Sign in with the new " +
-      'password.',
+    fix: `${SIGN_IN_AGAIN} Sign in with the new password.`,
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'refresh_token',
       400,
@@ -100,9 +107,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
   },
   {
     id: 'signin-mfa-required',
-    match: [
-      { kind: 'token', aadsts: [50076], grants: ['refresh_token', 'authorization_code', 'device_code'] },
-    ],
+    match: [{ kind: 'token', aadsts: [50076], grants: SIGNED_IN_GRANTS }],
     class: 'relay',
     action: 'hold',
     category: 'policy',
@@ -110,10 +115,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       'A policy now asks this user for multi-factor authentication (a new rule, or a sign-in from a ' +
       'new location), which only an interactive sign-in can give.',
-    fix:
-      'Sign in again: run `npx relaydesk signin` (or "Sign in with Microsoft" in the window) as the ' +
-      "mailbox's user. The held mail goes out as soon as the sign-in works. Complete the second factor " +
-      'in the browser.',
+    fix: `${SIGN_IN_AGAIN} Complete the second factor in the browser.`,
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'refresh_token',
       400,
@@ -124,9 +128,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
   },
   {
     id: 'signin-mfa-enrolment',
-    match: [
-      { kind: 'token', aadsts: [50079], grants: ['refresh_token', 'authorization_code', 'device_code'] },
-    ],
+    match: [{ kind: 'token', aadsts: [50079], grants: SIGNED_IN_GRANTS }],
     class: 'relay',
     action: 'hold',
     category: 'policy',
@@ -135,8 +137,10 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'The tenant now requires multi-factor authentication and this user has not registered a method ' +
       '(Authenticator app, phone) yet.',
     fix:
-      'Have the user register a method at https://aka.ms/mfasetup, then sign in again: run `npx ' +
-      'relaydesk signin`. The held mail goes out as soon as the sign-in works.',
+      'Have the user register a method at https://aka.ms/mfasetup, then sign in again. The held mail ' +
+      'goes out as soon as the sign-in works.',
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'refresh_token',
       400,
@@ -151,7 +155,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       {
         kind: 'token',
         aadsts: [65001, 650057],
-        grants: ['refresh_token', 'authorization_code', 'device_code'],
+        grants: SIGNED_IN_GRANTS,
       },
     ],
     class: 'relay',
@@ -165,7 +169,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'A Global or Cloud Application Administrator opens ' +
       'https://login.microsoftonline.com/<oauthTenant>/adminconsent?client_id=<appId> and accepts (or ' +
       'presses "Grant admin consent" under App registrations → the app → API permissions). Then sign ' +
-      'in again: run `npx relaydesk signin`.',
+      'in again.',
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'authorization_code',
       400,
@@ -176,9 +182,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
   },
   {
     id: 'signin-app-not-found',
-    match: [
-      { kind: 'token', aadsts: [700016], grants: ['refresh_token', 'authorization_code', 'device_code'] },
-    ],
+    match: [{ kind: 'token', aadsts: [700016], grants: SIGNED_IN_GRANTS }],
     class: 'relay',
     action: 'hold',
     category: 'configuration',
@@ -189,7 +193,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     fix:
       "Copy the Application (client) ID and the Directory (tenant) ID from the app's Overview page in " +
       'Microsoft Entra admin center into `upstream.oauth2.clientId` and `upstream.oauth2.tenant` ' +
-      '(docs/microsoft365.md), then sign in again: run `npx relaydesk signin`.',
+      '(docs/microsoft365.md), then sign in again.',
+    cli: SIGN_IN_CLI,
+    actions: [openSetting('upstream.oauth2.clientId', 'Check the app and tenant IDs'), SIGN_IN],
     example: signinFailure(
       'refresh_token',
       400,
@@ -200,9 +206,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
   },
   {
     id: 'signin-public-client-off',
-    match: [
-      { kind: 'token', aadsts: [7000218], grants: ['refresh_token', 'authorization_code', 'device_code'] },
-    ],
+    match: [{ kind: 'token', aadsts: [7000218], grants: SIGNED_IN_GRANTS }],
     class: 'relay',
     action: 'hold',
     category: 'configuration',
@@ -212,8 +216,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'allow; without it Microsoft asks for a client secret.',
     fix:
       'In Microsoft Entra admin center → App registrations → the app → Authentication, set "Allow ' +
-      'public client flows" to Yes and save (docs/microsoft365.md). Then sign in again: run `npx ' +
-      'relaydesk signin`.',
+      'public client flows" to Yes and save (docs/microsoft365.md). Then sign in again.',
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'device_code',
       401,
@@ -233,10 +238,11 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'A Conditional Access policy blocks the device code flow. Microsoft has switched such a policy ' +
       'on in many tenants that had not used the device code lately.',
     fix:
-      'Sign in with the browser instead: run `npx relaydesk signin` without --device-code on a ' +
-      'computer with a browser (with `serve --admin`, open the window on this computer). Or an ' +
-      'administrator excludes this user from the policy under Conditional Access → Authentication ' +
-      'flows.',
+      'Sign in with the browser instead, on a computer with a browser (with `serve --admin`, open the ' +
+      'window on this computer). Or an administrator excludes this user from the policy under ' +
+      'Conditional Access → Authentication flows.',
+    cli: 'Run `npx relaydesk signin` without --device-code.',
+    actions: [SIGN_IN],
     example: signinFailure(
       'device_code',
       400,
@@ -251,7 +257,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       {
         kind: 'token',
         aadsts: [53003, 53000, 53001],
-        grants: ['refresh_token', 'authorization_code', 'device_code'],
+        grants: SIGNED_IN_GRANTS,
       },
     ],
     class: 'relay',
@@ -263,7 +269,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'a compliant device or an app rule).',
     fix:
       'Find the failed sign-in in Microsoft Entra admin center → Sign-in logs: it names the policy. ' +
-      "Allow this office's network or exclude the app, then sign in again: run `npx relaydesk signin`.",
+      "Allow this office's network or exclude the app, then sign in again.",
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'refresh_token',
       400,
@@ -280,7 +288,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     category: 'credentials',
     title: 'The sign-in code expired',
     explanation: 'Nobody entered the code and signed in before it expired (15 minutes).',
-    fix: 'Run `npx relaydesk signin --device-code` again and enter the new code promptly.',
+    fix: 'Sign in again and enter the new code promptly.',
+    cli: 'Run `npx relaydesk signin --device-code` again.',
+    actions: [SIGN_IN],
     example: signinFailure(
       'device_code',
       400,
@@ -295,7 +305,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       {
         kind: 'token',
         errors: ['authorization_declined', 'access_denied'],
-        grants: ['refresh_token', 'authorization_code', 'device_code'],
+        grants: SIGNED_IN_GRANTS,
       },
     ],
     class: 'relay',
@@ -303,10 +313,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     category: 'credentials',
     title: 'The sign-in was cancelled',
     explanation: 'The user cancelled the sign-in or declined the permissions RelayDesk asked for.',
-    fix:
-      'Sign in again: run `npx relaydesk signin` (or "Sign in with Microsoft" in the window) as the ' +
-      "mailbox's user. The held mail goes out as soon as the sign-in works. Accept the permissions " +
-      '"Send mail as you" and "Maintain access".',
+    fix: `${SIGN_IN_AGAIN} Accept the permissions "Send mail as you" and "Maintain access".`,
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'authorization_code',
       400,
@@ -325,7 +334,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       'Nobody finished signing in in the browser in time, or the browser came back with an answer that ' +
       'belongs to another sign-in (an old tab), which RelayDesk does not use.',
-    fix: 'Run `npx relaydesk signin` again and finish the sign-in in the tab it opens.',
+    fix: 'Sign in again and finish the sign-in in the browser tab it opens.',
+    cli: 'Run `npx relaydesk signin` again.',
+    actions: [SIGN_IN],
     example: {
       kind: 'config',
       code: 'SIGNIN_TIMEOUT',
@@ -334,9 +345,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
   },
   {
     id: 'signin-refused',
-    match: [
-      { kind: 'token', statusClass: 4, grants: ['refresh_token', 'authorization_code', 'device_code'] },
-    ],
+    match: [{ kind: 'token', statusClass: 4, grants: SIGNED_IN_GRANTS }],
     class: 'relay',
     action: 'hold',
     category: 'credentials',
@@ -344,9 +353,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       'Microsoft Entra ID no longer accepts the sign-in RelayDesk keeps (the AADSTS number shown says ' +
       'why; look it up at https://login.microsoftonline.com/error).',
-    fix:
-      'Sign in again: run `npx relaydesk signin` (or "Sign in with Microsoft" in the window) as the ' +
-      "mailbox's user. The held mail goes out as soon as the sign-in works.",
+    fix: SIGN_IN_AGAIN,
+    cli: SIGN_IN_CLI,
+    actions: [SIGN_IN],
     example: signinFailure(
       'refresh_token',
       400,

@@ -1,5 +1,6 @@
 /** Replies of any SMTP server, by code and class: what no Microsoft-specific row knows. */
 import type { RuleSource } from './types.ts';
+import { CHECK_AGAIN_CLI, ENTER_PASSWORD, PASSWORD_SET_CLI, TEST_AGAIN, openSetting } from './actions.ts';
 import { replyLine } from './examples.ts';
 
 export const SMTP_GENERIC_RULES: readonly RuleSource[] = [
@@ -15,7 +16,10 @@ export const SMTP_GENERIC_RULES: readonly RuleSource[] = [
       'password.',
     fix:
       'Create an app password for the account (for Google: Google account → Security → 2-Step ' +
-      'Verification → App passwords) and store it with `npx relaydesk password set`.',
+      'Verification → App passwords) and enter it as the password.',
+    cli: `Store it with ${PASSWORD_SET_CLI}.`,
+    actions: [openSetting('upstream.password', 'Enter the app password'), TEST_AGAIN],
+    refusedPassword: true,
     example: replyLine(
       'auth',
       '534 5.7.9 Application-specific password required. Learn more at https://support.google.com/mail/?p=InvalidSecondFactor',
@@ -29,9 +33,10 @@ export const SMTP_GENERIC_RULES: readonly RuleSource[] = [
     category: 'credentials',
     title: 'User name or password not accepted',
     explanation: 'The server refused the sign-in: the user name or password is wrong or no longer valid.',
-    fix:
-      'Check `upstream.user` and enter the password again with `npx relaydesk password set`, then run ' +
-      '`npx relaydesk check`.',
+    fix: 'Check `upstream.user` and enter the password again.',
+    cli: `Store the password with ${PASSWORD_SET_CLI}. ${CHECK_AGAIN_CLI}`,
+    actions: [openSetting('upstream.user', 'Check the user name'), ENTER_PASSWORD, TEST_AGAIN],
+    refusedPassword: true,
     example: replyLine(
       'auth',
       '535 5.7.8 Username and Password not accepted. For more information, go to https://support.google.com/mail/?p=BadCredentials',
@@ -48,6 +53,7 @@ export const SMTP_GENERIC_RULES: readonly RuleSource[] = [
       'The server is busy, restarting or has too many connections, and asked RelayDesk to come back ' +
       'later. The message stays queued.',
     fix: 'Nothing, if it passes. If it keeps happening, lower `upstream.maxConnections`.',
+    actions: [openSetting('upstream.maxConnections', 'Lower the connections at a time')],
     example: replyLine('greeting', '421 4.3.2 Service not available, closing transmission channel'),
   },
   {
@@ -82,9 +88,15 @@ export const SMTP_GENERIC_RULES: readonly RuleSource[] = [
     category: 'credentials',
     title: 'Sign-in failed',
     explanation: 'The server refused the sign-in, so no message can be sent until this is fixed.',
-    fix:
-      'Check `upstream.user`, `upstream.auth` and the stored password (`npx relaydesk password set`), ' +
-      'then run `npx relaydesk check`.',
+    fix: 'Check `upstream.user`, `upstream.auth` and the stored password.',
+    cli: `Store the password with ${PASSWORD_SET_CLI}. ${CHECK_AGAIN_CLI}`,
+    actions: [
+      openSetting('upstream.user', 'Check the user name'),
+      openSetting('upstream.auth', 'Check how RelayDesk signs in'),
+      ENTER_PASSWORD,
+      TEST_AGAIN,
+    ],
+    refusedPassword: true,
     example: replyLine('auth', '504 5.7.4 Unrecognized authentication type'),
   },
   {
@@ -100,6 +112,7 @@ export const SMTP_GENERIC_RULES: readonly RuleSource[] = [
     fix:
       'Check `upstream.host`, `upstream.port` and `upstream.security`, and the reply text for the ' +
       'reason.',
+    actions: [openSetting('upstream.host', 'Check the server and port'), TEST_AGAIN],
     example: replyLine('greeting', '554 5.7.1 Service unavailable; Client host [203.0.113.17] blocked'),
   },
   {

@@ -1,4 +1,5 @@
 /** SMTP replies about sending: Send As, throttling, blocks, quotas, size, recipients. */
+import { openSetting } from './actions.ts';
 import type { RuleSource } from './types.ts';
 import { replyLine } from './examples.ts';
 
@@ -17,6 +18,7 @@ export const HVE_RULES: readonly RuleSource[] = [
     fix:
       'To reach outside addresses, use the Microsoft 365 preset (smtp.office365.com) with a licensed ' +
       'mailbox for those messages.',
+    actions: [openSetting('upstream.preset', 'Change the upstream')],
     example: replyLine(
       'rcpt',
       '550 5.5.105 HVE accounts can only send to internal recipients. External recipient: partner@fabrikam.com',
@@ -43,6 +45,7 @@ export const SMTP_SENDING_RULES: readonly RuleSource[] = [
       'Choose one: give the mailbox Send As on the address (PowerShell below; it can take up to an ' +
       'hour to apply); or add <address> as an alias of <mailbox>; or let RelayDesk replace the sender ' +
       'with the mailbox: `"sender": {"mode": "rewrite"}` in the config.',
+    actions: [openSetting('sender.mode', 'Let RelayDesk replace the sender')],
     commands: {
       exchangeOnline: 'Add-RecipientPermission -Identity <address> -AccessRights SendAs -Trustee <mailbox>',
     },
@@ -67,6 +70,7 @@ export const SMTP_SENDING_RULES: readonly RuleSource[] = [
     fix:
       'Set `upstream.maxConnections` to 3 or lower, and check that no other program (another relay, a ' +
       'scanner sending directly) signs in as <mailbox> at the same time.',
+    actions: [openSetting('upstream.maxConnections', 'Lower the connections at a time')],
     example: replyLine(
       'mail',
       '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [Hostname=AM6PR02MB1234.eurprd02.prod.outlook.com]',
@@ -85,6 +89,7 @@ export const SMTP_SENDING_RULES: readonly RuleSource[] = [
     fix:
       'Nothing, if it passes. If it keeps happening, lower `upstream.messagesPerMinute` (a mailbox ' +
       'takes 30 a minute) and check that the devices are not sending more than expected.',
+    actions: [openSetting('upstream.messagesPerMinute', 'Lower the messages per minute')],
     example: replyLine(
       'mail',
       '451 4.7.500 Server busy. Please try again later from [203.0.113.17]. (S77719) [VI1EUR04FT012.eop-eur04.prod.protection.outlook.com]',
@@ -208,6 +213,7 @@ export const SMTP_SENDING_RULES: readonly RuleSource[] = [
       'Scan at a lower resolution, in black and white, or in fewer pages per message. Or raise the ' +
       "mailbox's limit (at most 150 MB) with the PowerShell below and raise `upstream.maxMessageBytes` " +
       'to match, so devices are told the new limit.',
+    actions: [openSetting('upstream.maxMessageBytes', 'Change the largest message')],
     commands: { exchangeOnline: 'Set-Mailbox -Identity <mailbox> -MaxSendSize 150MB' },
     example: replyLine(
       'message',
@@ -247,6 +253,7 @@ export const SMTP_SENDING_RULES: readonly RuleSource[] = [
     fix:
       'Allow Direct Send again with the PowerShell below, or (recommended) switch the upstream to the ' +
       'Microsoft 365 preset, which signs in with a mailbox.',
+    actions: [openSetting('upstream.preset', 'Switch to the Microsoft 365 preset')],
     commands: { exchangeOnline: 'Set-OrganizationConfig -RejectDirectSend $false' },
     example: replyLine(
       'mail',
@@ -266,6 +273,7 @@ export const SMTP_SENDING_RULES: readonly RuleSource[] = [
     fix:
       'To reach outside addresses, switch the upstream to the Microsoft 365 preset (SMTP AUTH with a ' +
       'mailbox) or OAuth 2.0.',
+    actions: [openSetting('upstream.preset', 'Change the upstream')],
     example: replyLine(
       'rcpt',
       '550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain [AM4PEPF00027A5F.eurprd04.prod.outlook.com]',

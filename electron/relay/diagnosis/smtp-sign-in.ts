@@ -1,6 +1,23 @@
 /** Microsoft 365 (and other SMTP servers) refusing the sign-in, or TLS before it. */
 import type { RuleSource } from './types.ts';
+import {
+  CHECK_AGAIN_CLI,
+  ENTER_PASSWORD,
+  PASSWORD_SET_CLI,
+  SWITCH_TO_OAUTH,
+  TEST_AGAIN,
+  openSetting,
+} from './actions.ts';
 import { replyLine } from './examples.ts';
+
+/** What an app signing in with OAuth 2.0 needs in Exchange Online before its token is accepted for a mailbox. */
+const SERVICE_PRINCIPAL_STEPS =
+  'the app has the Office 365 Exchange Online application permission SMTP.SendAsApp with admin ' +
+  'consent granted, then register its service principal in Exchange Online and give it the mailbox ' +
+  '(the PowerShell below; take the object ID from Enterprise applications, not App registrations).';
+const SERVICE_PRINCIPAL =
+  'New-ServicePrincipal -AppId <appId> -ObjectId <objectId of the Enterprise Application>\n' +
+  'Add-MailboxPermission -Identity <mailbox> -User <service principal id> -AccessRights FullAccess';
 
 export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
   {
@@ -17,7 +34,9 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'firewall or antivirus that inspects TLS.',
     fix:
       'Exempt <host> from TLS inspection in the firewall or antivirus, or update it so that it speaks ' +
-      'TLS 1.2. Then run `npx relaydesk check`.',
+      'TLS 1.2.',
+    cli: CHECK_AGAIN_CLI,
+    actions: [TEST_AGAIN],
     example: replyLine(
       'starttls',
       '421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to support TLS 1.2. Visit https://aka.ms/smtp_auth_tls.',
@@ -35,10 +54,11 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'is set to send without signing in (`"auth": "none"`), which smtp.office365.com does not allow, ' +
       'or STARTTLS or the sign-in failed earlier in the same connection.',
     fix:
-      'Set `upstream.auth` to `password` or `oauth2` and store the secret with `npx relaydesk password ' +
-      'set`; `npx relaydesk check` shows the step that fails. To send without signing in, use Direct ' +
-      "Send instead (the `microsoft365-direct-send` preset and the tenant's MX host, " +
-      '`<tenant>.mail.protection.outlook.com`): it reaches recipients in your own tenant only.',
+      'Set `upstream.auth` to `password` or `oauth2` and store the secret. To send without signing in, ' +
+      "use Direct Send instead (the `microsoft365-direct-send` preset and your tenant's MX host, which " +
+      'ends in `.mail.protection.outlook.com`): it reaches recipients in your own tenant only.',
+    cli: `Store the secret with ${PASSWORD_SET_CLI}; \`npx relaydesk check\` shows the step that fails.`,
+    actions: [openSetting('upstream.auth', 'Choose how RelayDesk signs in'), TEST_AGAIN],
     example: replyLine(
       'mail',
       '530 5.7.57 Client not authenticated to send mail. [AM0PR02CA0001.eurprd02.prod.outlook.com 2026-01-12T09:14:03.120Z 08DE31A2B0C4D5E6]',
@@ -54,7 +74,9 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
     explanation:
       'The server accepts commands only after the connection is encrypted with STARTTLS, and RelayDesk ' +
       'is set to talk to it unencrypted.',
-    fix: 'Set `upstream.security` to `starttls` (port 587 or 25), then run `npx relaydesk check`.',
+    fix: 'Set `upstream.security` to `starttls` (port 587 or 25).',
+    cli: CHECK_AGAIN_CLI,
+    actions: [openSetting('upstream.security', 'Change the connection security'), TEST_AGAIN],
     example: replyLine(
       'mail',
       '530 5.7.0 Must issue a STARTTLS command first. d9443c01a7336-21f3c2e5b1asm1234567b3 - gsmtp',
@@ -72,9 +94,11 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'or the account must use multi-factor authentication, which an SMTP sign-in with a password ' +
       'cannot do.',
     fix:
-      "Check that `upstream.user` is the mailbox's full address and enter the password again with `npx " +
-      'relaydesk password set`. If the account requires MFA, switch the upstream to OAuth 2.0 ' +
-      '(docs/microsoft365.md).',
+      "Check that `upstream.user` is the mailbox's full address and enter the password again. If the " +
+      'account requires MFA, switch the upstream to OAuth 2.0 (docs/microsoft365.md).',
+    cli: `Store the password with ${PASSWORD_SET_CLI}. ${CHECK_AGAIN_CLI}`,
+    actions: [openSetting('upstream.user', 'Check the mailbox address'), ENTER_PASSWORD, TEST_AGAIN],
+    refusedPassword: true,
     example: replyLine(
       'auth',
       '535 5.7.139 Authentication unsuccessful, the user credentials were incorrect. [PH0PR07CA0004.namprd07.prod.outlook.com]',
@@ -95,6 +119,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'Either switch the upstream to OAuth 2.0 (docs/microsoft365.md), which security defaults allow, ' +
       'or turn security defaults off (Microsoft Entra admin center → Identity → Overview → Properties ' +
       '→ Manage security defaults) and protect the tenant with Conditional Access policies instead.',
+    actions: [SWITCH_TO_OAUTH],
     example: replyLine(
       'auth',
       "535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy. Contact your administrator. [BN9PR03CA0123.namprd03.prod.outlook.com]",
@@ -114,6 +139,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       "Open Microsoft Entra admin center → Sign-in logs and find <mailbox>'s failed sign-in: it names " +
       'the policy. Exclude this mailbox from that policy, or switch the upstream to OAuth 2.0 ' +
       '(docs/microsoft365.md).',
+    actions: [SWITCH_TO_OAUTH, TEST_AGAIN],
     example: replyLine(
       'auth',
       '535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully. Contact your administrator. [MN2PR07CA0004.namprd07.prod.outlook.com]',
@@ -134,7 +160,9 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       "tenant's) in Exchange Online PowerShell: `Set-CASMailbox -Identity <mailbox> " +
       '-SmtpClientAuthenticationDisabled $false`. To turn it on for the whole tenant instead: ' +
       '`Set-TransportConfig -SmtpClientAuthenticationDisabled $false`. The change can take some ' +
-      'minutes to apply; then run `npx relaydesk check`.',
+      'minutes to apply.',
+    cli: CHECK_AGAIN_CLI,
+    actions: [TEST_AGAIN],
     commands: {
       exchangeOnline: 'Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false',
     },
@@ -156,7 +184,9 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
     fix:
       'Turn SMTP AUTH on for the mailbox in Exchange Online PowerShell (or Microsoft 365 admin center ' +
       '→ Users → <mailbox> → Mail → Manage email apps → Authenticated SMTP). The change can take some ' +
-      'minutes to apply; then run `npx relaydesk check`.',
+      'minutes to apply.',
+    cli: CHECK_AGAIN_CLI,
+    actions: [TEST_AGAIN],
     commands: {
       exchangeOnline: 'Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false',
     },
@@ -180,6 +210,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'Switch the upstream to OAuth 2.0 (docs/microsoft365.md): that is the lasting fix. Until then, ' +
       'check that SMTP AUTH is on for the mailbox and that no authentication policy blocks it ' +
       '(`Get-AuthenticationPolicy`, setting `AllowBasicAuthSmtp`).',
+    actions: [SWITCH_TO_OAUTH],
     commands: {
       exchangeOnline: 'Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false',
     },
@@ -202,6 +233,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'Check that SMTP AUTH is on for the mailbox, then look up the failed sign-in of <mailbox> in ' +
       'Microsoft Entra admin center → Sign-in logs, which names the policy. Or switch the upstream to ' +
       'OAuth 2.0 (docs/microsoft365.md).',
+    actions: [SWITCH_TO_OAUTH, TEST_AGAIN],
     commands: {
       exchangeOnline: 'Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false',
     },
@@ -224,16 +256,33 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       "principal is missing in Exchange Online (or was created with the App Registration's object ID " +
       "instead of the Enterprise Application's), the app has no permission on the mailbox, or " +
       '`upstream.user` is not that mailbox.',
-    fix:
-      'With a password: enter it again with `npx relaydesk password set`. With OAuth 2.0: check that ' +
-      'the app has the Office 365 Exchange Online application permission SMTP.SendAsApp with admin ' +
-      'consent granted, then register its service principal in Exchange Online and give it the mailbox ' +
-      '(the PowerShell below; take the object ID from Enterprise applications, not App registrations). ' +
-      'Then run `npx relaydesk check`.',
-    commands: {
-      exchangeOnline:
-        'New-ServicePrincipal -AppId <appId> -ObjectId <objectId of the Enterprise Application>\nAdd-MailboxPermission -Identity <mailbox> -User <service principal id> -AccessRights FullAccess',
+    fix: `With a password: enter it again. With OAuth 2.0: check that ${SERVICE_PRINCIPAL_STEPS}`,
+    cli: `Store the password with ${PASSWORD_SET_CLI}. ${CHECK_AGAIN_CLI}`,
+    actions: [ENTER_PASSWORD, TEST_AGAIN],
+    commands: { exchangeOnline: SERVICE_PRINCIPAL },
+    byAuth: {
+      password: {
+        explanation:
+          'Microsoft 365 did not accept the password of <mailbox>: it is wrong or was changed, the ' +
+          'account requires multi-factor authentication, or a Conditional Access policy blocks it.',
+        fix:
+          'Enter the password again. If it is right, find the failed sign-in of <mailbox> in Microsoft ' +
+          'Entra admin center → Sign-in logs: it says whether multi-factor authentication or a ' +
+          'Conditional Access policy refused it.',
+        commands: {},
+      },
+      oauth2: {
+        explanation:
+          "Exchange does not accept the app's token for <mailbox>, usually because the app's service " +
+          "principal is missing in Exchange Online (or was created with the App Registration's object ID " +
+          "instead of the Enterprise Application's), the app has no permission on the mailbox, or " +
+          '`upstream.user` is not that mailbox.',
+        fix: `Check that ${SERVICE_PRINCIPAL_STEPS}`,
+        cli: CHECK_AGAIN_CLI,
+        actions: [TEST_AGAIN],
+      },
     },
+    refusedPassword: true,
     example: replyLine(
       'auth',
       '535 5.7.3 Authentication unsuccessful [SGXP274CA0016.SGPP274.PROD.OUTLOOK.COM 2025-03-20T11:25:21.972Z 08DD66EDEFB0DFDF]',
@@ -250,6 +299,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'Microsoft has removed basic authentication (user name and password) for SMTP client submission ' +
       'for this tenant. No password will work any more.',
     fix: 'Switch the upstream to OAuth 2.0; docs/microsoft365.md walks through the app registration.',
+    actions: [SWITCH_TO_OAUTH],
     example: replyLine('auth', '550 5.7.30 Basic authentication is not supported for Client Submission.'),
   },
 ];

@@ -1,4 +1,5 @@
 /** TLS towards the upstream: certificates, versions, STARTTLS. */
+import { TEST_AGAIN, openSetting } from './actions.ts';
 import type { RuleSource } from './types.ts';
 
 export const TLS_RULES: readonly RuleSource[] = [
@@ -30,6 +31,7 @@ export const TLS_RULES: readonly RuleSource[] = [
     fix:
       'If a firewall or antivirus inspects TLS, exempt <host> from inspection. For a private server, ' +
       "save the authority's certificate as a PEM file and set `upstream.caFile` to its path.",
+    actions: [openSetting('upstream.caFile', 'Choose the certificate file'), TEST_AGAIN],
     example: {
       kind: 'tls',
       stage: 'starttls',
@@ -61,6 +63,7 @@ export const TLS_RULES: readonly RuleSource[] = [
       "The server's certificate does not name the host RelayDesk connects to: `upstream.host` is an IP " +
       'address or an alias, or a firewall intercepts TLS.',
     fix: 'Set `upstream.host` to the name on the certificate (for Microsoft 365, smtp.office365.com).',
+    actions: [openSetting('upstream.host', 'Change the server name'), TEST_AGAIN],
     example: {
       kind: 'tls',
       stage: 'starttls',
@@ -81,6 +84,7 @@ export const TLS_RULES: readonly RuleSource[] = [
       '`tls` (encrypted from the first byte, port 465) on a port that expects STARTTLS (587 or 25); ' +
       'Microsoft 365 has no port 465. Less often the server speaks only an old TLS version.',
     fix: 'For port 587 or 25, set `upstream.security` to `starttls`; `tls` belongs with port 465.',
+    actions: [openSetting('upstream.security', 'Change the connection security'), TEST_AGAIN],
     example: {
       kind: 'tls',
       stage: 'connect',
@@ -131,6 +135,7 @@ export const TLS_RULES: readonly RuleSource[] = [
     fix:
       'Check `upstream.host` and `upstream.port`. If they are right, turn off SMTP inspection for this ' +
       'connection in the firewall.',
+    actions: [openSetting('upstream.host', 'Check the server and port'), TEST_AGAIN],
     example: {
       kind: 'tls',
       stage: 'ehlo',
@@ -148,7 +153,9 @@ export const TLS_RULES: readonly RuleSource[] = [
     explanation: 'The encrypted connection to the server could not be set up.',
     fix:
       'Check `upstream.host`, `upstream.port` and `upstream.security`, and whether a firewall or ' +
-      'antivirus inspects TLS; `npx relaydesk check` shows the details.',
+      'antivirus inspects TLS.',
+    cli: '`npx relaydesk check` shows the details.',
+    actions: [openSetting('upstream.security', 'Check the connection security'), TEST_AGAIN],
     example: {
       kind: 'tls',
       stage: 'starttls',
