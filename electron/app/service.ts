@@ -60,7 +60,7 @@ import type {
   TestEmailView,
   UpstreamView,
 } from '../shared/ipc.ts';
-import { diagnose } from '../relay/diagnosis.ts';
+import { diagnose, diagnosisContextFor } from '../relay/diagnosis.ts';
 import { signIn as signInWithMicrosoft } from '../relay/oauth/signin.ts';
 import { readSignedIn, type SignedInAccount } from '../relay/oauth/signed-in.ts';
 import { UpstreamError } from '../relay/upstream-failure.ts';
@@ -784,10 +784,7 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
           ok: false,
           account: null,
           error: reason,
-          diagnosis: diagnose(error.failure, {
-            appId: draft.upstream.oauth2?.clientId,
-            tenant: draft.upstream.oauth2?.tenant,
-          }),
+          diagnosis: diagnose(error.failure, diagnosisContextFor(draft.upstream, env)),
         };
       }
     },

@@ -22,7 +22,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     title: 'Sign in: nobody is signed in',
     explanation:
       'The upstream signs in as a user (delegated OAuth 2.0), and nobody has signed in on this ' +
-      'computer yet, or the sign-in was removed with `relaydesk signout`.',
+      'computer yet, or someone signed out.',
     fix: SIGN_IN_AGAIN,
     cli: SIGN_IN_CLI,
     actions: [SIGN_IN],

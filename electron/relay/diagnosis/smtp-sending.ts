@@ -44,7 +44,8 @@ export const SMTP_SENDING_RULES: readonly RuleSource[] = [
     fix:
       'Choose one: give the mailbox Send As on the address (PowerShell below; it can take up to an ' +
       'hour to apply); or add <address> as an alias of <mailbox>; or let RelayDesk replace the sender ' +
-      'with the mailbox: `"sender": {"mode": "rewrite"}` in the config.',
+      'with the mailbox.',
+    cli: 'To let RelayDesk replace it: `"sender": {"mode": "rewrite"}` in the config.',
     actions: [openSetting('sender.mode', 'Let RelayDesk replace the sender')],
     commands: {
       exchangeOnline: 'Add-RecipientPermission -Identity <address> -AccessRights SendAs -Trustee <mailbox>',
