@@ -1,11 +1,5 @@
 /** Problems RelayDesk finds itself before or while talking to the upstream. */
-import {
-  CHECK_AGAIN_CLI,
-  ENTER_CLIENT_SECRET,
-  PASSWORD_SET_CLI,
-  TEST_AGAIN,
-  openSetting,
-} from './actions.ts';
+import { CHECK_AGAIN, ENTER_CLIENT_SECRET, PASSWORD_SET_CLI, TEST_AGAIN, openSetting } from './actions.ts';
 import type { RuleSource } from './types.ts';
 
 export const CONFIG_RULES: readonly RuleSource[] = [
@@ -116,8 +110,7 @@ export const CONFIG_RULES: readonly RuleSource[] = [
     title: "A problem in RelayDesk's configuration",
     explanation: 'RelayDesk found a problem in its own configuration before contacting the upstream.',
     fix: 'Read the message shown with the error and correct the configuration.',
-    cli: CHECK_AGAIN_CLI,
-    actions: [TEST_AGAIN],
+    ...CHECK_AGAIN,
     example: { kind: 'config', code: 'NO_USER', message: 'upstream.user is not set' },
   },
 ];

@@ -1,6 +1,6 @@
 /** A user's sign-in (delegated OAuth 2.0, `relaydesk signin`) that Microsoft no longer renews. */
 import type { TokenGrant } from '../upstream-failure.ts';
-import { SIGN_IN, SIGN_IN_CLI, openSetting } from './actions.ts';
+import { SIGN_IN, SIGN_IN_CLI, SIGN_IN_STEPS, openSetting } from './actions.ts';
 import type { RuleSource } from './types.ts';
 import { signinFailure } from './examples.ts';
 
@@ -24,8 +24,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'The upstream signs in as a user (delegated OAuth 2.0), and nobody has signed in on this ' +
       'computer yet, or someone signed out.',
     fix: SIGN_IN_AGAIN,
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: { kind: 'config', code: 'NOT_SIGNED_IN', message: 'Nobody is signed in for app 3f2a1b4c' },
   },
   {
@@ -41,8 +40,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     fix:
       `${SIGN_IN_AGAIN} To sign in less often, an administrator can exclude this app or the mailbox ` +
       "from the policy's sign-in frequency in Microsoft Entra admin center → Conditional Access.",
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'refresh_token',
       400,
@@ -68,8 +66,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'A sign-in that is not used for 90 days ends. RelayDesk renews it every day while it runs, so ' +
       'this means the relay was stopped (or could not reach Microsoft) for a long time.',
     fix: SIGN_IN_AGAIN,
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'refresh_token',
       400,
@@ -95,8 +92,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       "The user's password was changed or reset, or an administrator revoked the user's sessions, " +
       'which ends every sign-in made before.',
     fix: `${SIGN_IN_AGAIN} Sign in with the new password.`,
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'refresh_token',
       400,
@@ -116,8 +112,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'A policy now asks this user for multi-factor authentication (a new rule, or a sign-in from a ' +
       'new location), which only an interactive sign-in can give.',
     fix: `${SIGN_IN_AGAIN} Complete the second factor in the browser.`,
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'refresh_token',
       400,
@@ -139,8 +134,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     fix:
       'Have the user register a method at https://aka.ms/mfasetup, then sign in again. The held mail ' +
       'goes out as soon as the sign-in works.',
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'refresh_token',
       400,
@@ -170,8 +164,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'https://login.microsoftonline.com/<oauthTenant>/adminconsent?client_id=<appId> and accepts (or ' +
       'presses "Grant admin consent" under App registrations → the app → API permissions). Then sign ' +
       'in again.',
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'authorization_code',
       400,
@@ -217,8 +210,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     fix:
       'In Microsoft Entra admin center → App registrations → the app → Authentication, set "Allow ' +
       'public client flows" to Yes and save (docs/microsoft365.md). Then sign in again.',
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'device_code',
       401,
@@ -270,8 +262,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     fix:
       'Find the failed sign-in in Microsoft Entra admin center → Sign-in logs: it names the policy. ' +
       "Allow this office's network or exclude the app, then sign in again.",
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'refresh_token',
       400,
@@ -314,8 +305,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     title: 'The sign-in was cancelled',
     explanation: 'The user cancelled the sign-in or declined the permissions RelayDesk asked for.',
     fix: `${SIGN_IN_AGAIN} Accept the permissions "Send mail as you" and "Maintain access".`,
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'authorization_code',
       400,
@@ -354,8 +344,7 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       'Microsoft Entra ID no longer accepts the sign-in RelayDesk keeps (the AADSTS number shown says ' +
       'why; look it up at https://login.microsoftonline.com/error).',
     fix: SIGN_IN_AGAIN,
-    cli: SIGN_IN_CLI,
-    actions: [SIGN_IN],
+    ...SIGN_IN_STEPS,
     example: signinFailure(
       'refresh_token',
       400,

@@ -1,6 +1,7 @@
 /** Microsoft 365 (and other SMTP servers) refusing the sign-in, or TLS before it. */
 import type { RuleSource } from './types.ts';
 import {
+  CHECK_AGAIN,
   CHECK_AGAIN_CLI,
   ENTER_PASSWORD,
   PASSWORD_SET_CLI,
@@ -11,6 +12,9 @@ import {
 import { replyLine } from './examples.ts';
 
 /** What an app signing in with OAuth 2.0 needs in Exchange Online before its token is accepted for a mailbox. */
+/** SMTP AUTH on for one mailbox: it overrides the tenant's switch, so it serves both rows. */
+const SET_CAS_MAILBOX = 'Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false';
+
 const SERVICE_PRINCIPAL_STEPS =
   'the app has the Office 365 Exchange Online application permission SMTP.SendAsApp with admin ' +
   'consent granted, then register its service principal in Exchange Online and give it the mailbox ' +
@@ -35,8 +39,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
     fix:
       'Exempt <host> from TLS inspection in the firewall or antivirus, or update it so that it speaks ' +
       'TLS 1.2.',
-    cli: CHECK_AGAIN_CLI,
-    actions: [TEST_AGAIN],
+    ...CHECK_AGAIN,
     example: replyLine(
       'starttls',
       '421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to support TLS 1.2. Visit https://aka.ms/smtp_auth_tls.',
@@ -157,15 +160,12 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'whatever the password. This is a setting, not a wrong password.',
     fix:
       'Turn SMTP AUTH on for just the mailbox RelayDesk uses (the mailbox setting overrides the ' +
-      "tenant's) in Exchange Online PowerShell: `Set-CASMailbox -Identity <mailbox> " +
-      '-SmtpClientAuthenticationDisabled $false`. To turn it on for the whole tenant instead: ' +
+      `tenant's) in Exchange Online PowerShell: \`${SET_CAS_MAILBOX}\`. To turn it on for the whole ` +
+      'tenant instead: ' +
       '`Set-TransportConfig -SmtpClientAuthenticationDisabled $false`. The change can take some ' +
       'minutes to apply.',
-    cli: CHECK_AGAIN_CLI,
-    actions: [TEST_AGAIN],
-    commands: {
-      exchangeOnline: 'Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false',
-    },
+    ...CHECK_AGAIN,
+    commands: { exchangeOnline: SET_CAS_MAILBOX },
     example: replyLine(
       'auth',
       '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [SN4PR0501CA0054.namprd05.prod.outlook.com]',
@@ -185,11 +185,8 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'Turn SMTP AUTH on for the mailbox in Exchange Online PowerShell (or Microsoft 365 admin center ' +
       '→ Users → <mailbox> → Mail → Manage email apps → Authenticated SMTP). The change can take some ' +
       'minutes to apply.',
-    cli: CHECK_AGAIN_CLI,
-    actions: [TEST_AGAIN],
-    commands: {
-      exchangeOnline: 'Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false',
-    },
+    ...CHECK_AGAIN,
+    commands: { exchangeOnline: SET_CAS_MAILBOX },
     example: replyLine(
       'auth',
       '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information. [DM6PR02CA0101.namprd02.prod.outlook.com]',
@@ -211,9 +208,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'check that SMTP AUTH is on for the mailbox and that no authentication policy blocks it ' +
       '(`Get-AuthenticationPolicy`, setting `AllowBasicAuthSmtp`).',
     actions: [SWITCH_TO_OAUTH],
-    commands: {
-      exchangeOnline: 'Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false',
-    },
+    commands: { exchangeOnline: SET_CAS_MAILBOX },
     example: replyLine(
       'auth',
       '535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [BM1P287CA0015.INDP287.PROD.OUTLOOK.COM]',
@@ -234,9 +229,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       'Microsoft Entra admin center → Sign-in logs, which names the policy. Or switch the upstream to ' +
       'OAuth 2.0 (docs/microsoft365.md).',
     actions: [SWITCH_TO_OAUTH, TEST_AGAIN],
-    commands: {
-      exchangeOnline: 'Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false',
-    },
+    commands: { exchangeOnline: SET_CAS_MAILBOX },
     example: replyLine(
       'auth',
       '535 5.7.139 Authentication unsuccessful, the organization configuration does not allow this authentication request. [LO2P265CA0001.GBRP265.PROD.OUTLOOK.COM]',
