@@ -13,19 +13,11 @@ import {
   type DiagnosisContext,
 } from '../../electron/relay/diagnosis.ts';
 import { defaultConfig } from '../../electron/config/defaults.ts';
+import { replyLine } from '../../electron/relay/diagnosis/examples.ts';
 import type { UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
 import { SETTINGS_SECTIONS } from '../../renderer/src/lib/settings-fields.ts';
 
-const REFUSED_PASSWORD: UpstreamFailure = {
-  kind: 'reply',
-  stage: 'auth',
-  reply: {
-    code: 535,
-    enhanced: '5.7.3',
-    text: 'Authentication unsuccessful',
-    raw: '535 5.7.3 Authentication unsuccessful',
-  },
-};
+const REFUSED_PASSWORD = replyLine('auth', '535 5.7.3 Authentication unsuccessful');
 const REFUSED_CONNECTION: UpstreamFailure = {
   kind: 'network',
   stage: 'connect',
