@@ -187,11 +187,12 @@ function commandBlocks(commands: RuleCommands | undefined): string[] {
 function textBlocks(text: Partial<RuleText>): string[] {
   const blocks: string[] = [];
   if (text.explanation) blocks.push(`What it means: ${prose(text.explanation)}`);
-  if (text.fix) blocks.push(`Fix: ${prose(text.fix)}`);
+  if (text.fix) blocks.push(`Fix: ${prose([text.lead?.window, text.fix].filter(Boolean).join(' '))}`);
   if (text.actions?.length) {
     blocks.push(`In the window: ${text.actions.map((action) => `**${action.label}**`).join(', ')}.`);
   }
-  if (text.cli) blocks.push(`On the command line: ${prose(text.cli)}`);
+  const cli = [text.lead?.cli, text.cli].filter(Boolean).join(' ');
+  if (cli) blocks.push(`On the command line: ${prose(cli)}`);
   blocks.push(...commandBlocks(text.commands));
   return blocks;
 }

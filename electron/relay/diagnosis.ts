@@ -143,10 +143,10 @@ export function diagnose(failure: UpstreamFailure, context: DiagnosisContext = {
     class: rule.class,
     title: rule.title,
     explanation: sentences(inWords(text.explanation, values), source?.explanation),
-    fix: fillIn(source?.fix ? sentences(text.fix, source.fix) : sentences(text.fix, text.cli), values),
+    fix: fillIn(sentences(text.lead?.cli, text.fix, text.cli, source?.fix), values),
     powershell: powershell === null ? null : fillIn(powershell, values),
     retryAfterSeconds: failure.kind === 'graph' && rule.action === 'retry' ? failure.retryAfterSeconds : null,
-    advice: inWords(sentences(text.fix, source?.fix), values),
+    advice: inWords(sentences(text.lead?.window, text.fix, source?.fix), values),
     actions,
     commands: shownCommands(text.commands, context.platform ?? platformOf(process.platform), values),
     answeredBy:

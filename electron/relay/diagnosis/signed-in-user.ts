@@ -1,11 +1,18 @@
 /** A user's sign-in (delegated OAuth 2.0, `relaydesk signin`) that Microsoft no longer renews. */
 import type { TokenGrant } from '../upstream-failure.ts';
 import { SIGN_IN, SIGN_IN_CLI, SIGN_IN_STEPS, openSetting } from './actions.ts';
-import type { RuleSource } from './types.ts';
+import type { RuleSource, RuleText } from './types.ts';
 import { signinFailure } from './examples.ts';
 
-const SIGN_IN_AGAIN =
-  "Sign in again as the mailbox's user. The held mail goes out as soon as the sign-in works.";
+const HELD_MAIL_GOES_OUT = 'The held mail goes out as soon as the sign-in works.';
+/** "Sign in again" first, before what else helps; on the command line with the command that does it. */
+const SIGN_IN_AGAIN = {
+  lead: {
+    cli: 'Sign in again: run `npx relaydesk signin` (or "Sign in with Microsoft" in the window) as the mailbox\'s user.',
+    window: "Sign in again as the mailbox's user.",
+  },
+  actions: [SIGN_IN],
+} satisfies Partial<RuleText>;
 const SIGNED_IN_GRANTS: readonly TokenGrant[] = ['refresh_token', 'authorization_code', 'device_code'];
 
 /**
@@ -23,8 +30,8 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       'The upstream signs in as a user (delegated OAuth 2.0), and nobody has signed in on this ' +
       'computer yet, or someone signed out.',
-    fix: SIGN_IN_AGAIN,
-    ...SIGN_IN_STEPS,
+    fix: HELD_MAIL_GOES_OUT,
+    ...SIGN_IN_AGAIN,
     example: { kind: 'config', code: 'NOT_SIGNED_IN', message: 'Nobody is signed in for app 3f2a1b4c' },
   },
   {
@@ -38,9 +45,9 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
       "A Conditional Access policy's sign-in frequency (for example every 30 days) has passed, so " +
       'Microsoft no longer renews the sign-in without the user.',
     fix:
-      `${SIGN_IN_AGAIN} To sign in less often, an administrator can exclude this app or the mailbox ` +
+      `${HELD_MAIL_GOES_OUT} To sign in less often, an administrator can exclude this app or the mailbox ` +
       "from the policy's sign-in frequency in Microsoft Entra admin center → Conditional Access.",
-    ...SIGN_IN_STEPS,
+    ...SIGN_IN_AGAIN,
     example: signinFailure(
       'refresh_token',
       400,
@@ -65,8 +72,8 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       'A sign-in that is not used for 90 days ends. RelayDesk renews it every day while it runs, so ' +
       'this means the relay was stopped (or could not reach Microsoft) for a long time.',
-    fix: SIGN_IN_AGAIN,
-    ...SIGN_IN_STEPS,
+    fix: HELD_MAIL_GOES_OUT,
+    ...SIGN_IN_AGAIN,
     example: signinFailure(
       'refresh_token',
       400,
@@ -91,8 +98,8 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       "The user's password was changed or reset, or an administrator revoked the user's sessions, " +
       'which ends every sign-in made before.',
-    fix: `${SIGN_IN_AGAIN} Sign in with the new password.`,
-    ...SIGN_IN_STEPS,
+    fix: `${HELD_MAIL_GOES_OUT} Sign in with the new password.`,
+    ...SIGN_IN_AGAIN,
     example: signinFailure(
       'refresh_token',
       400,
@@ -111,8 +118,8 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       'A policy now asks this user for multi-factor authentication (a new rule, or a sign-in from a ' +
       'new location), which only an interactive sign-in can give.',
-    fix: `${SIGN_IN_AGAIN} Complete the second factor in the browser.`,
-    ...SIGN_IN_STEPS,
+    fix: `${HELD_MAIL_GOES_OUT} Complete the second factor in the browser.`,
+    ...SIGN_IN_AGAIN,
     example: signinFailure(
       'refresh_token',
       400,
@@ -304,8 +311,8 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     category: 'credentials',
     title: 'The sign-in was cancelled',
     explanation: 'The user cancelled the sign-in or declined the permissions RelayDesk asked for.',
-    fix: `${SIGN_IN_AGAIN} Accept the permissions "Send mail as you" and "Maintain access".`,
-    ...SIGN_IN_STEPS,
+    fix: `${HELD_MAIL_GOES_OUT} Accept the permissions "Send mail as you" and "Maintain access".`,
+    ...SIGN_IN_AGAIN,
     example: signinFailure(
       'authorization_code',
       400,
@@ -343,8 +350,8 @@ export const SIGNED_IN_USER_RULES: readonly RuleSource[] = [
     explanation:
       'Microsoft Entra ID no longer accepts the sign-in RelayDesk keeps (the AADSTS number shown says ' +
       'why; look it up at https://login.microsoftonline.com/error).',
-    fix: SIGN_IN_AGAIN,
-    ...SIGN_IN_STEPS,
+    fix: HELD_MAIL_GOES_OUT,
+    ...SIGN_IN_AGAIN,
     example: signinFailure(
       'refresh_token',
       400,

@@ -111,6 +111,8 @@ export interface RuleText {
   fix: string;
   /** The RelayDesk side of the fix on the command line; the command line shows it after `fix`. */
   cli?: string;
+  /** The first step, said before `fix`: on the command line with its command, in the window in words. */
+  lead?: { cli: string; window: string };
   /** The RelayDesk side of the fix in the window: its buttons. */
   actions?: readonly FixAction[];
   commands?: RuleCommands;
