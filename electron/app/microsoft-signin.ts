@@ -5,7 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { parseConfig } from '../config/index.ts';
-import { diagnose } from '../relay/diagnosis.ts';
+import { diagnose, diagnosisContextFor } from '../relay/diagnosis.ts';
 import type { Logger } from '../relay/log.ts';
 import { signIn as signInWithMicrosoft } from '../relay/oauth/signin.ts';
 import type { Relay } from '../relay/relay.ts';
@@ -73,10 +73,8 @@ export async function signIn(
       ok: false,
       account: null,
       error: reason,
-      diagnosis: diagnose(error.failure, {
-        appId: draft.upstream.oauth2?.clientId,
-        tenant: draft.upstream.oauth2?.tenant,
-      }),
+      // A user's sign-in: no password, so the environment does not matter here.
+      diagnosis: diagnose(error.failure, diagnosisContextFor(draft.upstream)),
     };
   }
 }

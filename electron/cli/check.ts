@@ -20,7 +20,10 @@ export function formatDiagnosis(diagnosis: Diagnosis): string[] {
     `  What it means: ${diagnosis.title}. ${diagnosis.explanation}`,
     `  How to fix:    ${diagnosis.fix}`,
   ];
-  if (diagnosis.powershell) lines.push(`  PowerShell:    ${diagnosis.powershell}`);
+  // The commands for this computer's platform (no PowerShell network test on Linux), and Exchange Online's.
+  for (const command of diagnosis.commands) {
+    lines.push(`  ${command.shell}: ${command.lines.replace(/\n/g, '\n    ')}`);
+  }
   lines.push(`  (diagnosis ${diagnosis.id}, category ${diagnosis.category}; see docs/troubleshooting.md)`);
   return lines;
 }

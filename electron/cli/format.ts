@@ -33,7 +33,9 @@ export function formatUpstream(
     lines.push(`  last error:   ${formatTime(error.at)}  ${error.reply}`);
     lines.push(`    what it means: ${error.diagnosis.explanation}`);
     lines.push(`    how to fix:    ${error.diagnosis.fix}`);
-    if (error.diagnosis.powershell) lines.push(`    PowerShell:    ${error.diagnosis.powershell}`);
+    for (const command of error.diagnosis.commands) {
+      lines.push(`    ${command.shell}: ${command.lines.replace(/\n/g, '\n      ')}`);
+    }
   }
   if (hold) lines.push(`  held since ${formatTime(hold.since)}: ${hold.reason}`);
   return lines;

@@ -4,7 +4,7 @@
  * address to open (or the code to enter), then who signed in, or the diagnosis when it failed.
  */
 import { spawn } from 'node:child_process';
-import { diagnose } from '../relay/diagnosis.ts';
+import { diagnose, diagnosisContextFor } from '../relay/diagnosis.ts';
 import { sendControlRequest } from '../relay/control.ts';
 import { isDelegated } from '../relay/oauth/endpoints.ts';
 import { signIn, signOut, type SignInPrompt } from '../relay/oauth/signin.ts';
@@ -101,10 +101,7 @@ export async function signInCommand(flags: SignInFlags, io: CliIo): Promise<numb
     return 0;
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
-    const diagnosis = diagnose(error.failure, {
-      appId: config.upstream.oauth2?.clientId,
-      tenant: config.upstream.oauth2?.tenant,
-    });
+    const diagnosis = diagnose(error.failure, diagnosisContextFor(config.upstream, io.env));
     io.stderr.write(
       [`Sign-in failed: ${describeFailure(error.failure)}`, ...formatDiagnosis(diagnosis)].join('\n') + '\n',
     );

@@ -5,7 +5,7 @@
  */
 import type { RelayConfig } from '../config/types.ts';
 import { describeDataFolder, inspectDataFolder } from './data-folder.ts';
-import { diagnose, type Diagnosis } from './diagnosis.ts';
+import { diagnose, diagnosisContextFor, type Diagnosis } from './diagnosis.ts';
 import { connectSmtp } from './smtp-client.ts';
 import { probeGraphMailbox, type GraphProbeStep } from './graph/index.ts';
 import { GRAPH_SCOPE } from './oauth-token.ts';
@@ -67,13 +67,7 @@ export async function checkUpstream(
 ): Promise<CheckResult> {
   const steps: CheckStep[] = options.dataDir ? [await dataFolderStep(options.dataDir)] : [];
   const upstream = describeUpstream(config);
-  const context = {
-    mailbox: config.upstream.user ?? config.upstream.mailbox ?? undefined,
-    appId: config.upstream.oauth2?.clientId,
-    tenant: config.upstream.oauth2?.tenant,
-    host: config.upstream.host,
-    port: config.upstream.port,
-  };
+  const context = diagnosisContextFor(config.upstream, deps.env);
   const fail = (failure: UpstreamFailure): CheckResult => ({
     ok: false,
     upstream,

@@ -3,7 +3,7 @@
  * connection and per-minute limits, sends through the transport, and turns each answer into queue
  * state through the diagnosis table.
  */
-import { diagnose, type Diagnosis } from './diagnosis.ts';
+import { diagnose, type Diagnosis, type DiagnosisContext } from './diagnosis.ts';
 import type { Queue, AttemptResult } from './queue.ts';
 import type { SpooledMessage } from './spool.ts';
 import type { OutboundJob, Transport } from './transport.ts';
@@ -15,7 +15,7 @@ export interface DeliveryOptions {
   maxConnections: number;
   messagesPerMinute: number;
   prepare: (message: SpooledMessage) => Promise<OutboundJob>;
-  diagnosisContext: { mailbox?: string; appId?: string };
+  diagnosisContext: DiagnosisContext;
   onAttempt?: (event: AttemptEvent) => void;
   /** An attempt whose outcome the spool could not record; the queue has deferred the message. To log. */
   onError: (message: SpooledMessage, error: unknown) => void;

@@ -33,7 +33,7 @@ import {
 import { createTokenProviderFor, createUpstreamTransport, relayHostname } from './upstream.ts';
 import { createUpstreamCapabilities } from './upstream-capabilities.ts';
 import { describeFailure, type UpstreamFailure } from './upstream-failure.ts';
-import { diagnose } from './diagnosis.ts';
+import { diagnose, diagnosisContextFor } from './diagnosis.ts';
 import { GRAPH_SCOPE, SMTP_SCOPE } from './oauth-token.ts';
 import { isDelegated } from './oauth/endpoints.ts';
 import { startKeepAlive, type KeepAlive } from './oauth/keep-alive.ts';
@@ -117,11 +117,7 @@ export function createRelay(options: RelayOptions): Relay {
 
   /** The mailbox mail goes out as: SMTP AUTH's user, or Graph's configured mailbox. */
   const sendingMailbox = config.upstream.type === 'graph' ? config.upstream.mailbox : config.upstream.user;
-  const diagnosisContext = {
-    mailbox: sendingMailbox ?? undefined,
-    appId: config.upstream.oauth2?.clientId,
-    tenant: config.upstream.oauth2?.tenant,
-  };
+  const diagnosisContext = diagnosisContextFor(config.upstream, options.env);
   const upstreamDescription = describeUpstream(config);
 
   /** The spool disk's free space as last read, and when: read again at most every second... */

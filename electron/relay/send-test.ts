@@ -8,7 +8,7 @@ import type { RelayConfig } from '../config/types.ts';
 import { describeUpstream, failureOf } from './check.ts';
 import { isDelegated } from './oauth/endpoints.ts';
 import { readSignedIn } from './oauth/signed-in.ts';
-import { diagnose, type Diagnosis } from './diagnosis.ts';
+import { diagnose, diagnosisContextFor, type Diagnosis } from './diagnosis.ts';
 import { formatDate } from './message/headers.ts';
 import { initialState, newMessageId, type SpooledMessage } from './spool.ts';
 import { createUpstreamTransport, relayHostname, type UpstreamDeps } from './upstream.ts';
@@ -90,13 +90,7 @@ export async function sendTestEmail(
     size: bytes.length,
     bodyOffset: 0,
   };
-  const context = {
-    mailbox: from,
-    appId: config.upstream.oauth2?.clientId,
-    tenant: config.upstream.oauth2?.tenant,
-    host: config.upstream.host,
-    port: config.upstream.port,
-  };
+  const context = { ...diagnosisContextFor(config.upstream, deps.env), mailbox: from };
   const result = (reply: string, failure: UpstreamFailure | null): TestEmailResult => ({
     ok: failure === null,
     to,

@@ -7,7 +7,7 @@
  * diagnosis table, which are plain data.
  */
 import type { ConfigProblem, RelayConfig, UpstreamConfig, UpstreamPreset } from '../config/types.ts';
-import type { Diagnosis } from '../relay/diagnosis.ts';
+import type { Diagnosis } from '../relay/diagnosis/types.ts';
 import type { DayCounters, DeviceRecord, QueueCounts, QueueItem } from '../relay/views.ts';
 
 export type Health = 'ok' | 'attention' | 'error' | 'paused';

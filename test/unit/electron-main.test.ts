@@ -28,6 +28,10 @@ const diagnosis = {
   explanation: 'The password is wrong.',
   fix: 'Enter it again.',
   powershell: null,
+  advice: 'Enter it again.',
+  actions: [],
+  commands: [],
+  answeredBy: 'server' as const,
 };
 
 function healthInput(overrides: Partial<HealthInput> = {}): HealthInput {
