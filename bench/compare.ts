@@ -33,8 +33,8 @@ const POSTFIX_MASTER_PID = '/var/spool/postfix/pid/master.pid';
 
 const INGEST = { sessions: 20, messages: 2000, bodyBytes: 10_240 };
 /**
- * Before it, V8 is still optimizing the per-message code (285 functions compiled in the first 2,000
- * messages, 73 in the next 2,000, 40 in the 2,000 after: --trace-opt): a shorter warm-up measures
+ * Before it, V8 is still optimizing the per-message code (284 functions compiled in the first 2,000
+ * messages, 73 in the next 2,000, 41 in the 2,000 after: --trace-opt): a shorter warm-up measures
  * the compiler along with the relay.
  */
 const WARMUP = { sessions: 20, messages: 2000, bodyBytes: 10_240 };
