@@ -90,7 +90,7 @@ const MAX_JUNK_COMMANDS = 100;
 /** A fast sender on a slow disk is paused once the spool is this far behind. */
 const MAX_UNWRITTEN_BYTES = 4 * 1024 * 1024;
 /**
- * Input kept while an async step (spool, AUTH) runs before reading pauses. A lock-step device sends
+ * Input kept while a spool step runs before reading pauses. A lock-step device sends
  * nothing until it has the reply, so its socket is never paused and resumed three times a message
  * (MAIL, DATA, the final dot); a pipelining client gets as far as a socket's own read buffer.
  */
@@ -145,8 +145,11 @@ export class LanSession {
   private state: State = { name: 'command' };
   private greeting: Greeting = NO_GREETING;
   private transaction: Transaction | null = null;
-  /** An async step (spool, AUTH) is running: input waits. */
-  private pending = false;
+  /**
+   * An async step is running: input waits. An AUTH check (slow on purpose, and open to anyone) holds
+   * reading at once; a spool step only once MAX_INPUT_WHILE_BUSY waits.
+   */
+  private pending: 'spool' | 'auth' | null = null;
   /** The commands per turn were used up: a later turn goes on with the input (SessionOutput.later). */
   private continuing = false;
   private discardingLongLine = false;
@@ -457,7 +460,7 @@ export class LanSession {
       tooManyRecipientsSeen: false,
       upload: null,
     };
-    this.runAsync(async () => {
+    this.runAsync('spool', async () => {
       if (!(await this.host.hasRoomFor(declaredSize))) {
         this.reply('452 4.3.1 Insufficient system storage');
         return;
@@ -529,7 +532,7 @@ export class LanSession {
       smtpUtf8:
         transaction.smtpUtf8Declared || !isAscii(transaction.mailFrom) || !rcptTo.every((a) => isAscii(a)),
     };
-    this.runAsync(async () => {
+    this.runAsync('spool', async () => {
       let writer: SpoolWriter;
       try {
         writer = await this.host.beginMessage(envelope);
@@ -613,7 +616,7 @@ export class LanSession {
       this.reply(tooBigReply(upload.limit));
       return;
     }
-    this.runAsync(async () => {
+    this.runAsync('spool', async () => {
       await upload.writes;
       if (upload.writeError) {
         await writer.abort();
@@ -670,7 +673,7 @@ export class LanSession {
   }
 
   private checkCredentials(user: string, password: string): void {
-    this.runAsync(async () => {
+    this.runAsync('auth', async () => {
       const ok = await this.host.authenticate(this.info.remoteAddress, user, password);
       if (ok) {
         this.greeting = { ...this.greeting, authUser: user };
@@ -707,14 +710,14 @@ export class LanSession {
   }
 
   /** Runs an async step with input held, then goes on with what is buffered. */
-  private runAsync(step: () => Promise<void>): void {
-    this.pending = true;
+  private runAsync(kind: 'spool' | 'auth', step: () => Promise<void>): void {
+    this.pending = kind;
     this.lineStartedAt = null;
     this.updateReading();
     step()
       .catch(() => this.replyAndClose('451 4.3.0 Internal error, try again later'))
       .finally(() => {
-        this.pending = false;
+        this.pending = null;
         if (this.state.name === 'closed') return;
         this.updateReading();
         if (this.endIfExpired()) return;
@@ -724,7 +727,9 @@ export class LanSession {
 
   private updateReading(): void {
     const heldBySpool = this.transaction?.upload?.heldSince != null;
-    const busy = (this.pending || this.continuing) && this.input.length >= MAX_INPUT_WHILE_BUSY;
+    const busy =
+      this.pending === 'auth' ||
+      ((this.pending || this.continuing) && this.input.length >= MAX_INPUT_WHILE_BUSY);
     this.output.setReading(this.state.name !== 'closed' && !busy && !heldBySpool);
   }
 
