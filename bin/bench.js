@@ -31,9 +31,13 @@ if (missing.length > 0) {
 if (chosen.root && process.getuid?.() !== 0) {
   problems.push('the comparison starts Postfix as the peer relay, which needs root: run it with sudo');
 }
-const peerScript = resolve(import.meta.dirname, '../../shared/peer/postfix-relay.sh');
+// The peer script lives beside the repository; a checkout elsewhere (a git worktree) names it.
+const peerScript = resolve(
+  process.env.RELAYDESK_BENCH_PEER ?? resolve(import.meta.dirname, '../../shared/peer/postfix-relay.sh'),
+);
+process.env.RELAYDESK_BENCH_PEER = peerScript;
 if (name === 'compare' && !hasAccess(peerScript, constants.R_OK)) {
-  problems.push(`the peer relay script is missing: ${peerScript}`);
+  problems.push(`the peer relay script is missing: ${peerScript} (or set RELAYDESK_BENCH_PEER to its path)`);
 }
 if (problems.length > 0) {
   process.stderr.write(`npm run bench${name === 'compare' ? '' : ` -- ${name}`} cannot run here:\n`);

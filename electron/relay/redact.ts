@@ -91,10 +91,14 @@ export function registerSecret(secret: string): void {
 export function redactSecrets(text: string): string {
   if (!pattern) return text;
   const cuts: [number, number][] = [];
-  for (const match of text.matchAll(pattern)) {
+  // exec, not matchAll: matchAll copies the pattern on every call (see test/unit/redact-cost.test.ts).
+  pattern.lastIndex = 0;
+  let match: RegExpExecArray | null;
+  while ((match = pattern.exec(text)) !== null) {
+    const matched = match[0];
     let start = match.index;
-    let end = start + match[0].length;
-    const base64 = forms.find((form) => form.text === match[0])?.base64;
+    let end = start + matched.length;
+    const base64 = forms.find((form) => form.text === matched)?.base64;
     if (base64) {
       while (start > 0 && base64.before.test(text[start - 1]!)) start -= 1;
       while (end < text.length && base64.after.test(text[end]!)) end += 1;

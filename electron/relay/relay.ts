@@ -179,7 +179,10 @@ export function createRelay(options: RelayOptions): Relay {
         const { envelope } = message;
         status.count('accepted');
         status.deviceSeen(envelope.client.ip, envelope.mailFrom, true);
-        logger.info('accepted', {
+        // One line per message: a message that goes on to be sent is logged once, by the outcome of its
+        // attempt (`delivered`, `deferred`, `failed`), which says what this line would. While the
+        // upstream is held no outcome follows soon, so the admin sees the message arrive.
+        logger[queue.holdInfo ? 'info' : 'debug']('accepted', {
           queueId: envelope.id,
           client: envelope.client.ip,
           helo: envelope.client.helo,
@@ -231,6 +234,7 @@ export function createRelay(options: RelayOptions): Relay {
         logger.info('delivered', {
           queueId: message.envelope.id,
           client: message.envelope.client.ip,
+          helo: message.envelope.client.helo,
           mailFrom: message.envelope.mailFrom,
           rcptTo: recipients.map((r) => r.address),
           size: message.size,

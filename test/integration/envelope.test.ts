@@ -96,8 +96,8 @@ describe('addresses beyond ASCII (SMTPUTF8)', () => {
 
     const [received] = await emulator.waitForMessages(1);
     expect(received!.rcptTo).toEqual(['josé@contoso.com', 'зоя@пример.рф']);
-    const accepted = await relay.waitForLog((r) => r.event === 'accepted');
-    expect(accepted.rcptTo).toEqual(['josé@contoso.com', 'зоя@пример.рф']);
+    const delivered = await relay.waitForLog((r) => r.event === 'delivered');
+    expect(delivered.rcptTo).toEqual(['josé@contoso.com', 'зоя@пример.рф']);
   });
 
   it('refuses an address that is not valid UTF-8 with 501 5.1.3 rather than guess its characters', async () => {

@@ -38,6 +38,7 @@ export class LanConnection {
         this.sessionWantsInput = reading;
         this.updateFlow();
       },
+      later: (step) => setImmediate(() => this.inBatch(step)),
     });
     this.attach(socket);
     socket.once('close', () => this.finish());
@@ -58,19 +59,25 @@ export class LanConnection {
     socket.setTimeout(this.host.limits.idleTimeoutMs);
     socket.on('data', (chunk: Buffer) => {
       noteStreamed(chunk.length);
-      // Replies to pipelined commands leave together, as one write: a chunk of 10,000 pipelined NOOPs
-      // is one 170 KB buffer, not 10,000 queued writes with their own bookkeeping.
-      this.batch = '';
-      try {
-        this.session.receive(chunk);
-      } finally {
-        this.flushBatch();
-      }
-      this.armDeadline();
+      this.inBatch(() => this.session.receive(chunk));
     });
     socket.on('timeout', () => this.session.idle());
     socket.on('error', () => this.finish());
     socket.on('drain', () => this.updateFlow());
+  }
+
+  /**
+   * Replies to pipelined commands leave together, as one write: the 256 NOOPs a turn answers are one
+   * 3.5 KB write, not 256 queued writes with their own bookkeeping.
+   */
+  private inBatch(step: () => void): void {
+    this.batch = '';
+    try {
+      step();
+    } finally {
+      this.flushBatch();
+    }
+    this.armDeadline();
   }
 
   private write(reply: string): void {
