@@ -197,6 +197,8 @@ export class SegmentWriter {
   private current: OpenSegment | null = null;
   /** The next segment, zero-filled in the background while the current one fills. */
   private spare: Promise<OpenSegment> | null = null;
+  /** Segments filled during the batch being written: closed once that batch is synced. */
+  private retired: OpenSegment[] = [];
   private nextSeq: number;
   private closed = false;
 
@@ -293,9 +295,13 @@ export class SegmentWriter {
       records.push(...item.records);
       bytes += itemBytes;
     }
-    await flush();
-    if (batch.some((item) => item.sync)) {
-      for (const written of touched) await written.handle.datasync();
+    try {
+      await flush();
+      if (batch.some((item) => item.sync)) {
+        for (const written of touched) await written.handle.datasync();
+      }
+    } finally {
+      for (const full of this.retired.splice(0)) await full.handle.close().catch(() => undefined);
     }
     return locations;
   }
@@ -304,10 +310,9 @@ export class SegmentWriter {
   private async segmentWithRoom(bytes: number): Promise<OpenSegment> {
     if (this.current && this.current.position + Math.max(bytes, BATCH_HEADER_BYTES) <= this.segmentBytes)
       return this.current;
-    const full = this.current;
+    // Its last batch is synced with the batch that needed the room (or was written without a sync).
+    if (this.current) this.retired.push(this.current);
     this.current = null;
-    // Its last batch is synced with the batch that needed the room, or already was.
-    if (full) await full.handle.datasync().finally(() => full.handle.close().catch(() => undefined));
     const next = this.spare ?? this.createSegment();
     this.spare = null;
     try {

@@ -359,6 +359,9 @@ export async function createSegmentStore(dir: string, options: SegmentStoreOptio
       return { message, body: record.subarray(bodyStart) };
     },
     async saveState(id, messageState) {
+      // The offline commands hand in a new object; a compaction copies whatever is current.
+      const entry = state.entries.get(id);
+      if (entry) entry.message.state = messageState;
       await writer.append([stateRecord(id, messageState)], false);
     },
     async remove(id) {
