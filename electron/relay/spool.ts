@@ -251,6 +251,11 @@ export interface SpoolOptions {
   fs?: FileSystem;
   /** Size of a new segment file (default 8 MB); the offline commands write a few records only. */
   segmentBytes?: number;
+  /**
+   * Messages over this go to a file of their own (default 256 KB). 0 sends every message there, as
+   * before the segment log: bench/spool-ingest.ts compares the two.
+   */
+  segmentMessageMaxBytes?: number;
 }
 
 export async function createSpool(root: string, options: SpoolOptions = {}): Promise<Spool> {
@@ -260,6 +265,7 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
   const quarantineDir = join(root, 'quarantine');
   for (const dir of [incomingDir, queueDir, quarantineDir])
     await mkdir(dir, { recursive: true, mode: 0o700 });
+  const segmentMessageMaxBytes = options.segmentMessageMaxBytes ?? SEGMENT_MESSAGE_MAX_BYTES;
   const segments = await createSegmentStore(join(root, 'segments'), {
     fs,
     segmentBytes: options.segmentBytes,
@@ -353,13 +359,18 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
           // Kept as received until the commit copies them into the record: the session holds at
           // most 256 KB per message this way, then the file takes over.
           received.push(chunk);
-          if (bytesWritten > SEGMENT_MESSAGE_MAX_BYTES) await toOwnFile();
+          if (bytesWritten > segmentMessageMaxBytes) await toOwnFile();
           return;
         }
         await own!.write([chunk]);
       },
       async commit() {
-        if (received && JSON.stringify(envelope).length > SEGMENT_ENVELOPE_MAX_BYTES) await toOwnFile();
+        if (
+          received &&
+          (bytesWritten > segmentMessageMaxBytes ||
+            JSON.stringify(envelope).length > SEGMENT_ENVELOPE_MAX_BYTES)
+        )
+          await toOwnFile();
         if (received) {
           const body = received;
           received = null;
