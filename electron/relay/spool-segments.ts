@@ -25,6 +25,8 @@ import { initialState, type Envelope, type MessageState, type SpooledMessage } f
 const COMPACT_AFTER_SEGMENTS = 4;
 /** ...and the oldest of them holds at most this share of its size in messages still waiting. */
 const COMPACT_LIVE_SHARE = 0.25;
+/** How soon a segment another program held is tried again, doubling up to the maximum (Windows). */
+const RECLAIM_RETRY_MS = { first: 1000, max: 60_000 };
 /** Before the envelope JSON in a message record: its byte length. */
 const ENVELOPE_LENGTH_BYTES = 4;
 
@@ -63,8 +65,6 @@ export interface SegmentStore {
   /** The message's envelope and bytes, for quarantine. */
   readMessage(id: string): Promise<{ envelope: Envelope; body: Buffer }>;
   load(): Promise<SegmentLoad>;
-  /** How many segment files exist (for the soak test and status). */
-  segmentCount(): number;
   close(): Promise<void>;
 }
 
@@ -235,6 +235,19 @@ export async function createSegmentStore(dir: string, options: SegmentStoreOptio
 
   let reclaiming = false;
   let reclaimAgain = false;
+  let retryTimer: NodeJS.Timeout | null = null;
+  let retryDelayMs = RECLAIM_RETRY_MS.first;
+
+  /** A segment another program held: deleted in the background once it lets go, even if no mail comes. */
+  function reclaimLater(): void {
+    if (retryTimer) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      retryDelayMs = Math.min(retryDelayMs * 2, RECLAIM_RETRY_MS.max);
+      scheduleReclaim();
+    }, retryDelayMs);
+    retryTimer.unref();
+  }
   function scheduleReclaim(): void {
     if (!loaded) return;
     if (reclaiming) {
@@ -268,9 +281,13 @@ export async function createSegmentStore(dir: string, options: SegmentStoreOptio
       try {
         await fs.unlink(segment.file);
       } catch (error) {
-        // Another program holds it (Windows): tried again after the next delivery.
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') break;
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+          // Another program holds it past fs-retry's retries (Windows): it and the later ones wait.
+          reclaimLater();
+          break;
+        }
       }
+      retryDelayMs = RECLAIM_RETRY_MS.first;
       state.segments.delete(seq);
       removed = true;
     }
@@ -393,7 +410,11 @@ export async function createSegmentStore(dir: string, options: SegmentStoreOptio
         damaged: read.damaged,
       };
     },
-    segmentCount: () => state.segments.size,
-    close: () => writer.close(),
+    close: async () => {
+      if (retryTimer) clearTimeout(retryTimer);
+      retryTimer = null;
+      loaded = false;
+      await writer.close();
+    },
   };
 }

@@ -18,6 +18,7 @@ import {
 } from '../../electron/relay/segment-log.ts';
 import { createSpool, inspectSpool, type Spool, type SpooledMessage } from '../../electron/relay/spool.ts';
 import { writeLegacyMessage } from '../fixtures/legacy-spool.ts';
+import { windowsFiles } from '../fixtures/windows-files.ts';
 import { cleanup, eventually, tempDir } from '../integration/harness.ts';
 
 const dirs: string[] = [];
@@ -233,6 +234,26 @@ describe('segments', () => {
     expect(counts.every((n) => n <= 3)).toBe(true);
     await spool.close();
     expect((await (await open(dir)).load()).messages).toEqual([]);
+  });
+
+  it('deletes a segment another program held (Windows) once it lets go, with no more mail coming', async () => {
+    const dir = await freshDir();
+    const files = windowsFiles({ platform: 'win32' });
+    const spool = await createSpool(dir, { fs: files.fs, segmentBytes: 64 * 1024 });
+    spools.push(spool);
+    await spool.load();
+    const first = await store(spool, body(0));
+    const firstName = first.file!.split(/[\\/]/).pop()!;
+    files.hold(first.file!);
+    const messages = [first];
+    for (let n = 1; n < 60; n += 1) messages.push(await store(spool, body(n)));
+    for (const message of messages) await spool.remove(message.envelope.id);
+    await eventually(() => files.refusals.some((r) => r.includes(firstName)), 15_000);
+    expect(await segmentFiles(dir)).toContain(firstName);
+
+    files.releaseAll();
+    await eventually(async () => !(await segmentFiles(dir)).includes(firstName), 15_000);
+    expect((await segmentFiles(dir)).length).toBeLessThanOrEqual(3);
   });
 
   it('compacts a segment pinned by a message a held queue keeps: the message moves, the segment goes', async () => {
