@@ -264,6 +264,11 @@ export class SegmentWriter {
   }
 
   private async writeBatch(batch: Pending[]): Promise<LogLocation[][]> {
+    if (batch.every((item) => item.records.length === 0)) {
+      // Only close() waiting for what came before: no segment is created for nothing.
+      if (this.current && batch.some((item) => item.sync)) await this.current.handle.datasync();
+      return batch.map(() => []);
+    }
     const locations: LogLocation[][] = [];
     const touched = new Set<OpenSegment>();
     let records: Buffer[] = [];

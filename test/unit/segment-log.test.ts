@@ -253,7 +253,8 @@ describe('segments', () => {
 
     files.releaseAll();
     await eventually(async () => !(await segmentFiles(dir)).includes(firstName), 15_000);
-    expect((await segmentFiles(dir)).length).toBeLessThanOrEqual(3);
+    // And the empty ones after it, in the same pass.
+    await eventually(async () => (await segmentFiles(dir)).length <= 2);
   });
 
   it('compacts a segment pinned by a message a held queue keeps: the message moves, the segment goes', async () => {
