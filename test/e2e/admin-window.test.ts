@@ -3,64 +3,28 @@
  * Secret Service for the password) and the Exchange Online emulator: the setup wizard, a failed
  * connection test explained and fixed, the test email, a refused device allowed from the window, and
  * a device user added in Settings that the device then signs in with.
- * Screenshots of each page at 100% and 150% go to test-artifacts/.
+ * Screenshots of each page at 100% and 150% go to test-artifacts/, and axe-core checks each of them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sendFromDevice } from '../fixtures/device-send.ts';
-import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
-import { freePort } from '../fixtures/free-port.ts';
-import { startKeyringSession, type KeyringSession } from '../fixtures/keyring-session.ts';
-import { ensureRendererBuilt } from '../fixtures/renderer-build.ts';
+import {
+  axeViolations,
+  inspect,
+  horizontalOverflow,
+  startWindowHarness,
+  type WindowHarness,
+} from '../fixtures/window-harness.ts';
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const artifacts = join(repoRoot, 'test-artifacts');
 const MAILBOX = 'john@contoso.com';
 const PASSWORD = 'correct horse battery staple';
 
-let keyring: KeyringSession;
-let emulator: Emulator;
-let dataDir: string;
-let serve: ChildProcess;
-let serveOutput = '';
-let adminUrl: string;
-let browser: Browser;
+let harness: WindowHarness;
 let page: Page;
 let lanPort: number;
-const pageErrors: string[] = [];
-
-function startServe(env: NodeJS.ProcessEnv): Promise<string> {
-  serve = spawn(
-    process.execPath,
-    [join(repoRoot, 'bin/relaydesk.js'), 'serve', '--admin', '127.0.0.1:0', '--data-dir', dataDir],
-    { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  serve.stdout?.on('data', (chunk: Buffer) => (serveOutput += chunk.toString('utf8')));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`serve --admin printed no address:\n${serveOutput}`)),
-      30_000,
-    );
-    serve.stderr?.on('data', (chunk: Buffer) => {
-      serveOutput += chunk.toString('utf8');
-      const match = /Admin page: (http:\/\/\S+)/.exec(serveOutput);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    serve.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve --admin exited with ${code}:\n${serveOutput}`));
-    });
-  });
-}
 
 /** A device signing in on the LAN port with AUTH PLAIN: the reply to AUTH. */
 async function signIn(user: string, password: string): Promise<string> {
@@ -94,59 +58,37 @@ async function filesContaining(dir: string, text: string): Promise<string[]> {
   return found;
 }
 
-async function shoot(name: string): Promise<void> {
-  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+/** A screenshot of the page as it is now, and axe-core finds nothing wrong in it. */
+async function shoot(name: string, on: Page = page): Promise<void> {
+  expect(await inspect(on, name), `accessibility of ${name}`).toEqual([]);
 }
 
 beforeAll(async () => {
-  ensureRendererBuilt();
-  await mkdir(artifacts, { recursive: true });
-  keyring = await startKeyringSession();
-  emulator = await startExchangeEmulator({ mailbox: MAILBOX, password: PASSWORD });
-  dataDir = await mkdtemp(join(tmpdir(), 'relaydesk-e2e-'));
-  lanPort = await freePort();
-  const env = { ...keyring.env };
-  for (const key of Object.keys(env)) if (key.startsWith('RELAYDESK_')) delete env[key];
-  adminUrl = await startServe(env);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(15_000);
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-  // CSP violations and failed requests surface as console errors, not page errors.
-  page.on('console', (message) => {
-    if (message.type() === 'error') pageErrors.push(message.text());
-  });
+  harness = await startWindowHarness({ emulator: { mailbox: MAILBOX, password: PASSWORD } });
+  lanPort = harness.lanPort;
+  page = await harness.newPage('desktop');
 });
 
 afterEach(() => {
-  expect(pageErrors, 'errors in the page').toEqual([]);
+  expect(harness.pageErrors, 'errors in the page').toEqual([]);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  if (serve && serve.exitCode === null) {
-    const exited = new Promise((resolve) => serve.once('exit', resolve));
-    serve.kill('SIGTERM');
-    await exited;
-  }
-  await emulator?.close();
-  await keyring?.stop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await harness?.stop();
 });
 
 describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', () => {
+  it('has an accessibility check that finds a real violation (so its silence means something)', async () => {
+    const scratch = await harness.browser.newPage();
+    await scratch.setContent('<html lang="en"><title>t</title><main><img src="data:,"></main></html>');
+    const violations = await axeViolations(scratch);
+    expect(violations.map((violation) => violation.id)).toContain('image-alt');
+    await scratch.close();
+  });
+
   it('refuses to show anything to a browser without the token', async () => {
-    const bare = await browser.newPage();
-    await bare.goto(adminUrl.split('#')[0]!);
+    const bare = await harness.browser.newPage();
+    await bare.goto(harness.adminUrl.split('#')[0]!);
     await bare.getByLabel('Access token', { exact: true }).waitFor();
     await bare.getByLabel('Access token', { exact: true }).fill('not-the-token');
     await bare.getByRole('button', { name: 'Open RelayDesk' }).click();
@@ -155,7 +97,7 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
   });
 
   it('runs the wizard: a wrong password is explained (535 5.7.3), fixed, and the test email arrives', async () => {
-    await page.goto(adminUrl);
+    await page.goto(harness.adminUrl);
     await page.getByRole('heading', { name: 'Set up RelayDesk' }).waitFor();
     expect(page.url()).not.toContain('token=');
     await shoot('wizard-1-provider');
@@ -170,10 +112,12 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
       'No sign-in',
     ]);
     await page.getByLabel('Mail server', { exact: true }).fill('127.0.0.1');
-    await page.getByLabel('Port', { exact: true }).fill(String(emulator.port));
+    await page.getByLabel('Port', { exact: true }).fill(String(harness.emulator.port));
     await page.getByLabel('User name', { exact: true }).fill(MAILBOX);
     await page.getByLabel('Password', { exact: true }).fill('wrong password');
-    await page.getByLabel('Extra trusted certificate (optional)', { exact: true }).fill(emulator.caFile);
+    await page
+      .getByLabel('Extra trusted certificate (optional)', { exact: true })
+      .fill(harness.emulator.caFile);
     await shoot('wizard-2-sign-in');
     await page.getByRole('button', { name: 'Next' }).click();
 
@@ -211,11 +155,11 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await page.getByText('RelayDesk is relaying.').waitFor();
     await page.getByRole('button', { name: 'Send test email' }).click();
     await page.getByText(`Test email sent to ${MAILBOX}.`).waitFor();
-    const [message] = await emulator.waitForMessages(1);
+    const [message] = await harness.emulator.waitForMessages(1);
     expect(message!.rcptTo).toEqual([MAILBOX]);
     await shoot('wizard-5-finished');
-    expect(serveOutput).not.toContain(PASSWORD);
-    expect(serveOutput).not.toContain('wrong password');
+    expect(harness.output()).not.toContain(PASSWORD);
+    expect(harness.output()).not.toContain('wrong password');
 
     await page.getByRole('button', { name: 'Go to the status page' }).click();
     const activity = page.locator('section', { has: page.getByRole('heading', { name: 'Recent activity' }) });
@@ -246,7 +190,7 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
       subject: 'Scan from the second floor',
     });
     expect(accepted.final).toMatch(/^250/);
-    await emulator.waitForMessages(2);
+    await harness.emulator.waitForMessages(2);
     const activity = page.locator('section', { has: page.getByRole('heading', { name: 'Recent activity' }) });
     const row = activity.getByRole('row', { name: /Scan from the second floor/ });
     await expect.poll(() => row.textContent()).toContain('Delivered');
@@ -294,12 +238,12 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
 
     expect(await signIn('ricoh', devicePassword)).toMatch(/^235 /);
     expect(await signIn('ricoh', 'not-the-password')).toMatch(/^535 /);
-    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8'));
+    const config = JSON.parse(await readFile(join(harness.dataDir, 'config.json'), 'utf8'));
     expect(config.lanAuth).toMatchObject({
       mode: 'check',
       users: [{ user: 'ricoh', passwordHash: expect.stringMatching(/^scrypt\$/) }],
     });
-    expect(await filesContaining(dataDir, devicePassword)).toEqual([]);
+    expect(await filesContaining(harness.dataDir, devicePassword)).toEqual([]);
 
     // Back as it was, for the tests that follow.
     await page.getByRole('button', { name: 'Remove ricoh' }).click();
@@ -309,21 +253,17 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
   });
 
   it('reads at 150% scaling (screenshots)', async () => {
-    const scaled = await browser.newPage({ viewport: { width: 853, height: 600 }, deviceScaleFactor: 1.5 });
-    await scaled.goto(adminUrl);
+    const scaled = await harness.newPage('scaled150');
+    await scaled.goto(harness.adminUrl);
     await scaled.getByRole('heading', { name: 'Recent activity' }).waitFor();
-    await scaled.screenshot({ path: join(artifacts, 'status-150.png'), fullPage: true });
+    await shoot('status-150', scaled);
     await scaled.getByRole('button', { name: 'Settings' }).click();
-    await scaled.screenshot({ path: join(artifacts, 'settings-150.png'), fullPage: true });
+    await shoot('settings-150', scaled);
     await scaled.getByRole('button', { name: 'Setup wizard' }).click();
     await scaled.getByLabel('Microsoft 365', { exact: true }).check();
     await scaled.getByRole('button', { name: 'Next' }).click();
-    await scaled.screenshot({ path: join(artifacts, 'wizard-150.png'), fullPage: true });
-    // A string, because the page's globals are not in this Node file's types.
-    const overflow = Number(
-      await scaled.evaluate('document.documentElement.scrollWidth - window.innerWidth'),
-    );
-    expect(overflow).toBeLessThanOrEqual(0);
+    await shoot('wizard-150', scaled);
+    expect(await horizontalOverflow(scaled)).toBeLessThanOrEqual(0);
     await scaled.close();
   });
 });
