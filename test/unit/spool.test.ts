@@ -5,14 +5,28 @@
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSpool, inspectSpool, newMessageId, type Spool } from '../../electron/relay/spool.ts';
+import {
+  createSpool as openSpool,
+  inspectSpool,
+  newMessageId,
+  type Spool,
+} from '../../electron/relay/spool.ts';
 import { windowsFiles } from '../fixtures/windows-files.ts';
 import { cleanup, eventually, tempDir } from '../integration/harness.ts';
 
 const dirs: string[] = [];
+/** Closed before their folders go: Windows keeps a folder with an open segment in it. */
+const spools: Spool[] = [];
 afterEach(async () => {
+  for (const spool of spools.splice(0)) await spool.close();
   for (const dir of dirs.splice(0)) await cleanup(dir);
 });
+
+async function createSpool(...args: Parameters<typeof openSpool>): Promise<Spool> {
+  const spool = await openSpool(...args);
+  spools.push(spool);
+  return spool;
+}
 
 async function freshSpool(): Promise<Spool> {
   const dir = await tempDir('relaydesk-spool-');
