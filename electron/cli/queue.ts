@@ -75,7 +75,10 @@ async function offline(
     io.stdout.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : formatQueue(entries));
     return 0;
   }
-  const spool = await createSpool(root);
+  // A few records at most: a small segment, not the relay's 8 MB. Loaded as the relay would at its
+  // start (none runs now), so that the spool knows where each message is.
+  const spool = await createSpool(root, { segmentBytes: 64 * 1024 });
+  await spool.load();
   const notRunning = 'RelayDesk is not running';
   if (request.op === 'flush') {
     let count = 0;
@@ -84,6 +87,7 @@ async function offline(
       await spool.saveState(m.envelope.id, { ...m.state, nextAttemptAt: 0 });
       count += 1;
     }
+    await spool.close();
     io.stdout.write(`${notRunning}: ${count} message(s) will be tried as soon as it starts.\n`);
     return 0;
   }
@@ -94,6 +98,7 @@ async function offline(
   }
   if (request.op === 'delete') {
     await spool.remove(message.envelope.id);
+    await spool.close();
     io.stdout.write(`Message ${message.envelope.id} deleted.\n`);
     return 0;
   }
@@ -101,6 +106,7 @@ async function offline(
     r.status === 'failed' ? { ...r, status: 'pending' as const } : r,
   );
   await spool.saveState(message.envelope.id, { ...message.state, recipients, nextAttemptAt: 0 });
+  await spool.close();
   io.stdout.write(`${notRunning}: message ${message.envelope.id} will be tried as soon as it starts.\n`);
   return 0;
 }

@@ -471,6 +471,8 @@ export function createRelay(options: RelayOptions): Relay {
     await Promise.all(listeners.map((l) => l.drain(timeoutMs)));
     await Promise.all(listeners.map((l) => l.close()));
     if (delivery) await delivery.stop(timeoutMs);
+    // The last delivery records were written without a sync: a clean stop makes them durable.
+    await spool?.close();
     await status?.flush();
     alerts?.stop();
     // Alert mails and notices still in flight end here, before the process does.

@@ -1,5 +1,10 @@
 /**
- * The on-disk spool. A message is written once, as `queue/<id>.eml`: one JSON line with the envelope,
+ * The on-disk spool (docs/spool.md). A message up to 256 KB is appended, with the messages of every
+ * other session that completed meanwhile, to the segment log (spool-segments.ts): one fdatasync per
+ * batch before any of them hears 250, and its delivery state follows as records in the same log.
+ *
+ * A larger message (or one whose envelope alone is over 64 KB), and every message a version before
+ * the segment log left, keeps a file of its own, `queue/<id>.eml`: one JSON line with the envelope,
  * then the device's bytes exactly as received. It is fsynced (file, then directory) before the
  * client sees 250. Delivery progress lives beside it in `<id>.state.json`, replaced atomically.
  * Files still in `incoming/` after a crash were never acknowledged and are discarded on start.
@@ -22,6 +27,7 @@ import {
   type FileSystem,
 } from '../platform/fs-retry.ts';
 import { redactSecrets } from './redact.ts';
+import { createSegmentStore, readSegments } from './spool-segments.ts';
 
 export interface EnvelopeClient {
   ip: string;
@@ -73,8 +79,10 @@ export interface SpooledMessage {
   state: MessageState;
   /** Byte length of the device's message (without the envelope line). */
   size: number;
-  /** Where the device's bytes start inside the .eml file. */
+  /** Where the device's bytes start inside `file`. */
   bodyOffset: number;
+  /** The segment holding the message; absent for a message with a file of its own (`queue/<id>.eml`). */
+  file?: string;
 }
 
 export interface SpoolLoadReport {
@@ -97,11 +105,14 @@ const REMOVED_SUFFIX = '.removed';
 /** How soon a file another program held is tried again, doubling up to the maximum. */
 const REMOVAL_RETRY_MS = { first: 1000, max: 60_000 };
 /**
- * A message up to this size keeps an in-memory copy of its bytes from receiving until its first
- * delivery attempt, so that attempt reads nothing back from disk. The file is still fsynced before
- * the 250: the copy only saves reading it again.
+ * Up to this, a message goes to the segment log; beyond it, to a file of its own. A message in the
+ * log also keeps an in-memory copy of its bytes until its first delivery attempt, so that attempt
+ * reads nothing back from disk (the batch is still fsynced before the 250: the copy only saves
+ * reading it again).
  */
-const MEMORY_COPY_MAX_BYTES = 256 * 1024;
+const SEGMENT_MESSAGE_MAX_BYTES = 256 * 1024;
+/** An envelope over this (thousands of recipients) makes a message go to a file of its own. */
+const SEGMENT_ENVELOPE_MAX_BYTES = 64 * 1024;
 /** All in-memory copies together stay under this; beyond it (an upstream outage), messages wait on disk only. */
 const MEMORY_COPY_BUDGET_BYTES = 16 * 1024 * 1024;
 /** Node reports a full disk as ENOSPC, a quota as EDQUOT: both become 452 4.3.1 at the device. */
@@ -206,8 +217,9 @@ export interface SpoolWriter {
   readonly bytesWritten: number;
   write(chunk: Buffer): Promise<void>;
   /**
-   * fsync, move into the queue, fsync the directory. After this resolves the message is safe: the
-   * device may hear 250. After it rejects nothing of the message is in the queue: the device hears 451.
+   * Makes the message durable (a batch of the segment log, or its own file moved into queue/). After
+   * this resolves the message is safe: the device may hear 250. After it rejects the message will not
+   * be delivered: the device hears 451.
    */
   commit(): Promise<SpooledMessage>;
   /** Drop a half-received or refused message. Never throws. */
@@ -219,7 +231,7 @@ export interface Spool {
   load(): Promise<SpoolLoadReport>;
   begin(envelope: Omit<Envelope, 'id'>): Promise<SpoolWriter>;
   saveState(id: string, state: MessageState): Promise<void>;
-  /** Where a queued message's file is (envelope line, then the device's bytes). */
+  /** The file holding a queued message's bytes, from its `bodyOffset` on (a segment, or its own file). */
   emlPath(id: string): string;
   /** The message's bytes as the device sent them. */
   openBody(message: SpooledMessage, options?: { start?: number; end?: number }): ReadStream;
@@ -230,11 +242,20 @@ export interface Spool {
   takeMemoryCopy(id: string): Buffer | null;
   remove(id: string): Promise<void>;
   quarantine(id: string, reason: string): Promise<void>;
+  /** Makes every record written so far durable and closes the segment (the offline commands call it). */
+  close(): Promise<void>;
 }
 
 export interface SpoolOptions {
   /** Default: the real file system. Every operation is retried while another program holds the file. */
   fs?: FileSystem;
+  /** Size of a new segment file (default 8 MB); the offline commands write a few records only. */
+  segmentBytes?: number;
+  /**
+   * Messages over this go to a file of their own (default 256 KB). 0 sends every message there, as
+   * before the segment log: bench/spool-ingest.ts compares the two.
+   */
+  segmentMessageMaxBytes?: number;
 }
 
 export async function createSpool(root: string, options: SpoolOptions = {}): Promise<Spool> {
@@ -244,6 +265,11 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
   const quarantineDir = join(root, 'quarantine');
   for (const dir of [incomingDir, queueDir, quarantineDir])
     await mkdir(dir, { recursive: true, mode: 0o700 });
+  const segmentMessageMaxBytes = options.segmentMessageMaxBytes ?? SEGMENT_MESSAGE_MAX_BYTES;
+  const segments = await createSegmentStore(join(root, 'segments'), {
+    fs,
+    segmentBytes: options.segmentBytes,
+  });
   const queueSync = new DirectorySync(queueDir, fs);
   /** Messages that have a state file: most are delivered at the first try and never get one. */
   const withState = new Set<string>();
@@ -259,7 +285,7 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
     return copy;
   }
 
-  const emlPath = (id: string) => join(queueDir, `${id}.eml`);
+  const emlPath = (id: string) => segments.fileOf(id) ?? join(queueDir, `${id}.eml`);
   const statePath = (id: string) => join(queueDir, `${id}.state.json`);
   const removedPath = (id: string) => join(queueDir, `${id}${REMOVED_SUFFIX}`);
 
@@ -301,17 +327,73 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
     await queueSync.sync().catch(() => undefined);
   }
 
+  function keepMemoryCopy(id: string, body: Buffer): void {
+    if (memoryCopyBytes + body.length > MEMORY_COPY_BUDGET_BYTES) return;
+    memoryCopies.set(id, body);
+    memoryCopyBytes += body.length;
+  }
+
   async function begin(partial: Omit<Envelope, 'id'>): Promise<SpoolWriter> {
     const envelope: Envelope = { id: newMessageId(partial.receivedAt), ...partial };
+    let bytesWritten = 0;
+    /** The device's bytes so far, while the message may still go to the segment log. */
+    let received: Buffer[] | null = [];
+    /** Its own file, once the message is too large for the log. */
+    let own: ReturnType<typeof ownFile> | null = null;
+
+    const toOwnFile = async () => {
+      own = ownFile(envelope);
+      const kept = received!;
+      received = null;
+      await own.write(kept);
+    };
+
+    return {
+      id: envelope.id,
+      get bytesWritten() {
+        return bytesWritten;
+      },
+      async write(chunk) {
+        bytesWritten += chunk.length;
+        if (received) {
+          // Kept as received until the commit copies them into the record: the session holds at
+          // most 256 KB per message this way, then the file takes over.
+          received.push(chunk);
+          if (bytesWritten > segmentMessageMaxBytes) await toOwnFile();
+          return;
+        }
+        await own!.write([chunk]);
+      },
+      async commit() {
+        if (
+          received &&
+          (bytesWritten > segmentMessageMaxBytes ||
+            JSON.stringify(envelope).length > SEGMENT_ENVELOPE_MAX_BYTES)
+        )
+          await toOwnFile();
+        if (received) {
+          const body = received;
+          received = null;
+          const committed = await segments.commit(envelope, body);
+          keepMemoryCopy(envelope.id, committed.body);
+          return committed.message;
+        }
+        return own!.commit(bytesWritten);
+      },
+      async abort() {
+        received = null;
+        await own?.abort();
+      },
+    };
+  }
+
+  /** A message with a file of its own: written to incoming/, then moved into queue/. */
+  function ownFile(envelope: Envelope) {
     const header = Buffer.from(`${SPOOL_MAGIC}${JSON.stringify(envelope)}\n`, 'utf8');
     const incomingPath = join(incomingDir, envelope.id);
-    // Opened while the device already sends: its 354 does not wait for the file system. A file that
-    // cannot be created fails the first write or the commit, so the device gets 452/451, never 250.
+    // A file that cannot be created fails the write or the commit, so the device gets 452/451, never 250.
     const opening = fs.open(incomingPath, 'wx', 0o600);
     opening.catch(() => undefined);
-    let bytesWritten = 0;
-    /** The chunks as written, while the message is small enough to keep a copy of. */
-    let kept: Buffer[] | null = [];
     let closed = false;
     // The envelope line goes out with the first body bytes: one write less per message.
     let headerPending = true;
@@ -323,19 +405,12 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
     };
 
     return {
-      id: envelope.id,
-      get bytesWritten() {
-        return bytesWritten;
-      },
-      async write(chunk) {
-        bytesWritten += chunk.length;
-        if (kept && bytesWritten <= MEMORY_COPY_MAX_BYTES) kept.push(chunk);
-        else kept = null;
-        const chunks = headerPending ? [header, chunk] : [chunk];
+      async write(chunks: Buffer[]) {
+        const all = headerPending ? [header, ...chunks] : chunks;
         headerPending = false;
-        await writeAll(await opening, chunks);
+        await writeAll(await opening, all);
       },
-      async commit() {
+      async commit(size: number): Promise<SpooledMessage> {
         const handle = await opening;
         if (headerPending) {
           headerPending = false;
@@ -359,21 +434,14 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
           );
           if (takenBack) throw error;
         }
-        if (kept && memoryCopyBytes + bytesWritten <= MEMORY_COPY_BUDGET_BYTES) {
-          // A copy, not the received chunks: those may be slices of larger socket buffers.
-          memoryCopies.set(envelope.id, Buffer.concat(kept, bytesWritten));
-          memoryCopyBytes += bytesWritten;
-        }
-        kept = null;
         return {
           envelope,
           state: initialState(envelope.rcptTo),
-          size: bytesWritten,
+          size,
           bodyOffset: header.length,
         };
       },
       async abort() {
-        kept = null;
         await closeOnce().catch(() => undefined);
         await fs.unlink(incomingPath).catch(() => undefined);
       },
@@ -439,11 +507,18 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
     }
     await removeLeftovers();
     retryLeftoversLater();
+    const logged = await segments.load();
+    report.messages.push(...logged.messages);
+    report.held.push(...logged.held);
+    // A damaged batch in the middle of a segment (a bad disk, not a crash) cannot be moved aside like
+    // a file: its records are skipped, and the admin is told which segment to look at.
+    report.quarantined.push(...logged.damaged);
     report.messages.sort((a, b) => a.envelope.receivedAt - b.envelope.receivedAt);
     return report;
   }
 
   async function saveState(id: string, state: MessageState): Promise<void> {
+    if (segments.has(id)) return segments.saveState(id, state);
     await replaceFile(fs, statePath(id), redactSecrets(JSON.stringify(state)));
     withState.add(id);
     await queueSync.sync();
@@ -451,6 +526,7 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
 
   async function remove(id: string): Promise<void> {
     dropMemoryCopy(id);
+    if (segments.has(id)) return segments.remove(id);
     // (unlink, not rm: rm stats first.) Until the file is gone, a crash means sending the delivered
     // message again; the queue announces the delivery only after this resolves. The message first:
     // a crash between the two leaves an orphan state file (dropped at start), never a message
@@ -473,6 +549,14 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
   /** Throws when a file cannot be moved (another program holds it); the message is then left where it is. */
   async function quarantine(id: string, _reason: string): Promise<void> {
     dropMemoryCopy(id);
+    if (segments.has(id)) {
+      // Out of the log into a file of its own, in the format of queue/, which an admin can look into.
+      const { envelope, body } = await segments.readMessage(id);
+      const header = Buffer.from(`${SPOOL_MAGIC}${JSON.stringify(envelope)}\n`, 'utf8');
+      await replaceFile(fs, join(quarantineDir, `${id}.eml`), Buffer.concat([header, body]));
+      await segments.remove(id);
+      return;
+    }
     withState.delete(id);
     for (const suffix of ['.eml', '.state.json']) {
       await fs.rename(join(queueDir, id + suffix), join(quarantineDir, id + suffix)).catch((error) => {
@@ -491,6 +575,7 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
     quarantine,
     emlPath,
     takeMemoryCopy: dropMemoryCopy,
+    close: () => segments.close(),
     openBody(message, options = {}) {
       const start = message.bodyOffset + (options.start ?? 0);
       // Always bounded: an open-ended stream reads in full 256 KB buffers even for a 10 KB message.
@@ -499,7 +584,11 @@ export async function createSpool(root: string, options: SpoolOptions = {}): Pro
         options.end === undefined
           ? Math.max(start, message.bodyOffset + message.size - 1)
           : message.bodyOffset + options.end - 1;
-      return createReadStream(emlPath(message.envelope.id), { start, end, highWaterMark: 256 * 1024 });
+      return createReadStream(message.file ?? emlPath(message.envelope.id), {
+        start,
+        end,
+        highWaterMark: 256 * 1024,
+      });
     },
   };
 }
@@ -514,9 +603,11 @@ export async function inspectSpool(root: string): Promise<SpooledMessage[]> {
   try {
     names = await readdir(queueDir);
   } catch {
-    return [];
+    names = [];
   }
-  const messages: SpooledMessage[] = [];
+  const messages: SpooledMessage[] = [
+    ...(await readSegments(join(root, 'segments'), nodeFileSystem)).entries.values(),
+  ].map((entry) => entry.message);
   const present = new Set(names);
   for (const name of names.filter((n) => n.endsWith('.eml'))) {
     const id = name.slice(0, -'.eml'.length);

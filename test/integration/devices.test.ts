@@ -16,6 +16,7 @@ import {
   type ReceivedMessage,
 } from '../fixtures/exchange-emulator.ts';
 import { serverCertificate, testCa } from '../fixtures/tls.ts';
+import { inspectSpool } from '../../electron/relay/spool.ts';
 import {
   createTeardown,
   freePort,
@@ -938,7 +939,10 @@ const rows: DeviceRow[] = [
         reply: expect.stringContaining('451 4.7.500 Server busy'),
       });
       // While it waits, the spool holds the device's bytes exactly as they came.
-      const spooled = await readFile(join(relay.dataDir, 'spool', 'queue', `${id}.eml`), 'latin1');
+      const queued = (await inspectSpool(join(relay.dataDir, 'spool'))).find((m) => m.envelope.id === id)!;
+      const spooled = (await readFile(queued.file ?? join(relay.dataDir, 'spool', 'queue', `${id}.eml`)))
+        .subarray(queued.bodyOffset, queued.bodyOffset + queued.size)
+        .toString('latin1');
       expect(spooled.endsWith(scan)).toBe(true);
       await expectDelivered(
         id,

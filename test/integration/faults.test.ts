@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
+import { writeLegacyMessage } from '../fixtures/legacy-spool.ts';
 import {
   createTeardown,
   eventually,
@@ -80,7 +81,7 @@ async function expectQueuedThenDeliveredOnce(
   const [entry] = JSON.parse((await relay.cli(['queue', 'list', '--json'])).stdout);
   expect(entry).toMatchObject({ id: queueId, attempts: 1 });
   expect(entry.lastError).toMatch(expected.reason);
-  expect(await queueFiles(relay.dataDir)).toEqual([`${queueId}.eml`]);
+  expect(await queueFiles(relay.dataDir)).toEqual([queueId]);
   const before = emulator.messages.length;
 
   fix();
@@ -224,8 +225,9 @@ describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)'
 
   it('answers 452 4.3.1, not 250, when the disk fills up during DATA, and keeps what it acknowledged', async () => {
     const upstreamPort = await freePort();
-    // 72 MB: just above the 64 MB the relay keeps free, so MAIL is accepted and the write itself fails.
-    const dataDir = await dataDirWithSmallSpool(72);
+    // 88 MB: the two 8 MB segments the spool preallocates (the one being written and the next), then
+    // just above the 64 MB the relay keeps free, so MAIL is accepted and the write itself fails.
+    const dataDir = await dataDirWithSmallSpool(88);
     const port = await freePort();
     const relay = await startRelay({
       config: testConfig(port, upstreamPort, testCa.file, {
@@ -244,7 +246,9 @@ describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)'
     const filler = join(dataDir, 'spool', 'filler');
     await fillUp(filler);
     expect(await device.command('DATA')).toMatch(/^354 /);
-    device.write(`${MESSAGE}${'x'.repeat(998)}\r\n`.repeat(64));
+    // 400 KB: a message with a file of its own, which the full disk refuses (a smaller one would still
+    // fit in the segment preallocated before the disk filled, and be safe there).
+    device.write(`${MESSAGE}${'x'.repeat(998)}\r\n`.repeat(400));
     expect(await device.command('.')).toBe('452 4.3.1 Insufficient system storage');
     expect(await device.command('MAIL FROM:<john@contoso.com>')).toBe(
       '452 4.3.1 Insufficient system storage',
@@ -280,16 +284,24 @@ describe('a damaged spool', () => {
     });
     const first = await startRelay({ config, dataDir });
     teardown.relay(first);
-    const good = await send(first);
-    const tornState = await send(first, 'bob@contoso.com');
+    await send(first);
+    await send(first, 'bob@contoso.com');
     await first.stop();
 
+    // Files of their own, as large messages and data folders from before the segment log have them.
     const queueDir = join(dataDir, 'spool', 'queue');
     await writeFile(join(queueDir, 'GARBAGE0001.eml'), Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x0a, 0x00]));
-    const valid = await readFile(join(queueDir, `${good}.eml`), 'latin1');
+    const valid = await readFile(
+      await writeLegacyMessage(join(dataDir, 'spool'), {
+        id: 'LEGACY0003',
+        rcptTo: ['dave@contoso.com'],
+        body: MESSAGE,
+      }),
+      'latin1',
+    );
     // Cut inside the envelope line, as a disk error or a careless copy would.
     await writeFile(join(queueDir, 'TRUNCATED0002.eml'), valid.slice(0, 40), 'latin1');
-    await writeFile(join(queueDir, `${tornState}.state.json`), '{"nextAttemptAt": 0, "recipi');
+    await writeFile(join(queueDir, 'LEGACY0003.state.json'), '{"nextAttemptAt": 0, "recipi');
 
     const emulator = teardown.closing(
       await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
@@ -306,10 +318,14 @@ describe('a damaged spool', () => {
       'TRUNCATED0002.eml',
     ]);
 
-    const received = await emulator.waitForMessages(2);
-    expect(received.map((m) => m.rcptTo[0]).sort()).toEqual(['alice@contoso.com', 'bob@contoso.com']);
+    const received = await emulator.waitForMessages(3);
+    expect(received.map((m) => m.rcptTo[0]).sort()).toEqual([
+      'alice@contoso.com',
+      'bob@contoso.com',
+      'dave@contoso.com',
+    ]);
     await send(second, 'carol@contoso.com');
-    await emulator.waitForMessages(3);
+    await emulator.waitForMessages(4);
     await eventually(async () => (await queueFiles(dataDir)).length === 0);
     expect(second.process.exitCode).toBeNull();
   });

@@ -3,10 +3,11 @@
  * folder, and talks SMTP to it over loopback like a device would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { inspectSpool } from '../../electron/relay/spool.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/relaydesk.js');
@@ -253,9 +254,12 @@ export function createTeardown(): Teardown {
   };
 }
 
-/** The messages waiting in a relay's queue (`.eml` files in spool/queue). */
+/**
+ * The ids of the messages waiting in a relay's spool (segments and files of their own), read the way
+ * `relaydesk queue list` reads it while the relay runs.
+ */
 export async function queueFiles(dataDir: string): Promise<string[]> {
-  return (await readdir(join(dataDir, 'spool', 'queue'))).filter((n) => n.endsWith('.eml'));
+  return (await inspectSpool(join(dataDir, 'spool'))).map((m) => m.envelope.id);
 }
 
 /** A device on the LAN: a raw SMTP client that sends what it is told and collects the replies. */

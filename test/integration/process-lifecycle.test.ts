@@ -41,7 +41,10 @@ async function setup(dataDir?: string) {
   return { emulator, relay, config };
 }
 
-/** A device that has begun a message and not finished it: its bytes are in spool/incoming. */
+/**
+ * A device that has begun a message and not finished it: its bytes are in spool/incoming (over
+ * 256 KB, so a file of its own; a smaller message waits in memory until its batch is written).
+ */
 async function deviceInData(port: number): Promise<SmtpDevice> {
   const device = await SmtpDevice.connect(port);
   await device.read();
@@ -49,7 +52,7 @@ async function deviceInData(port: number): Promise<SmtpDevice> {
   await device.command('MAIL FROM:<john@contoso.com>');
   await device.command('RCPT TO:<alice@contoso.com>');
   expect(await device.command('DATA')).toMatch(/^354 /);
-  device.write('Subject: Scan 0042\r\n\r\nthe first half of a scan\r\n');
+  device.write(`Subject: Scan 0042\r\n\r\n${`${'the first half of a scan '.repeat(40)}\r\n`.repeat(300)}`);
   return device;
 }
 

@@ -69,11 +69,12 @@ describe('secret redaction', () => {
     });
     expect(sent.final).toMatch(/^250 /);
 
-    const queueDir = join(relay.dataDir, 'spool', 'queue');
+    // Delivery state: records in the spool's segments (state files for messages with a file of their own).
+    const segmentsDir = join(relay.dataDir, 'spool', 'segments');
     const stateText = await eventually(async () => {
-      const names = (await readdir(queueDir)).filter((name) => name.endsWith('.state.json'));
-      const texts = await Promise.all(names.map((name) => readFile(join(queueDir, name), 'utf8')));
-      const text = texts.join('\n');
+      const names = (await readdir(segmentsDir)).filter((name) => name.endsWith('.seg'));
+      const texts = await Promise.all(names.map((name) => readFile(join(segmentsDir, name), 'latin1')));
+      const text = texts.join('\n').replace(/\0+/g, '\n');
       return text.includes('Malformed request') ? text : '';
     });
     const statusText = await eventually(async () => {

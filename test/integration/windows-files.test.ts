@@ -46,6 +46,14 @@ afterEach(() => {
 const MESSAGE = (n: number) =>
   `From: john@contoso.com\r\nTo: alice@contoso.com\r\nSubject: scan ${n}\r\nMessage-ID: <scan-${n}@scanner>\r\n\r\nScan ${n}.\r\n`;
 
+/**
+ * Over 256 KB: a message with files of its own (`<id>.eml`, `<id>.state.json`), which is what rows 3
+ * to 5 hold; smaller messages live in the spool's segments (row 6).
+ */
+const LARGE_MESSAGE = (n: number) => `${MESSAGE(n)}${`${'x'.repeat(998)}\r\n`.repeat(300)}`;
+const sendLarge = (port: number, n: number) =>
+  sendMail(port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: LARGE_MESSAGE(n) });
+
 interface Running {
   relay: Relay;
   port: number;
@@ -135,7 +143,7 @@ describe('a relay on Windows file semantics', () => {
     // The disk is full when the attempt's outcome is written (the state file's temporary file).
     const stateTemp = /\.state\.json\.[0-9a-f]+\.tmp$/;
     files.fail('open', stateTemp, 'ENOSPC');
-    expect((await send(port, 1)).final).toMatch(/^250 /);
+    expect((await sendLarge(port, 1)).final).toMatch(/^250 /);
     const logged = await eventually(() => logs.find((r) => r.event === 'spool-error'));
     expect(logged).toMatchObject({ level: 'error', code: 'ENOSPC' });
     expect(relay.listQueue()).toMatchObject([{ status: 'deferred' }]);
@@ -152,7 +160,7 @@ describe('a relay on Windows file semantics', () => {
     const { emulator, dataDir, files } = await setup();
     const { relay, port, logs } = await start(emulator, dataDir, files);
     emulator.script('message', '451 4.7.500 Server busy', { times: 3 });
-    expect((await send(port, 1)).final).toMatch(/^250 /);
+    expect((await sendLarge(port, 1)).final).toMatch(/^250 /);
     const statePath: string = await eventually(async () => {
       const name = (await readdir(queueDir(dataDir))).find((n) => n.endsWith('.state.json'));
       return name === undefined ? '' : join(queueDir(dataDir), name);
@@ -192,7 +200,7 @@ describe('a relay on Windows file semantics', () => {
     const first = await start(emulator, dataDir, files);
     // An indexer opens every message file the moment it appears, and keeps it.
     files.hold(held);
-    expect((await send(first.port, 1)).final).toMatch(/^250 /);
+    expect((await sendLarge(first.port, 1)).final).toMatch(/^250 /);
     await emulator.waitForMessages(1);
     await eventually(() => first.logs.find((r) => r.event === 'delivered'));
     await first.relay.stop(2000);
@@ -206,6 +214,37 @@ describe('a relay on Windows file semantics', () => {
     // Once the indexer lets go, the files go too.
     files.releaseAll();
     await eventually(async () => (await readdir(queueDir(dataDir))).length === 0, 20_000);
+    expect(subjects(emulator)).toEqual(['scan 1', 'scan 2']);
+    expect(escaped).toEqual([]);
+  });
+
+  it('row 6: a segment another program holds at start is left as it is, loaded at the next start, and delivered once', async () => {
+    const { emulator, dataDir, files } = await setup();
+    const first = await start(emulator, dataDir, files);
+    emulator.script('message', '451 4.7.500 Server busy', { times: 1 });
+    expect((await send(first.port, 1)).final).toMatch(/^250 /);
+    await eventually(() => first.logs.find((r) => r.event === 'deferred'));
+    await first.relay.stop(2000);
+
+    // A backup holds the segment with the waiting message while the relay starts.
+    const firstSegment = /[\\/]00000001\.seg$/;
+    files.fail('open', firstSegment, 'EBUSY');
+    const second = await start(emulator, dataDir, files);
+    expect(second.logs.find((r) => r.event === 'spool-file-held')).toMatchObject({
+      file: '00000001.seg',
+      code: 'EBUSY',
+    });
+    expect((await send(second.port, 2)).final).toMatch(/^250 /);
+    await eventually(() => second.logs.find((r) => r.event === 'delivered'));
+    await second.relay.stop(2000);
+    expect(await readdir(join(dataDir, 'spool', 'segments'))).toContain('00000001.seg');
+
+    files.fail('open', firstSegment, null);
+    const third = await start(emulator, dataDir, files);
+    expect(third.relay.listQueue()).toMatchObject([{ status: 'deferred', attempts: 1 }]);
+    third.relay.flush();
+    await emulator.waitForMessages(2);
+    await eventually(() => third.logs.find((r) => r.event === 'delivered'));
     expect(subjects(emulator)).toEqual(['scan 1', 'scan 2']);
     expect(escaped).toEqual([]);
   });

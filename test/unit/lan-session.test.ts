@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LanSession, type SessionHost, type SessionLimits } from '../../electron/relay/lan/session.ts';
 import type { SpooledMessage } from '../../electron/relay/spool.ts';
-import { createSpool } from '../../electron/relay/spool.ts';
+import { createSpool as openSpool, type Spool } from '../../electron/relay/spool.ts';
 import {
   createUpstreamCapabilities,
   type UpstreamCapabilities,
@@ -14,9 +14,18 @@ import {
 import { cleanup, eventually, tempDir } from '../integration/harness.ts';
 
 const dirs: string[] = [];
+/** Closed before their folders go: Windows keeps a folder with an open segment in it. */
+const spools: Spool[] = [];
 afterEach(async () => {
+  for (const spool of spools.splice(0)) await spool.close();
   for (const dir of dirs.splice(0)) await cleanup(dir);
 });
+
+async function createSpool(...args: Parameters<typeof openSpool>): Promise<Spool> {
+  const spool = await openSpool(...args);
+  spools.push(spool);
+  return spool;
+}
 
 const LIMITS: SessionLimits = {
   maxMessageBytes: 1024 * 1024,

@@ -12,7 +12,7 @@ import { fitRecipientsToEnvelope } from '../../electron/relay/graph/recipients.t
 import { parseHeaderBlock, type HeaderField } from '../../electron/relay/message/headers.ts';
 import { CarriageReturnRuns } from '../../electron/relay/message/line-ends.ts';
 import { createPreparer } from '../../electron/relay/message/prepare.ts';
-import { createSpool } from '../../electron/relay/spool.ts';
+import { createSpool, type Spool } from '../../electron/relay/spool.ts';
 import type { OutboundJob } from '../../electron/relay/transport.ts';
 import {
   createBodyNormalizer,
@@ -628,8 +628,11 @@ async function upstreamBytes(
   options: { sender?: SenderConfig; fromDisk?: boolean } = {},
 ): Promise<{ job: OutboundJob; data: string }> {
   const root = await mkdtemp(join(tmpdir(), 'relaydesk-prepare-'));
+  // Closed before its folder goes: Windows keeps a folder with an open segment in it.
+  let opened: Spool | null = null;
   try {
     const spool = await createSpool(root);
+    opened = spool;
     const writer = await spool.begin({
       receivedAt: Date.UTC(2026, 11, 3, 12),
       client: {
@@ -663,6 +666,7 @@ async function upstreamBytes(
     expect(job.size).toBe(Buffer.concat(await collectAll(job.open())).length);
     return { job, data };
   } finally {
+    await opened?.close();
     await rm(root, { recursive: true, force: true });
   }
 }

@@ -5,14 +5,23 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DIAGNOSIS_RULES, diagnose } from '../../electron/relay/diagnosis.ts';
 import { createQueue, type AttemptResult, type QueueEvents } from '../../electron/relay/queue.ts';
-import { createSpool, type SpooledMessage } from '../../electron/relay/spool.ts';
+import { createSpool as openSpool, type Spool, type SpooledMessage } from '../../electron/relay/spool.ts';
 import type { UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
 import { cleanup, tempDir } from '../integration/harness.ts';
 
 const dirs: string[] = [];
+/** Closed before their folders go: Windows keeps a folder with an open segment in it. */
+const spools: Spool[] = [];
 afterEach(async () => {
+  for (const spool of spools.splice(0)) await spool.close();
   for (const dir of dirs.splice(0)) await cleanup(dir);
 });
+
+async function createSpool(...args: Parameters<typeof openSpool>): Promise<Spool> {
+  const spool = await openSpool(...args);
+  spools.push(spool);
+  return spool;
+}
 
 const events: QueueEvents = {
   delivered: () => undefined,

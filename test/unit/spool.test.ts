@@ -5,14 +5,28 @@
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSpool, inspectSpool, newMessageId, type Spool } from '../../electron/relay/spool.ts';
+import {
+  createSpool as openSpool,
+  inspectSpool,
+  newMessageId,
+  type Spool,
+} from '../../electron/relay/spool.ts';
 import { windowsFiles } from '../fixtures/windows-files.ts';
 import { cleanup, eventually, tempDir } from '../integration/harness.ts';
 
 const dirs: string[] = [];
+/** Closed before their folders go: Windows keeps a folder with an open segment in it. */
+const spools: Spool[] = [];
 afterEach(async () => {
+  for (const spool of spools.splice(0)) await spool.close();
   for (const dir of dirs.splice(0)) await cleanup(dir);
 });
+
+async function createSpool(...args: Parameters<typeof openSpool>): Promise<Spool> {
+  const spool = await openSpool(...args);
+  spools.push(spool);
+  return spool;
+}
 
 async function freshSpool(): Promise<Spool> {
   const dir = await tempDir('relaydesk-spool-');
@@ -46,12 +60,18 @@ function bytes(size: number, fill: string): Buffer {
   return Buffer.alloc(size, fill);
 }
 
+/** Over 256 KB: a message with a file of its own in queue/, where Windows' file locks apply to it alone. */
+const large = (subject: string) => [Buffer.from(`Subject: ${subject}\r\n\r\n`), bytes(300 * 1024, 'L')];
+
 describe('spool memory copies', () => {
   it('hands a small message its bytes once, identical to the fsynced file', async () => {
     const spool = await freshSpool();
     const chunks = [Buffer.from('Subject: scan\r\n\r\n'), bytes(10_000, 'a'), Buffer.from('\r\nend\r\n')];
     const message = await store(spool, chunks);
-    const onDisk = (await readFile(spool.emlPath(message.envelope.id))).subarray(message.bodyOffset);
+    const onDisk = (await readFile(spool.emlPath(message.envelope.id))).subarray(
+      message.bodyOffset,
+      message.bodyOffset + message.size,
+    );
 
     const copy = spool.takeMemoryCopy(message.envelope.id);
     expect(copy).not.toBeNull();
@@ -99,14 +119,14 @@ describe('spool memory copies', () => {
 describe('spool removal', () => {
   it('removes the message before its state, so a crash in between never revives a half-delivered message', async () => {
     const spool = await freshSpool();
-    const message = await store(spool, [Buffer.from('Subject: two\r\n\r\nbody\r\n')]);
+    const message = await store(spool, large('two'));
     const id = message.envelope.id;
     await spool.saveState(id, { ...message.state, attempts: 1 });
     await spool.remove(id);
     expect(await readdir(join(spool.root, 'queue'))).toEqual([]);
 
     // What a crash between the two unlinks leaves: the state file alone. A restart drops it.
-    const orphan = await store(spool, [Buffer.from('Subject: orphan\r\n\r\nbody\r\n')]);
+    const orphan = await store(spool, large('orphan'));
     await spool.saveState(orphan.envelope.id, { ...orphan.state, attempts: 1 });
     await unlink(spool.emlPath(orphan.envelope.id));
     const reopened = await createSpool(spool.root);
@@ -135,7 +155,7 @@ describe('spool acceptance is one step (issue 11 row 2)', () => {
     // spool cannot take the message back out of queue/: it is queued, so the device must hear 250.
     files.failFolderSync('EIO');
     files.hold(/\.eml$/);
-    const message = await store(spool, [Buffer.from('Subject: kept\r\n\r\nbody\r\n')]);
+    const message = await store(spool, large('kept'));
     files.failFolderSync(null);
     files.releaseAll();
     const loaded = await (await createSpool(dir)).load();
@@ -148,7 +168,7 @@ describe('spool acceptance is one step (issue 11 row 2)', () => {
     const files = windowsFiles({ platform: 'linux' });
     const spool = await createSpool(dir, { fs: files.fs });
     files.failFolderSync('EIO');
-    await expect(store(spool, [Buffer.from('Subject: refused\r\n\r\nbody\r\n')])).rejects.toMatchObject({
+    await expect(store(spool, large('refused'))).rejects.toMatchObject({
       code: 'EIO',
     });
     files.failFolderSync(null);
@@ -163,8 +183,8 @@ describe('spool removal of a file another program holds (issue 11 row 5)', () =>
     dirs.push(dir);
     const files = windowsFiles();
     const spool = await createSpool(dir, { fs: files.fs });
-    const kept = await store(spool, [Buffer.from('Subject: kept\r\n\r\nbody\r\n')]);
-    const removed = await store(spool, [Buffer.from('Subject: gone\r\n\r\nbody\r\n')]);
+    const kept = await store(spool, large('kept'));
+    const removed = await store(spool, large('gone'));
     files.hold(spool.emlPath(removed.envelope.id));
     await spool.remove(removed.envelope.id);
 
@@ -214,7 +234,7 @@ describe('spool start while another program holds a queued message (issue 11)', 
     dirs.push(dir);
     const files = windowsFiles({ platform: 'win32' });
     const spool = await createSpool(dir, { fs: files.fs });
-    const message = await store(spool, [Buffer.from('Subject: scanned\r\n\r\nbody\r\n')]);
+    const message = await store(spool, large('scanned'));
     await spool.saveState(message.envelope.id, { ...message.state, attempts: 1 });
 
     // A backup opens the message's files without sharing them while the relay starts.

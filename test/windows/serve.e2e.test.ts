@@ -251,8 +251,11 @@ describe('relaydesk serve under Node.js for Windows, data in C:\\', () => {
 
     expect(await pressCtrlC(relay)).toBe(0);
     expect(records(relay).at(-1)).toMatchObject({ event: 'stopped', queued: 15 });
-    const queued = readdirSync(join(dataDir, 'spool', 'queue'));
-    expect(queued.filter((name) => name.endsWith('.eml'))).toHaveLength(15);
+    // Read by `queue list` from the spool's segments, with no relay running.
+    expect(await queueList()).toHaveLength(15);
+    expect(
+      readdirSync(join(dataDir, 'spool', 'segments')).filter((name) => name.endsWith('.seg')).length,
+    ).toBeGreaterThan(0);
   });
 
   it('after a restart, delivers the queued and new mail exactly once while another program holds the spool, status.json and the log open without delete sharing', async () => {
@@ -262,12 +265,10 @@ describe('relaydesk serve under Node.js for Windows, data in C:\\', () => {
     const fill = Math.floor((LOG_ROTATES_AT - statSync(log).size - 2_000) / filler.length);
     appendFileSync(log, filler.repeat(Math.max(0, fill)));
 
-    const queueDir = join(dataDir, 'spool', 'queue');
-    const held = [
-      ...readdirSync(queueDir).map((name) => join(queueDir, name)),
-      join(dataDir, 'status.json'),
-      log,
-    ];
+    const spoolFiles = ['queue', 'segments'].flatMap((folder) =>
+      readdirSync(join(dataDir, 'spool', folder)).map((name) => join(dataDir, 'spool', folder, name)),
+    );
+    const held = [...spoolFiles, join(dataDir, 'status.json'), log];
     const holdOpen = await buildWindowsProgram('hold-open.c', outputs);
     const ready = onDriveC('hold-ready.txt');
     const release = onDriveC('hold-release.txt');
