@@ -16,7 +16,7 @@ import { constants as fsConstants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { canSyncDirectory, retryLocked, type FileSystem } from './fs-retry.ts';
+import { canSyncDirectory, retryLocked, type FileSystem } from '../platform/fs-retry.ts';
 
 export const BLOCK_BYTES = 4096;
 /** 8 MB: about 750 messages of 10 KB; small enough that one held message pins little. */

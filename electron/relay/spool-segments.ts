@@ -7,7 +7,7 @@
  */
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FileSystem } from './fs-retry.ts';
+import type { FileSystem } from '../platform/fs-retry.ts';
 import { redactSecrets } from './redact.ts';
 import {
   decodeRecord,

@@ -15,7 +15,7 @@ import {
 import { defaultConfig } from '../../electron/config/defaults.ts';
 import { replyLine } from '../../electron/relay/diagnosis/examples.ts';
 import type { UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
-import { SETTINGS_SECTIONS } from '../../renderer/src/lib/settings-fields.ts';
+import { ALL_SECTIONS } from '../../renderer/src/lib/settings-fields.ts';
 
 const REFUSED_PASSWORD = replyLine('auth', '535 5.7.3 Authentication unsuccessful');
 const REFUSED_CONNECTION: UpstreamFailure = {
@@ -133,12 +133,8 @@ describe('a refused connection', () => {
 });
 
 describe('every row in the window', () => {
-  const settingPaths = new Set([
-    ...SETTINGS_SECTIONS.flatMap((section) => section.fields.map((field) => field.path)),
-    // The secrets have their own control on the Settings page (SecretSetting), not a config field.
-    'upstream.password',
-    'upstream.oauth2.clientSecret',
-  ]);
+  // Every control the Settings page can focus: fields, and its own controls (secrets, devices...).
+  const settingPaths = new Set(ALL_SECTIONS.flatMap((section) => section.items.map((item) => item.path)));
   const contexts: [string, DiagnosisContext][] = [
     ['the configured relay', { ...MICROSOFT_365, appId: 'app-1', tenant: 'contoso.com' }],
     ['nothing known', { platform: 'linux' }],

@@ -18,7 +18,7 @@ export function openSetting(path: string, label: string): FixAction {
 
 export const ENTER_PASSWORD = openSetting('upstream.password', 'Enter the password again');
 export const SWITCH_TO_OAUTH = openSetting('upstream.auth', 'Switch to OAuth 2.0');
-export const ENTER_CLIENT_SECRET = openSetting('upstream.oauth2.clientSecret', 'Enter the client secret');
+export const ENTER_CLIENT_SECRET = openSetting('upstream.clientSecret', 'Enter the client secret');
 
 /** Fixed in RelayDesk's settings or outside it: then the connection test shows whether it worked. */
 export const CHECK_AGAIN = { cli: CHECK_AGAIN_CLI, actions: [TEST_AGAIN] } satisfies Partial<RuleText>;
