@@ -75,7 +75,7 @@ describe('a refused password in the window (Chromium, serve --admin)', () => {
 
     const page = await harness.newPage('desktop');
     await page.goto(harness.adminUrl);
-    const box = page.getByRole('region', { name: 'What went wrong and how to fix it' });
+    const box = page.getByRole('group', { name: 'Sign-in refused' });
     await box.getByRole('heading', { name: 'Sign-in refused' }).waitFor({ timeout: 30_000 });
     const shown = (await box.textContent())!;
     expect(shown).toContain(`Microsoft 365 did not accept the password of ${MAILBOX}`);
