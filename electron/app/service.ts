@@ -64,7 +64,8 @@ import { diagnose } from '../relay/diagnosis.ts';
 import { signIn as signInWithMicrosoft } from '../relay/oauth/signin.ts';
 import { readSignedIn, type SignedInAccount } from '../relay/oauth/signed-in.ts';
 import { UpstreamError } from '../relay/upstream-failure.ts';
-import { createActivityLog, readSubject } from './activity.ts';
+import { createActivityLog } from './activity.ts';
+import { createSubjectCache } from './subjects.ts';
 import { healthOf, summaryOf, type HealthInput } from './health.ts';
 import { suggestNetworks } from './network.ts';
 import { isDelegated } from '../relay/oauth/endpoints.ts';
@@ -194,6 +195,7 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
   const upstreamDeps = { secrets, env, fetch: options.fetch, dataDir };
   const events = new EventEmitter<ServiceEvents>();
   const activity = createActivityLog();
+  const subjects = createSubjectCache();
   const deniedNoticeAt = new Map<string, number>();
 
   let config: RelayConfig = defaultConfig();
@@ -258,8 +260,11 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
       );
       if (spool) {
         const source = spool;
-        void readSubject((end) => source.openBody(message, { end }), message.size).then((subject) => {
-          if (subject !== null) pushActivity(activity.update(envelope.id, { subject }));
+        const open = (end: number) => source.openBody(message, { end });
+        void subjects.fill([{ id: envelope.id, size: message.size, open }]).then(() => {
+          const subject = subjects.get(envelope.id);
+          if (subject) pushActivity(activity.update(envelope.id, { subject }));
+          changed();
         });
       }
       changed();
@@ -333,6 +338,22 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
       }
       changed();
     });
+  }
+
+  /** Subjects of what was in the spool before this relay started (new mail's are read on arrival). */
+  async function readQueuedSubjects(): Promise<void> {
+    const source = spool;
+    if (!source) return;
+    const messages = await inspectSpool(join(dataDir, 'spool')).catch(() => []);
+    subjects.keepOnly(messages.map((m) => m.envelope.id));
+    const read = await subjects.fill(
+      messages.map((m) => ({ id: m.envelope.id, size: m.size, open: (end) => source.openBody(m, { end }) })),
+    );
+    if (read > 0) changed();
+  }
+
+  function withSubject(item: QueueItem): QueueItem {
+    return { ...item, subject: subjects.get(item.id) };
   }
 
   async function refreshOfflineQueue(): Promise<void> {
@@ -628,6 +649,7 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
           bindEnvironmentSecrets(config.upstream);
           await tryStart();
         }
+        void readQueuedSubjects();
         ticker = setInterval(changed, STATUS_TICK_MS);
         ticker.unref?.();
         changed();
@@ -645,7 +667,12 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
       });
     },
     status,
-    listQueue: () => (relay ? relay.listQueue().map(toItem) : offlineQueue),
+    listQueue() {
+      const items = relay ? relay.listQueue().map(toItem) : offlineQueue;
+      // Delivered, failed-and-deleted and removed messages' subjects go with them.
+      subjects.keepOnly(items.map((item) => item.id));
+      return items.map(withSubject);
+    },
     retry,
     remove,
     flush,
