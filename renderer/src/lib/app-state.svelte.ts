@@ -151,6 +151,9 @@ export class AppState {
       this.api.onStatus((status) => {
         lastPushAt = Date.now();
         this.status = status;
+        // A hold that began after the test email succeeded makes that success old news.
+        const hold = status.upstream.hold;
+        if (hold && this.lastTestEmail?.ok && hold.since > this.lastTestEmail.at) this.lastTestEmail = null;
         // Back after a restart: everything else may have changed too.
         if (!this.reachable) void this.load();
         else void this.refreshQueue();
