@@ -523,6 +523,8 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
 
   async function remove(id: string): Promise<boolean> {
     const done = relay ? await relay.remove(id) : false;
+    // Recent activity must not keep calling a deleted message "Queued".
+    if (done) pushActivity(activity.update(id, { result: 'deleted' }));
     changed();
     return done;
   }

@@ -82,7 +82,16 @@ export interface SignInResultView {
 export type { QueueItem };
 
 export type ActivityResult =
-  'queued' | 'delivered' | 'deferred' | 'held' | 'failed' | 'denied' | 'test-delivered' | 'test-failed';
+  | 'queued'
+  | 'delivered'
+  | 'deferred'
+  | 'held'
+  | 'failed'
+  | 'denied'
+  | 'test-delivered'
+  | 'test-failed'
+  /** Deleted from the queue by the admin (window, `queue delete`) before it was delivered. */
+  | 'deleted';
 
 export interface ActivityEntry {
   /** Row id: the queue id for relayed mail, a generated one for denials and test emails. */

@@ -198,8 +198,8 @@ describe('the Status page (serve --admin, Exchange emulator)', () => {
     await page.getByText(`The test email to ${MAILBOX} was not sent.`).waitFor();
     await expect.poll(() => page.locator('header .health').textContent()).not.toContain('Running');
     expect(await page.locator('header .health').textContent()).toContain('Needs a look');
-    expect(await relaySection().locator('p').first().textContent()).toMatch(
-      /last test email was not delivered/,
+    expect(await relaySection().locator('p').first().textContent()).toBe(
+      'The last test email was not delivered: No such recipient. Mail from the devices may not get through either.',
     );
 
     const live = relaySection().getByRole('status').filter({ hasText: 'test email' });
@@ -307,6 +307,17 @@ describe('the Status page (serve --admin, Exchange emulator)', () => {
       .poll(() => queue.locator('.queue-summary').textContent())
       .toMatch(/^\s*No mail is waiting to be sent\.\s*$/);
     expect(await page.getByText('everything was delivered').count()).toBe(0);
+    // Recent activity says the same of them: deleted, not still "Queued" or "Held".
+    await expect
+      .poll(async () =>
+        (await activitySection().locator('tbody td.state').allTextContents()).filter((result) =>
+          /^(Queued|Held)/.test(result.trim()),
+        ),
+      )
+      .toEqual([]);
+    expect((await activitySection().locator('tbody td.state').first().textContent())!.trim()).toMatch(
+      /^Deleted, not delivered/,
+    );
     await shootAll('queue-deleted');
 
     harness.emulator.setPassword(PASSWORD);
@@ -324,17 +335,22 @@ describe('the Status page (serve --admin, Exchange emulator)', () => {
     await shootAll('unreachable');
 
     await harness.restartServe();
-    await notice.waitFor({ state: 'detached', timeout: 30_000 });
-    await expect
-      .poll(() => relaySection().getByRole('button', { name: 'Pause relaying' }).isDisabled())
-      .toBe(false);
-    expect(await relaySection().locator('p').first().textContent()).toMatch(/^RelayDesk is running/);
+    for (const shown of views.values()) {
+      await shown
+        .getByText('RelayDesk cannot be reached')
+        .first()
+        .waitFor({ state: 'detached', timeout: 30_000 });
+    }
     // Chromium logs each refused connection while the relay is away; nothing else may have gone wrong.
     const others = harness.pageErrors.filter(
       (error) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(error),
     );
-    expect(others).toEqual([]);
     harness.pageErrors.length = 0;
+    expect(others).toEqual([]);
+    await expect
+      .poll(() => relaySection().getByRole('button', { name: 'Pause relaying' }).isDisabled())
+      .toBe(false);
+    expect(await relaySection().locator('p').first().textContent()).not.toMatch(/cannot be reached/);
   });
 
   it('opens when the token link is pasted into the open token prompt', async () => {

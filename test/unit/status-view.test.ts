@@ -237,7 +237,7 @@ describe('one source of truth: the contradictions issue 15 found', () => {
     );
     expect(view.badge).toBe('attention');
     expect(view.badgeLabel).not.toBe('Running');
-    expect(view.headline).toMatch(/last test email was not delivered/);
+    expect(view.headline).toMatch(/^The last test email was not delivered\. /);
     expect(view.upstreamLine).toBe('The last test email failed');
   });
 

@@ -20,6 +20,7 @@ const RECONNECT_MAX_MS = 8000;
 const RECONNECT_FIRST_MS = 1000;
 /** The relay pushes its status at least every 5 s (STATUS_TICK_MS in electron/app/service.ts). */
 const SILENCE_MS = 7000;
+const QUEUE_RELOAD_GAP_MS = 500;
 
 /** A request that never reached the relay (stopped, restarting, network gone), as opposed to one it refused. */
 function isUnreachable(error: unknown): boolean {
@@ -43,6 +44,8 @@ export class AppState {
   #reconnect: ReturnType<typeof setTimeout> | null = null;
   #reconnectDelay = RECONNECT_FIRST_MS;
   #stopped = false;
+  #queueLoading: Promise<void> | null = null;
+  #queueAgain = false;
   /**
    * The setting (config path) the admin was sent to from advice or a warning; the Settings page
    * focuses its control (id from `settingElementId`) and clears this.
@@ -191,9 +194,29 @@ export class AppState {
     this.page = 'settings';
   }
 
-  async refreshQueue(): Promise<void> {
-    const queue = await this.act(() => this.api.listQueue());
-    if (queue) this.queue = queue;
+  /**
+   * Reloads the queue. Calls while a load runs share one more load after it, at most every
+   * QUEUE_RELOAD_GAP_MS: a busy relay pushes its status several times a second, and with 500 queued
+   * messages a reload per push (per open window) would keep the relay busy serving lists.
+   */
+  refreshQueue(): Promise<void> {
+    if (this.#queueLoading) {
+      this.#queueAgain = true;
+      return this.#queueLoading;
+    }
+    this.#queueLoading = (async () => {
+      try {
+        do {
+          this.#queueAgain = false;
+          const queue = await this.act(() => this.api.listQueue());
+          if (queue) this.queue = queue;
+          if (this.#queueAgain) await new Promise((resolve) => setTimeout(resolve, QUEUE_RELOAD_GAP_MS));
+        } while (this.#queueAgain && this.reachable);
+      } finally {
+        this.#queueLoading = null;
+      }
+    })();
+    return this.#queueLoading;
   }
 
   async refreshConfig(): Promise<void> {

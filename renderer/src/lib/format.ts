@@ -32,6 +32,7 @@ export const RESULT_LABELS: Record<ActivityResult, string> = {
   denied: 'Refused device',
   'test-delivered': 'Test email delivered',
   'test-failed': 'Test email failed',
+  deleted: 'Deleted, not delivered',
 };
 
 export const HEALTH_LABELS = {

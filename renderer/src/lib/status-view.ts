@@ -115,10 +115,14 @@ export function isMicrosoft365(config: RelayConfig | null): boolean {
 export function latestTest(
   lastTest: TestEmailView | null,
   activity: ActivityEntry[],
-): { ok: boolean; at: number; reply: string | null } | null {
+): { ok: boolean; at: number; reply: string | null; title: string | null } | null {
   const row = activity.find((r) => r.result === 'test-delivered' || r.result === 'test-failed');
-  const fromActivity = row ? { ok: row.result === 'test-delivered', at: row.time, reply: row.reply } : null;
-  const fromWindow = lastTest ? { ok: lastTest.ok, at: lastTest.at, reply: lastTest.reply } : null;
+  const fromActivity = row
+    ? { ok: row.result === 'test-delivered', at: row.time, reply: row.reply, title: null }
+    : null;
+  const fromWindow = lastTest
+    ? { ok: lastTest.ok, at: lastTest.at, reply: lastTest.reply, title: lastTest.diagnosis?.title ?? null }
+    : null;
   if (!fromActivity) return fromWindow;
   if (!fromWindow) return fromActivity;
   return fromWindow.at >= fromActivity.at ? fromWindow : fromActivity;
@@ -211,8 +215,9 @@ function headlineOf(
   if (status.upstream.hold) {
     return `Delivery is on hold: ${status.upstream.hold.diagnosis.title}. Mail is kept until this is fixed.`;
   }
-  if (testFailedLast)
-    return 'The last test email was not delivered: mail from the devices may not get through either.';
+  if (testFailedLast) {
+    return `The last test email was not delivered${test?.title ? `: ${test.title}` : ''}. Mail from the devices may not get through either.`;
+  }
   if (status.queue.failed > 0)
     return `${plural(status.queue.failed, 'message')} could not be delivered: see the queue.`;
   if (status.queue.deferred > 0) {
