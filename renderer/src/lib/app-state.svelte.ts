@@ -21,6 +21,7 @@ const RECONNECT_FIRST_MS = 1000;
 /** The relay pushes its status at least every 5 s (STATUS_TICK_MS in electron/app/service.ts). */
 const SILENCE_MS = 7000;
 const QUEUE_RELOAD_GAP_MS = 500;
+const ACTIVITY_BATCH_MS = 100;
 
 /** A request that never reached the relay (stopped, restarting, network gone), as opposed to one it refused. */
 function isUnreachable(error: unknown): boolean {
@@ -150,6 +151,8 @@ export class AppState {
   /** Starts following the relay's pushes; returns the function that stops it. */
   follow(): () => void {
     let lastPushAt = Date.now();
+    const arrived: ActivityEntry[] = [];
+    let activityTimer: ReturnType<typeof setTimeout> | null = null;
     const stops = [
       this.api.onStatus((status) => {
         lastPushAt = Date.now();
@@ -162,10 +165,18 @@ export class AppState {
         else void this.refreshQueue();
       }),
       this.api.onActivity((entry) => {
-        this.activity = [entry, ...this.activity.filter((row) => row.id !== entry.id)].slice(
-          0,
-          ACTIVITY_LIMIT,
-        );
+        // Applied in batches: deleting 500 messages is 500 rows changing, and one redraw is enough.
+        arrived.push(entry);
+        activityTimer ??= setTimeout(() => {
+          activityTimer = null;
+          const batch = arrived.splice(0).reverse();
+          const ids = new Set(batch.map((row) => row.id));
+          const newest = batch.filter((row, index) => batch.findIndex((r) => r.id === row.id) === index);
+          this.activity = [...newest, ...this.activity.filter((row) => !ids.has(row.id))].slice(
+            0,
+            ACTIVITY_LIMIT,
+          );
+        }, ACTIVITY_BATCH_MS);
       }),
       this.api.onTestEmail((result) => {
         this.lastTestEmail = result;
@@ -183,6 +194,7 @@ export class AppState {
     return () => {
       this.#stopped = true;
       clearInterval(watchdog);
+      if (activityTimer) clearTimeout(activityTimer);
       if (this.#reconnect) clearTimeout(this.#reconnect);
       for (const stop of stops) stop();
     };
