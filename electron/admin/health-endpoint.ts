@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { healthOf, relayHealthInput } from '../app/health.ts';
+import { healthOf, oldestWaitingAt, relayHealthInput } from '../app/health.ts';
 import type { RelayService } from '../app/service.ts';
 import type { Relay } from '../relay/relay.ts';
 import type { DayCounters, QueueCounts } from '../relay/views.ts';
@@ -32,11 +32,7 @@ export interface HealthSnapshot {
 /** A bare relay's snapshot (`serve`): its status, and when the mail still waiting arrived. */
 export function relaySnapshot(relay: Pick<Relay, 'status' | 'listQueue'>, now = Date.now()): HealthSnapshot {
   const status = relay.status();
-  const waiting = relay
-    .listQueue()
-    .filter((item) => item.status !== 'failed')
-    .map((item) => item.receivedAt);
-  const input = relayHealthInput(status, waiting, now);
+  const input = relayHealthInput(status, relay.listQueue(), now);
   const oldest = input.oldestWaitingAt;
   return {
     health: healthOf(input),
@@ -58,10 +54,7 @@ export function appSnapshot(
   now = Date.now(),
 ): HealthSnapshot {
   const status = service.status();
-  const waiting = service
-    .listQueue()
-    .filter((item) => item.status !== 'failed')
-    .map((item) => item.receivedAt);
+  const oldest = oldestWaitingAt(service.listQueue());
   return {
     health: status.health,
     relay: status.state,
@@ -72,7 +65,7 @@ export function appSnapshot(
     },
     queue: { ...status.queue },
     today: { ...status.today },
-    oldestWaitingSeconds: waiting.length === 0 ? 0 : Math.round((now - Math.min(...waiting)) / 1000),
+    oldestWaitingSeconds: oldest === null ? 0 : Math.round((now - oldest) / 1000),
   };
 }
 

@@ -19,11 +19,11 @@ import type { AddressInfo } from 'node:net';
 import { join, sep } from 'node:path';
 import { CONTENT_SECURITY_POLICY } from '../app/csp.ts';
 import { rendererContentType, rendererFilePath } from '../app/renderer-files.ts';
-import { handle, logRefusal, type Handlers } from '../app/handlers.ts';
+import { forwardPushes, handle, logRefusal, type Handlers } from '../app/handlers.ts';
 import type { ServiceEvents } from '../app/service.ts';
 import type { HealthEndpoint } from './health-endpoint.ts';
 import type { Logger } from '../relay/log.ts';
-import { isChannel, PayloadError, type PushChannel } from '../shared/ipc.ts';
+import { EVENTS_PATH, isChannel, PayloadError, RPC_PATH } from '../shared/ipc.ts';
 
 export interface AdminServerOptions {
   host: string;
@@ -67,12 +67,6 @@ const MAX_FAILURE_DELAY_MS = 10_000;
  */
 const MAX_PENDING_FAILURES = 256;
 const KEEPALIVE_MS = 25_000;
-const PUSH_EVENTS: { from: keyof ServiceEvents; channel: PushChannel }[] = [
-  { from: 'status', channel: 'push:status' },
-  { from: 'activity', channel: 'push:activity' },
-  { from: 'test-email', channel: 'push:test-email' },
-  { from: 'signin', channel: 'push:signin' },
-];
 
 function isLoopback(host: string): boolean {
   return host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.');
@@ -227,12 +221,14 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
 
   async function serveApi(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
     if (!(await authorized(request, response))) return;
-    if (path === '/api/events') {
+    if (path === `/${EVENTS_PATH}`) {
       if (request.method !== 'GET')
         return send(response, 405, 'Method not allowed', undefined, { Allow: 'GET' });
       return openStream(response);
     }
-    const channel = path.startsWith('/api/rpc/') ? decodeURIComponent(path.slice('/api/rpc/'.length)) : '';
+    // One route per channel of the contract: POST /api/rpc/<channel>.
+    const rpc = `/${RPC_PATH}`;
+    const channel = path.startsWith(rpc) ? decodeURIComponent(path.slice(rpc.length)) : '';
     if (!isChannel(channel)) return sendJson(response, 404, { error: 'No such API call' });
     if (request.method !== 'POST')
       return send(response, 405, 'Method not allowed', undefined, { Allow: 'POST' });
@@ -293,13 +289,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   if (isLoopback(options.host)) allowedHosts.add(`localhost:${port}`);
   allowedOrigins = new Set([...allowedHosts].map((h) => `http://${h}`));
 
-  const forwarders = PUSH_EVENTS.map(({ from, channel }) => {
-    const forward = (value: unknown) => {
-      const frame = `event: ${channel}\ndata: ${JSON.stringify(value)}\n\n`;
-      for (const stream of streams) stream.write(frame);
-    };
-    options.events.on(from, forward);
-    return () => options.events.off(from, forward);
+  const stopPushes = forwardPushes(options.events, (channel, value) => {
+    const frame = `event: ${channel}\ndata: ${JSON.stringify(value)}\n\n`;
+    for (const stream of streams) stream.write(frame);
   });
   const keepalive = setInterval(() => {
     for (const stream of streams) stream.write(': keep-alive\n\n');
@@ -312,7 +304,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(keepalive);
-        for (const stop of forwarders) stop();
+        stopPushes();
         for (const stream of streams) stream.end();
         server.close(() => resolve());
         server.closeAllConnections();

@@ -1,11 +1,22 @@
 /**
  * One handler per channel of the IPC contract, over the relay service. Main's IPC registration and the
  * admin web server both call `handle`, which validates the payload first: neither trusts its caller.
+ * Adding a request: its entry in the contract (electron/shared/ipc.ts), then its handler here.
  */
+import type { EventEmitter } from 'node:events';
 import { hashLanPassword } from '../relay/lan-auth.ts';
 import type { Logger } from '../relay/log.ts';
-import { validatePayload, type Channel, type PayloadOf, type ResultOf } from '../shared/ipc.ts';
-import type { RelayService } from './service.ts';
+import {
+  PUSH_CHANNELS,
+  PUSHES,
+  validatePayload,
+  type Channel,
+  type PayloadOf,
+  type PushChannel,
+  type PushEvents,
+  type ResultOf,
+} from '../shared/ipc.ts';
+import type { RelayService, ServiceEvents } from './service.ts';
 
 export type Handlers = { [C in Channel]: (payload: PayloadOf<C>) => Promise<ResultOf<C>> };
 
@@ -59,4 +70,23 @@ export async function handle(handlers: Handlers, channel: Channel, payload: unkn
 /** For callers that log a refused request: the channel and why, never the payload itself. */
 export function logRefusal(logger: Logger, source: string, channel: string, reason: string): void {
   logger.warn('request-refused', { source, channel: channel.slice(0, 60), reason });
+}
+
+/**
+ * Sends the service's events that the contract pushes (`PUSHES`) to the window through `send` (the
+ * window's webContents, or the admin server's event streams). Returns the function that stops it.
+ */
+export function forwardPushes(
+  events: EventEmitter<ServiceEvents>,
+  send: <C extends PushChannel>(channel: C, value: PushEvents[C]) => void,
+): () => void {
+  const emitter = events as unknown as EventEmitter;
+  const stops = PUSH_CHANNELS.map((channel) => {
+    const forward = (value: PushEvents[typeof channel]) => send(channel, value);
+    emitter.on(PUSHES[channel].event, forward);
+    return () => emitter.off(PUSHES[channel].event, forward);
+  });
+  return () => {
+    for (const stop of stops) stop();
+  };
 }

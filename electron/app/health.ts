@@ -82,10 +82,22 @@ export interface RelayReport {
   today: { delivered: number };
 }
 
-/** The same rules as the tray's, for a bare relay: running or not, and when its oldest mail arrived. */
+/**
+ * When the oldest message still waiting for delivery arrived, or null when none waits. A failed
+ * message waits for nobody: it stays in the queue only until the admin deletes or retries it.
+ */
+export function oldestWaitingAt(items: Iterable<{ status: string; receivedAt: number }>): number | null {
+  let oldest: number | null = null;
+  for (const item of items) {
+    if (item.status !== 'failed' && (oldest === null || item.receivedAt < oldest)) oldest = item.receivedAt;
+  }
+  return oldest;
+}
+
+/** The same rules as the tray's, for a bare relay: running or not, and what its queue holds. */
 export function relayHealthInput(
   report: RelayReport,
-  waitingSince: readonly number[],
+  queue: Iterable<{ status: string; receivedAt: number }>,
   now: number,
 ): HealthInput {
   return {
@@ -95,7 +107,7 @@ export function relayHealthInput(
     queue: report.queue,
     listeners: report.listeners,
     deliveredToday: report.today.delivered,
-    oldestWaitingAt: waitingSince.length > 0 ? Math.min(...waitingSince) : null,
+    oldestWaitingAt: oldestWaitingAt(queue),
     now,
   };
 }

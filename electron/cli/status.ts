@@ -59,17 +59,20 @@ export async function readStatus(dataDir: string): Promise<StatusReport> {
  */
 export const STATUS_EXIT: Record<Health, number> = { ok: 0, attention: 1, paused: 1, error: 2 };
 
-async function waitingSince(dataDir: string, report: StatusReport): Promise<number[]> {
+async function queueOf(
+  dataDir: string,
+  report: StatusReport,
+): Promise<{ status: string; receivedAt: number }[]> {
   const listed = report.running ? await sendControlRequest(dataDir, { op: 'queue-list' }) : null;
-  const items =
-    listed?.ok && listed.queue ? listed.queue : offlineEntries(await inspectSpool(join(dataDir, 'spool')));
-  return items.filter((item) => item.status !== 'failed').map((item) => item.receivedAt);
+  return listed?.ok && listed.queue
+    ? listed.queue
+    : offlineEntries(await inspectSpool(join(dataDir, 'spool')));
 }
 
 export async function statusCommand(flags: StatusFlags, io: CliIo): Promise<number> {
   const dataDir = dataDirFrom(flags['data-dir'], io.env);
   const report = await readStatus(dataDir);
-  const health = healthOf(relayHealthInput(report, await waitingSince(dataDir, report), Date.now()));
+  const health = healthOf(relayHealthInput(report, await queueOf(dataDir, report), Date.now()));
   if (flags.json) {
     io.stdout.write(`${JSON.stringify({ ...report, health }, null, 2)}\n`);
     return STATUS_EXIT[health];

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, BrowserWindow, dialog, ipcMain, shell } from 'electron';
 import log from 'electron-log/main';
-import { createHandlers } from '../app/handlers.ts';
+import { createHandlers, forwardPushes } from '../app/handlers.ts';
 import { createRelayService } from '../app/service.ts';
 import { defaultConfigPath, defaultDataDir } from '../config/index.ts';
 import { AlreadyRunningError } from '../relay/control.ts';
@@ -145,13 +145,8 @@ async function start(): Promise<void> {
   log.info('started', { dataDir, state: service.status().state });
   startUpdates({ isPackaged: app.isPackaged, resourcesPath: process.resourcesPath, log });
 
-  service.events.on('status', (status) => {
-    tray?.update(status);
-    push('push:status', status);
-  });
-  service.events.on('activity', (entry) => push('push:activity', entry));
-  service.events.on('test-email', (result) => push('push:test-email', result));
-  service.events.on('signin', (prompt) => push('push:signin', prompt));
+  service.events.on('status', (status) => tray?.update(status));
+  forwardPushes(service.events, push);
   service.events.on('notice', (notice) => showNotice(notice, openWindow));
 
   tray = createTray(

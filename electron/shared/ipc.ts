@@ -174,131 +174,35 @@ export interface NetworkSuggestion {
   networks: { interfaceName: string; address: string; subnet: string }[];
 }
 
-/** Every request the window can make: what it sends and what it gets back. */
-export interface Requests {
-  'relay:status': { payload: null; result: AppStatus };
-  'relay:pause': { payload: null; result: AppStatus };
-  'relay:resume': { payload: null; result: AppStatus };
-  'queue:list': { payload: null; result: QueueItem[] };
-  'queue:retry': { payload: { id: string }; result: boolean };
-  'queue:delete': { payload: { id: string }; result: boolean };
-  'queue:flush': { payload: null; result: number };
-  'activity:list': { payload: null; result: ActivityEntry[] };
-  'config:get': { payload: null; result: ConfigView };
-  'config:validate': { payload: { config: Record<string, unknown> }; result: ConfigProblem[] };
-  'config:apply': { payload: { config: Record<string, unknown> }; result: ApplyResult };
-  'secret:store': {
-    payload: { kind: SecretKind; secret: string; config: Record<string, unknown> };
-    result: SecretResult;
-  };
-  'upstream:check': { payload: { config: Record<string, unknown> | null }; result: CheckView };
-  /**
-   * Sign in with Microsoft for the app in `config` (a draft is fine). The Electron app opens the system
-   * browser; `serve --admin`, whose browser may be on another computer, uses a device code. The prompt
-   * comes as `push:signin`; this answers when the sign-in is over.
-   */
-  'signin:start': {
-    payload: { method: SignInMethod; config: Record<string, unknown> };
-    result: SignInResultView;
-  };
-  'mail:send-test': { payload: { to: string | null }; result: TestEmailView };
-  'device:allow': { payload: { ip: string }; result: ApplyResult };
-  'network:suggest': { payload: null; result: NetworkSuggestion };
-  /** The scrypt hash for a LAN device user's password, as `relaydesk lan-user add` writes it. */
-  'lan-user:hash': { payload: { password: string }; result: string };
-  'log:renderer-error': { payload: { message: string; stack: string | null }; result: null };
+/**
+ * One request of the contract: the window's method for it, how that method's arguments become the
+ * payload, and the run-time check main and the admin server apply to what arrives. `R` is the result,
+ * a type only.
+ */
+export interface RequestContract<M extends string, A extends unknown[], P, R> {
+  method: M;
+  payload(...args: A): P;
+  validate(value: unknown, channel: string): P;
+  /** Never set: carries the result type. */
+  readonly result?: R;
 }
 
-export type Channel = keyof Requests;
-export type PayloadOf<C extends Channel> = Requests[C]['payload'];
-export type ResultOf<C extends Channel> = Requests[C]['result'];
-
-export const CHANNELS = [
-  'relay:status',
-  'relay:pause',
-  'relay:resume',
-  'queue:list',
-  'queue:retry',
-  'queue:delete',
-  'queue:flush',
-  'activity:list',
-  'config:get',
-  'config:validate',
-  'config:apply',
-  'secret:store',
-  'upstream:check',
-  'signin:start',
-  'mail:send-test',
-  'device:allow',
-  'network:suggest',
-  'lan-user:hash',
-  'log:renderer-error',
-] as const satisfies readonly Channel[];
-
-/** What main pushes to the window. */
-export interface PushEvents {
-  'push:status': AppStatus;
-  'push:activity': ActivityEntry;
-  /** A test email sent from the tray: the window shows its result too. */
-  'push:test-email': TestEmailView;
-  /** A sign-in started: what the user must do now. */
-  'push:signin': SignInPromptView;
+/** Declares a request answering `R`; the method, arguments and payload are inferred from the entry. */
+function request<R>() {
+  return <const M extends string, A extends unknown[], P>(entry: {
+    method: M;
+    payload: (...args: A) => P;
+    validate: (value: unknown, channel: string) => P;
+  }): RequestContract<M, A, P, R> => entry;
 }
 
-export type PushChannel = keyof PushEvents;
-export const PUSH_CHANNELS = [
-  'push:status',
-  'push:activity',
-  'push:test-email',
-  'push:signin',
-] as const satisfies readonly PushChannel[];
-
-/** The object the window talks to: `window.relaydesk` in Electron, an HTTP client in a browser. */
-export interface RelayDeskApi {
-  getStatus(): Promise<AppStatus>;
-  pause(): Promise<AppStatus>;
-  resume(): Promise<AppStatus>;
-  listQueue(): Promise<QueueItem[]>;
-  retryMessage(id: string): Promise<boolean>;
-  deleteMessage(id: string): Promise<boolean>;
-  flushQueue(): Promise<number>;
-  listActivity(): Promise<ActivityEntry[]>;
-  getConfig(): Promise<ConfigView>;
-  validateConfig(config: Record<string, unknown>): Promise<ConfigProblem[]>;
-  applyConfig(config: Record<string, unknown>): Promise<ApplyResult>;
-  /** Stores the secret for the mailbox or app named in `config` (a draft is fine); never read back. */
-  storeSecret(kind: SecretKind, secret: string, config: Record<string, unknown>): Promise<SecretResult>;
-  /** Tests `config` (a draft) or, with null, the config in use. */
-  testConnection(config: Record<string, unknown> | null): Promise<CheckView>;
-  sendTestEmail(to: string | null): Promise<TestEmailView>;
-  signIn(method: SignInMethod, config: Record<string, unknown>): Promise<SignInResultView>;
-  allowDevice(ip: string): Promise<ApplyResult>;
-  suggestNetwork(): Promise<NetworkSuggestion>;
-  /** Hashes a LAN device user's password (scrypt) for `lanAuth.users`; the password goes no further. */
-  hashLanPassword(password: string): Promise<string>;
-  reportError(message: string, stack: string | null): Promise<null>;
-  onStatus(listener: (status: AppStatus) => void): () => void;
-  onActivity(listener: (entry: ActivityEntry) => void): () => void;
-  onTestEmail(listener: (result: TestEmailView) => void): () => void;
-  onSignInPrompt(listener: (prompt: SignInPromptView) => void): () => void;
-}
-
-/** A payload that does not match its channel's contract. The message names the field, never its value. */
-export class PayloadError extends Error {
-  constructor(channel: string, problem: string) {
-    super(`${channel}: ${problem}`);
-    this.name = 'PayloadError';
-  }
-}
-
-export function isChannel(value: unknown): value is Channel {
-  return typeof value === 'string' && (CHANNELS as readonly string[]).includes(value);
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
+/** A request without arguments or payload. */
+function plain<R>() {
+  return <const M extends string>(method: M): RequestContract<M, [], null, R> => ({
+    method,
+    payload: () => null,
+    validate: nothing,
+  });
 }
 
 /** A config is a few kilobytes; anything far larger is not one. */
@@ -309,9 +213,233 @@ const MAIL_ADDRESS = /^[^\s@<>"]{1,64}@[^\s@<>"]{1,255}$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IPV6 = /^[0-9A-Fa-f:.]{2,45}$/;
 
+/**
+ * Every request the window can make. Adding one: an entry here and its handler in
+ * electron/app/handlers.ts; the preload, main's registration, the admin server's route and the
+ * browser's client follow from this object.
+ */
+export const REQUESTS = {
+  'relay:status': plain<AppStatus>()('getStatus'),
+  'relay:pause': plain<AppStatus>()('pause'),
+  'relay:resume': plain<AppStatus>()('resume'),
+  'queue:list': plain<QueueItem[]>()('listQueue'),
+  'queue:retry': request<boolean>()({
+    method: 'retryMessage',
+    payload: (id: string) => ({ id }),
+    validate: (v, channel) => ({ id: idField(channel, fields(channel, v, ['id']).id) }),
+  }),
+  'queue:delete': request<boolean>()({
+    method: 'deleteMessage',
+    payload: (id: string) => ({ id }),
+    validate: (v, channel) => ({ id: idField(channel, fields(channel, v, ['id']).id) }),
+  }),
+  'queue:flush': plain<number>()('flushQueue'),
+  'activity:list': plain<ActivityEntry[]>()('listActivity'),
+  'config:get': plain<ConfigView>()('getConfig'),
+  'config:validate': request<ConfigProblem[]>()({
+    method: 'validateConfig',
+    payload: (config: Record<string, unknown>) => ({ config }),
+    validate: (v, channel) => ({ config: configField(channel, fields(channel, v, ['config']).config) }),
+  }),
+  'config:apply': request<ApplyResult>()({
+    method: 'applyConfig',
+    payload: (config: Record<string, unknown>) => ({ config }),
+    validate: (v, channel) => ({ config: configField(channel, fields(channel, v, ['config']).config) }),
+  }),
+  /** Stores the secret for the mailbox or app named in `config` (a draft is fine); never read back. */
+  'secret:store': request<SecretResult>()({
+    method: 'storeSecret',
+    payload: (kind: SecretKind, secret: string, config: Record<string, unknown>) => ({
+      kind,
+      secret,
+      config,
+    }),
+    validate: (v, channel) => {
+      const f = fields(channel, v, ['kind', 'secret', 'config']);
+      if (f.kind !== 'password' && f.kind !== 'client-secret') {
+        throw new PayloadError(channel, "kind must be 'password' or 'client-secret'");
+      }
+      const secret = text(channel, 'secret', f.secret, MAX_SECRET_CHARS);
+      if (secret.length === 0) throw new PayloadError(channel, 'secret must not be empty');
+      return { kind: f.kind as SecretKind, secret, config: configField(channel, f.config) };
+    },
+  }),
+  /** Tests `config` (a draft) or, with null, the config in use. */
+  'upstream:check': request<CheckView>()({
+    method: 'testConnection',
+    payload: (config: Record<string, unknown> | null) => ({ config }),
+    validate: (v, channel) => {
+      const f = fields(channel, v, ['config']);
+      return { config: f.config === null ? null : configField(channel, f.config) };
+    },
+  }),
+  /**
+   * Sign in with Microsoft for the app in `config` (a draft is fine). The Electron app opens the system
+   * browser; `serve --admin`, whose browser may be on another computer, uses a device code. The prompt
+   * comes as `push:signin`; this answers when the sign-in is over.
+   */
+  'signin:start': request<SignInResultView>()({
+    method: 'signIn',
+    payload: (method: SignInMethod, config: Record<string, unknown>) => ({ method, config }),
+    validate: (v, channel) => {
+      const f = fields(channel, v, ['method', 'config']);
+      if (f.method !== 'browser' && f.method !== 'device-code') {
+        throw new PayloadError(channel, "method must be 'browser' or 'device-code'");
+      }
+      return { method: f.method as SignInMethod, config: configField(channel, f.config) };
+    },
+  }),
+  'mail:send-test': request<TestEmailView>()({
+    method: 'sendTestEmail',
+    payload: (to: string | null) => ({ to }),
+    validate: (v, channel) => {
+      const f = fields(channel, v, ['to']);
+      if (f.to === null) return { to: null };
+      if (typeof f.to !== 'string' || !MAIL_ADDRESS.test(f.to)) {
+        throw new PayloadError(channel, 'to must be a mail address such as john@contoso.com');
+      }
+      return { to: f.to as string | null };
+    },
+  }),
+  'device:allow': request<ApplyResult>()({
+    method: 'allowDevice',
+    payload: (ip: string) => ({ ip }),
+    validate: (v, channel) => {
+      const ip = fields(channel, v, ['ip']).ip;
+      if (typeof ip !== 'string' || !(IPV4.test(ip) || (ip.includes(':') && IPV6.test(ip)))) {
+        throw new PayloadError(channel, 'ip must be an IPv4 or IPv6 address');
+      }
+      return { ip };
+    },
+  }),
+  'network:suggest': plain<NetworkSuggestion>()('suggestNetwork'),
+  /** The scrypt hash for a LAN device user's password, as `relaydesk lan-user add` writes it. */
+  'lan-user:hash': request<string>()({
+    method: 'hashLanPassword',
+    payload: (password: string) => ({ password }),
+    validate: (v, channel) => {
+      const password = text(channel, 'password', fields(channel, v, ['password']).password, 1024);
+      if (password.length === 0) throw new PayloadError(channel, 'password must not be empty');
+      return { password };
+    },
+  }),
+  'log:renderer-error': request<null>()({
+    method: 'reportError',
+    payload: (message: string, stack: string | null) => ({ message, stack }),
+    validate: (v, channel) => {
+      const f = fields(channel, v, ['message', 'stack']);
+      return {
+        message: text(channel, 'message', f.message, 2000),
+        stack: f.stack === null ? null : text(channel, 'stack', f.stack, 8000),
+      };
+    },
+  }),
+};
+
+type RequestTable = typeof REQUESTS;
+export type Channel = keyof RequestTable;
+export type PayloadOf<C extends Channel> = ReturnType<RequestTable[C]['validate']>;
+export type ResultOf<C extends Channel> =
+  RequestTable[C] extends RequestContract<string, never, unknown, infer R> ? R : never;
+/** What each request sends and gets back. */
+export type Requests = { [C in Channel]: { payload: PayloadOf<C>; result: ResultOf<C> } };
+
+export const CHANNELS = Object.keys(REQUESTS) as readonly Channel[];
+
+/** One push from main to the window: the window's subscribe method and the service event it forwards. */
+export interface PushContract<M extends string, E extends string, V> {
+  method: M;
+  event: E;
+  /** Never set: carries the pushed value's type. */
+  readonly value?: V;
+}
+
+function push<V>() {
+  return <const M extends string, const E extends string>(method: M, event: E): PushContract<M, E, V> => ({
+    method,
+    event,
+  });
+}
+
+/** What main pushes to the window. Adding one: an entry here, and the service emitting its event. */
+export const PUSHES = {
+  'push:status': push<AppStatus>()('onStatus', 'status'),
+  'push:activity': push<ActivityEntry>()('onActivity', 'activity'),
+  /** A test email sent from the tray: the window shows its result too. */
+  'push:test-email': push<TestEmailView>()('onTestEmail', 'test-email'),
+  /** A sign-in started: what the user must do now. */
+  'push:signin': push<SignInPromptView>()('onSignInPrompt', 'signin'),
+};
+
+type PushTable = typeof PUSHES;
+export type PushChannel = keyof PushTable;
+export type PushEvents = {
+  [C in PushChannel]: PushTable[C] extends PushContract<string, string, infer V> ? V : never;
+};
+/** The service's events that are pushed to the window, by event name, as an EventEmitter map. */
+export type PushedEvents = { [C in PushChannel as PushTable[C]['event']]: [PushEvents[C]] };
+export const PUSH_CHANNELS = Object.keys(PUSHES) as readonly PushChannel[];
+
+type RequestMethods = {
+  [C in Channel as RequestTable[C]['method']]: (
+    ...args: Parameters<RequestTable[C]['payload']>
+  ) => Promise<ResultOf<C>>;
+};
+type PushMethods = {
+  [C in PushChannel as PushTable[C]['method']]: (listener: (value: PushEvents[C]) => void) => () => void;
+};
+
+/**
+ * The object the window talks to: `window.relaydesk` in Electron, an HTTP client in a browser. One
+ * method per request (`retryMessage(id)`), one subscription per push returning its unsubscribe.
+ */
+export type RelayDeskApi = RequestMethods & PushMethods;
+
+/**
+ * Builds the window's API over a transport: the preload's ipcRenderer or the browser's HTTP client.
+ * Only the contract's channels are reachable through it.
+ */
+export function createApi(
+  send: <C extends Channel>(channel: C, payload: PayloadOf<C>) => Promise<ResultOf<C>>,
+  subscribe: <C extends PushChannel>(channel: C, listener: (value: PushEvents[C]) => void) => () => void,
+): RelayDeskApi {
+  const api: Record<string, (...args: never[]) => unknown> = {};
+  for (const channel of CHANNELS) {
+    const toPayload = REQUESTS[channel].payload as (...args: unknown[]) => PayloadOf<typeof channel>;
+    api[REQUESTS[channel].method] = (...args: unknown[]) => send(channel, toPayload(...args));
+  }
+  for (const channel of PUSH_CHANNELS) {
+    api[PUSHES[channel].method] = (listener: (value: PushEvents[typeof channel]) => void) =>
+      subscribe(channel, listener);
+  }
+  return api as unknown as RelayDeskApi;
+}
+
+/** Where the admin web server answers requests (`POST api/rpc/<channel>`) and pushes (Server-Sent Events). */
+export const RPC_PATH = 'api/rpc/';
+export const EVENTS_PATH = 'api/events';
+
+/** A payload that does not match its channel's contract. The message names the field, never its value. */
+export class PayloadError extends Error {
+  constructor(channel: string, problem: string) {
+    super(`${channel}: ${problem}`);
+    this.name = 'PayloadError';
+  }
+}
+
+export function isChannel(value: unknown): value is Channel {
+  return typeof value === 'string' && Object.hasOwn(REQUESTS, value);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 type Fields = Record<string, unknown>;
 
-function fields(channel: Channel, value: unknown, allowed: readonly string[]): Fields {
+function fields(channel: string, value: unknown, allowed: readonly string[]): Fields {
   if (!isPlainObject(value)) throw new PayloadError(channel, 'payload must be an object');
   for (const key of Object.keys(value)) {
     if (!allowed.includes(key)) throw new PayloadError(channel, `unexpected field "${key.slice(0, 40)}"`);
@@ -319,7 +447,7 @@ function fields(channel: Channel, value: unknown, allowed: readonly string[]): F
   return value;
 }
 
-function configField(channel: Channel, value: unknown): Record<string, unknown> {
+function configField(channel: string, value: unknown): Record<string, unknown> {
   if (!isPlainObject(value)) throw new PayloadError(channel, 'config must be an object');
   let size: number;
   try {
@@ -331,101 +459,28 @@ function configField(channel: Channel, value: unknown): Record<string, unknown> 
   return value;
 }
 
-function idField(channel: Channel, value: unknown): string {
+function idField(channel: string, value: unknown): string {
   if (typeof value !== 'string' || !MESSAGE_ID.test(value)) {
     throw new PayloadError(channel, 'id must be a queue id');
   }
   return value;
 }
 
-function nothing(channel: Channel, value: unknown): null {
+function nothing(value: unknown, channel: string): null {
   if (value !== null && value !== undefined) throw new PayloadError(channel, 'takes no payload');
   return null;
 }
 
-function text(channel: Channel, name: string, value: unknown, max: number): string {
+function text(channel: string, name: string, value: unknown, max: number): string {
   if (typeof value !== 'string' || value.length > max) {
     throw new PayloadError(channel, `${name} must be a string of at most ${max} characters`);
   }
   return value;
 }
 
-type Validators = { [C in Channel]: (value: unknown) => PayloadOf<C> };
-
-const VALIDATORS: Validators = {
-  'relay:status': (v) => nothing('relay:status', v),
-  'relay:pause': (v) => nothing('relay:pause', v),
-  'relay:resume': (v) => nothing('relay:resume', v),
-  'queue:list': (v) => nothing('queue:list', v),
-  'queue:retry': (v) => ({ id: idField('queue:retry', fields('queue:retry', v, ['id']).id) }),
-  'queue:delete': (v) => ({ id: idField('queue:delete', fields('queue:delete', v, ['id']).id) }),
-  'queue:flush': (v) => nothing('queue:flush', v),
-  'activity:list': (v) => nothing('activity:list', v),
-  'config:get': (v) => nothing('config:get', v),
-  'config:validate': (v) => ({
-    config: configField('config:validate', fields('config:validate', v, ['config']).config),
-  }),
-  'config:apply': (v) => ({
-    config: configField('config:apply', fields('config:apply', v, ['config']).config),
-  }),
-  'secret:store': (v) => {
-    const f = fields('secret:store', v, ['kind', 'secret', 'config']);
-    if (f.kind !== 'password' && f.kind !== 'client-secret') {
-      throw new PayloadError('secret:store', "kind must be 'password' or 'client-secret'");
-    }
-    const secret = text('secret:store', 'secret', f.secret, MAX_SECRET_CHARS);
-    if (secret.length === 0) throw new PayloadError('secret:store', 'secret must not be empty');
-    return { kind: f.kind, secret, config: configField('secret:store', f.config) };
-  },
-  'upstream:check': (v) => {
-    const f = fields('upstream:check', v, ['config']);
-    return { config: f.config === null ? null : configField('upstream:check', f.config) };
-  },
-  'signin:start': (v) => {
-    const f = fields('signin:start', v, ['method', 'config']);
-    if (f.method !== 'browser' && f.method !== 'device-code') {
-      throw new PayloadError('signin:start', "method must be 'browser' or 'device-code'");
-    }
-    return { method: f.method, config: configField('signin:start', f.config) };
-  },
-  'mail:send-test': (v) => {
-    const f = fields('mail:send-test', v, ['to']);
-    if (f.to === null) return { to: null };
-    if (typeof f.to !== 'string' || !MAIL_ADDRESS.test(f.to)) {
-      throw new PayloadError('mail:send-test', 'to must be a mail address such as john@contoso.com');
-    }
-    return { to: f.to };
-  },
-  'device:allow': (v) => {
-    const ip = fields('device:allow', v, ['ip']).ip;
-    if (typeof ip !== 'string' || !(IPV4.test(ip) || (ip.includes(':') && IPV6.test(ip)))) {
-      throw new PayloadError('device:allow', 'ip must be an IPv4 or IPv6 address');
-    }
-    return { ip };
-  },
-  'network:suggest': (v) => nothing('network:suggest', v),
-  'lan-user:hash': (v) => {
-    const password = text(
-      'lan-user:hash',
-      'password',
-      fields('lan-user:hash', v, ['password']).password,
-      1024,
-    );
-    if (password.length === 0) throw new PayloadError('lan-user:hash', 'password must not be empty');
-    return { password };
-  },
-  'log:renderer-error': (v) => {
-    const f = fields('log:renderer-error', v, ['message', 'stack']);
-    return {
-      message: text('log:renderer-error', 'message', f.message, 2000),
-      stack: f.stack === null ? null : text('log:renderer-error', 'stack', f.stack, 8000),
-    };
-  },
-};
-
 /** Checks `payload` against `channel`'s contract; throws PayloadError for an unknown channel or a bad payload. */
 export function validatePayload<C extends Channel>(channel: C, payload: unknown): PayloadOf<C>;
 export function validatePayload(channel: string, payload: unknown): unknown {
   if (!isChannel(channel)) throw new PayloadError(String(channel).slice(0, 60), 'no such channel');
-  return VALIDATORS[channel](payload);
+  return REQUESTS[channel].validate(payload, channel);
 }

@@ -3,13 +3,17 @@
  * over POST /api/rpc/<channel> and a Server-Sent Events stream read with fetch, because EventSource
  * cannot send the token header (and a token in a URL would end up in logs and history).
  */
-import type {
-  Channel,
-  PayloadOf,
-  PushChannel,
-  PushEvents,
-  RelayDeskApi,
-  ResultOf,
+import {
+  createApi,
+  EVENTS_PATH,
+  PUSH_CHANNELS,
+  RPC_PATH,
+  type Channel,
+  type PayloadOf,
+  type PushChannel,
+  type PushEvents,
+  type RelayDeskApi,
+  type ResultOf,
 } from '../../../electron/shared/ipc.ts';
 
 export class UnauthorizedError extends Error {
@@ -25,16 +29,13 @@ const RECONNECT_MS = 2000;
 
 export function createHttpApi(token: string, onUnauthorized: () => void): RelayDeskApi {
   const headers = { Authorization: `Bearer ${token}` };
-  const listeners: { [C in PushChannel]: Set<Listener<C>> } = {
-    'push:status': new Set(),
-    'push:activity': new Set(),
-    'push:test-email': new Set(),
-    'push:signin': new Set(),
+  const listeners = Object.fromEntries(PUSH_CHANNELS.map((channel) => [channel, new Set()])) as {
+    [C in PushChannel]: Set<Listener<C>>;
   };
   let streaming = false;
 
   async function call<C extends Channel>(channel: C, payload: PayloadOf<C>): Promise<ResultOf<C>> {
-    const response = await fetch(`api/rpc/${channel}`, {
+    const response = await fetch(`${RPC_PATH}${channel}`, {
       method: 'POST',
       headers: { ...headers, 'Content-Type': 'application/json' },
       body: JSON.stringify(payload),
@@ -64,7 +65,7 @@ export function createHttpApi(token: string, onUnauthorized: () => void): RelayD
   async function stream(): Promise<void> {
     for (;;) {
       try {
-        const response = await fetch('api/events', { headers });
+        const response = await fetch(EVENTS_PATH, { headers });
         if (response.status === 401) {
           onUnauthorized();
           return;
@@ -99,29 +100,5 @@ export function createHttpApi(token: string, onUnauthorized: () => void): RelayD
     return () => listeners[channel].delete(listener);
   }
 
-  return {
-    getStatus: () => call('relay:status', null),
-    pause: () => call('relay:pause', null),
-    resume: () => call('relay:resume', null),
-    listQueue: () => call('queue:list', null),
-    retryMessage: (id) => call('queue:retry', { id }),
-    deleteMessage: (id) => call('queue:delete', { id }),
-    flushQueue: () => call('queue:flush', null),
-    listActivity: () => call('activity:list', null),
-    getConfig: () => call('config:get', null),
-    validateConfig: (config) => call('config:validate', { config }),
-    applyConfig: (config) => call('config:apply', { config }),
-    storeSecret: (kind, secret, config) => call('secret:store', { kind, secret, config }),
-    testConnection: (config) => call('upstream:check', { config }),
-    sendTestEmail: (to) => call('mail:send-test', { to }),
-    signIn: (method, config) => call('signin:start', { method, config }),
-    allowDevice: (ip) => call('device:allow', { ip }),
-    suggestNetwork: () => call('network:suggest', null),
-    hashLanPassword: (password) => call('lan-user:hash', { password }),
-    reportError: (message, stack) => call('log:renderer-error', { message, stack }),
-    onStatus: (listener) => subscribe('push:status', listener),
-    onActivity: (listener) => subscribe('push:activity', listener),
-    onTestEmail: (listener) => subscribe('push:test-email', listener),
-    onSignInPrompt: (listener) => subscribe('push:signin', listener),
-  };
+  return createApi(call, subscribe);
 }
