@@ -26,6 +26,9 @@ export interface HandlerDeps {
   reportRendererError(message: string, stack: string | null): void;
 }
 
+/** Removals in flight at once for a bulk delete. */
+const BULK_PARALLEL = 16;
+
 export function createHandlers({ service, reportRendererError }: HandlerDeps): Handlers {
   // One scrypt at a time (~32 MiB, ~100 ms each, in the thread pool the spool's file writes use too):
   // a burst of requests queues here instead of holding up mail being written to disk.
@@ -42,6 +45,18 @@ export function createHandlers({ service, reportRendererError }: HandlerDeps): H
     'queue:list': async () => service.listQueue(),
     'queue:retry': async ({ id }) => service.retry(id),
     'queue:delete': ({ id }) => service.remove(id),
+    'queue:retry-many': async ({ ids }) => ids.filter((id) => service.retry(id)).length,
+    'queue:delete-many': async ({ ids }) => {
+      let deleted = 0;
+      // A few at a time: each removal ends with a folder flush, and concurrent ones share it.
+      for (let start = 0; start < ids.length; start += BULK_PARALLEL) {
+        const done = await Promise.all(
+          ids.slice(start, start + BULK_PARALLEL).map((id) => service.remove(id)),
+        );
+        deleted += done.filter(Boolean).length;
+      }
+      return deleted;
+    },
     'queue:flush': async () => service.flush(),
     'activity:list': async () => service.activity(),
     'config:get': () => service.getConfig(),

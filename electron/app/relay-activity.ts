@@ -11,8 +11,9 @@ import type { Relay } from '../relay/relay.ts';
 import type { Spool, SpooledMessage } from '../relay/spool.ts';
 import { describeFailure } from '../relay/upstream-failure.ts';
 import type { ActivityEntry } from '../shared/ipc.ts';
-import { createActivityLog, readSubject } from './activity.ts';
+import { createActivityLog } from './activity.ts';
 import type { ServiceEvents } from './service.ts';
+import type { SubjectCache } from './subjects.ts';
 
 /** A device refused again within this time does not notify again. */
 const DENIED_NOTICE_INTERVAL_MS = 60 * 60_000;
@@ -23,6 +24,8 @@ export interface RelayActivityDeps {
   spool(): Spool | null;
   /** Something the status shows changed. */
   changed(): void;
+  /** Where a new message's subject is read into, for its activity row and the queue table alike. */
+  subjects: SubjectCache;
 }
 
 export interface RelayActivity {
@@ -30,11 +33,13 @@ export interface RelayActivity {
   attach(relay: Relay): void;
   /** Adds a row (a test email) and pushes it to the window. */
   record(entry: ActivityEntry): void;
+  /** A queued message deleted by the admin: its row says so, not "Queued". */
+  deleted(id: string): void;
   /** Newest first. */
   list(): ActivityEntry[];
 }
 
-export function createRelayActivity({ events, spool, changed }: RelayActivityDeps): RelayActivity {
+export function createRelayActivity({ events, spool, changed, subjects }: RelayActivityDeps): RelayActivity {
   const activity = createActivityLog();
   const deniedNoticeAt = new Map<string, number>();
 
@@ -60,8 +65,11 @@ export function createRelayActivity({ events, spool, changed }: RelayActivityDep
       );
       const source = spool();
       if (source) {
-        void readSubject((end) => source.openBody(message, { end }), message.size).then((subject) => {
-          if (subject !== null) pushActivity(activity.update(envelope.id, { subject }));
+        const open = (end: number) => source.openBody(message, { end });
+        void subjects.fill([{ id: envelope.id, size: message.size, open }]).then(() => {
+          const subject = subjects.get(envelope.id);
+          if (subject) pushActivity(activity.update(envelope.id, { subject }));
+          changed();
         });
       }
       changed();
@@ -140,6 +148,7 @@ export function createRelayActivity({ events, spool, changed }: RelayActivityDep
   return {
     attach,
     record: (entry) => pushActivity(activity.record(entry)),
+    deleted: (id) => pushActivity(activity.update(id, { result: 'deleted' })),
     list: () => activity.list(),
   };
 }

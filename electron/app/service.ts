@@ -17,7 +17,7 @@ import type { ConfigProblem } from '../config/types.ts';
 import { startControlServer } from '../relay/control.ts';
 import type { Logger } from '../relay/log.ts';
 import type { Relay } from '../relay/relay.ts';
-import { createSpool, type Spool } from '../relay/spool.ts';
+import { createSpool, inspectSpool, type Spool } from '../relay/spool.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import type { SecretKind } from '../relay/secret-accounts.ts';
 import type {
@@ -40,6 +40,7 @@ import { allowDevice } from './devices.ts';
 import { signIn } from './microsoft-signin.ts';
 import { suggestNetworks } from './network.ts';
 import { createRelayActivity } from './relay-activity.ts';
+import { createSubjectCache } from './subjects.ts';
 import { createRelayLifecycle } from './relay-lifecycle.ts';
 import { createStatusView } from './status-view.ts';
 import { createUpstreamSecrets } from './upstream-secrets.ts';
@@ -127,7 +128,8 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
     statusTimer.unref?.();
   }
 
-  const activity = createRelayActivity({ events, spool: () => spool, changed });
+  const subjects = createSubjectCache();
+  const activity = createRelayActivity({ events, spool: () => spool, changed, subjects });
   const lifecycle = createRelayLifecycle({
     dataDir,
     secrets,
@@ -157,8 +159,29 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
   async function remove(id: string): Promise<boolean> {
     const relay = lifecycle.relay;
     const done = relay ? await relay.remove(id) : false;
+    if (done) activity.deleted(id);
     changed();
     return done;
+  }
+
+  /** Subjects of what was in the spool before this relay started (new mail's are read on arrival). */
+  async function readQueuedSubjects(): Promise<void> {
+    const source = spool;
+    if (!source) return;
+    const messages = await inspectSpool(join(dataDir, 'spool')).catch(() => []);
+    subjects.keepOnly(messages.map((m) => m.envelope.id));
+    const read = await subjects.fill(
+      messages.map((m) => ({ id: m.envelope.id, size: m.size, open: (end) => source.openBody(m, { end }) })),
+    );
+    if (read > 0) changed();
+  }
+
+  /** The queue for the window, each message with its subject (what the admin recognises it by). */
+  function listQueue(): QueueItem[] {
+    const items = view.listQueue();
+    // Delivered, failed-and-deleted and removed messages' subjects go with them.
+    subjects.keepOnly(items.map((item) => item.id));
+    return items.map((item) => ({ ...item, subject: subjects.get(item.id) }));
   }
 
   function flush(): number {
@@ -226,6 +249,7 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
           upstreamSecrets.bindEnvironment(loaded.config.upstream);
           await lifecycle.tryStart(loaded.config);
         }
+        void readQueuedSubjects();
         ticker = setInterval(changed, STATUS_TICK_MS);
         ticker.unref?.();
         changed();
@@ -243,7 +267,7 @@ export function createRelayService(options: RelayServiceOptions): RelayService {
       });
     },
     status: () => view.status(),
-    listQueue: () => view.listQueue(),
+    listQueue,
     retry,
     remove,
     flush,

@@ -37,6 +37,8 @@ export interface QueueItem {
   nextAttemptAt: number | null;
   lastError: string | null;
   lastDiagnosis: string | null;
+  /** The window's list only: the message's Subject (null: it has none; absent: not read yet). */
+  subject?: string | null;
 }
 
 /** A device seen on the LAN side. */

@@ -82,7 +82,16 @@ export interface SignInResultView {
 export type { QueueItem };
 
 export type ActivityResult =
-  'queued' | 'delivered' | 'deferred' | 'held' | 'failed' | 'denied' | 'test-delivered' | 'test-failed';
+  | 'queued'
+  | 'delivered'
+  | 'deferred'
+  | 'held'
+  | 'failed'
+  | 'denied'
+  | 'test-delivered'
+  | 'test-failed'
+  /** Deleted from the queue by the admin (window, `queue delete`) before it was delivered. */
+  | 'deleted';
 
 export interface ActivityEntry {
   /** Row id: the queue id for relayed mail, a generated one for denials and test emails. */
@@ -238,6 +247,18 @@ export const REQUESTS = {
     method: 'deleteMessage',
     payload: (id: string) => ({ id }),
     validate: (v, channel) => ({ id: idField(channel, fields(channel, v, ['id']).id) }),
+  }),
+  /** The window's selection of queued messages at once; answers how many will be retried now. */
+  'queue:retry-many': request<number>()({
+    method: 'retryMessages',
+    payload: (ids: string[]) => ({ ids }),
+    validate: (v, channel) => ({ ids: idList(channel, fields(channel, v, ['ids']).ids) }),
+  }),
+  /** The window's selection of queued messages at once; answers how many were deleted. */
+  'queue:delete-many': request<number>()({
+    method: 'deleteMessages',
+    payload: (ids: string[]) => ({ ids }),
+    validate: (v, channel) => ({ ids: idList(channel, fields(channel, v, ['ids']).ids) }),
   }),
   'queue:flush': plain<number>()('flushQueue'),
   'activity:list': plain<ActivityEntry[]>()('listActivity'),
@@ -471,6 +492,16 @@ function idField(channel: string, value: unknown): string {
     throw new PayloadError(channel, 'id must be a queue id');
   }
   return value;
+}
+
+/** A bulk action's ids: one request stays small and quick, the window sends a long selection in parts. */
+const MAX_IDS = 1000;
+
+function idList(channel: string, value: unknown): string[] {
+  if (!Array.isArray(value) || value.length > MAX_IDS) {
+    throw new PayloadError(channel, `ids must be a list of at most ${MAX_IDS} queue ids`);
+  }
+  return value.map((id) => idField(channel, id));
 }
 
 function nothing(value: unknown, channel: string): null {

@@ -101,6 +101,11 @@ describe('the IPC contract', () => {
     expect(validatePayload('queue:retry', { id: '1732900000000-a1b2' })).toEqual({
       id: '1732900000000-a1b2',
     });
+    expect(validatePayload('queue:delete-many', { ids: ['1732900000000-a1b2'] })).toEqual({
+      ids: ['1732900000000-a1b2'],
+    });
+    expect(() => validatePayload('queue:delete-many', { ids: ['../../etc/passwd'] })).toThrow(PayloadError);
+    expect(() => validatePayload('queue:retry-many', { ids: Array(1001).fill('a') })).toThrow(/at most 1000/);
     expect(validatePayload('device:allow', { ip: 'fd00::5' })).toEqual({ ip: 'fd00::5' });
     expect(validatePayload('mail:send-test', { to: null })).toEqual({ to: null });
     expect(() => validatePayload('secret:store', { kind: 'password', secret: '', config: {} })).toThrow(

@@ -1,13 +1,19 @@
 /** How times, sizes and results read in the window. */
 import type { ActivityResult } from '../../../electron/shared/ipc.ts';
 
-export function formatTime(ms: number | null): string {
+/** A time of day for today, with the date for any other day (a queue can hold mail for days). */
+export function formatTime(ms: number | null, now: number = Date.now()): string {
   if (!ms) return '–';
   const date = new Date(ms);
-  const sameDay = date.toDateString() === new Date().toDateString();
-  return sameDay
-    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
-    : date.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+  const today = new Date(now);
+  const time = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  if (date.toDateString() === today.toDateString()) return time;
+  const day = date.toLocaleDateString([], {
+    day: 'numeric',
+    month: 'short',
+    ...(date.getFullYear() === today.getFullYear() ? {} : { year: 'numeric' }),
+  });
+  return `${day}, ${time}`;
 }
 
 export function formatSize(bytes: number | null): string {
@@ -26,6 +32,7 @@ export const RESULT_LABELS: Record<ActivityResult, string> = {
   denied: 'Refused device',
   'test-delivered': 'Test email delivered',
   'test-failed': 'Test email failed',
+  deleted: 'Deleted, not delivered',
 };
 
 export const HEALTH_LABELS = {
