@@ -224,7 +224,8 @@ describe.skipIf(process.platform !== 'linux')('soak', () => {
       // 45 MB through 8 MB segments: five or more were filled, yet never more than a few exist.
       const maxSegments = Math.max(...samples.map((s) => s.segments));
       // Beyond the segments the messages still waiting fill: the one being written, the next one
-      // prepared, and one whose last messages just went.
+      // prepared, one whose last messages just went, and one more because the waiting messages
+      // straddle a segment boundary (the bytes they fill are rounded up once, not per segment).
       const beyondBacklog = samples.map(
         (s) => s.segments - Math.ceil((s.waiting * 30_000) / (8 * 1024 * 1024)),
       );
@@ -236,7 +237,7 @@ describe.skipIf(process.platform !== 'linux')('soak', () => {
           `last quarter ${(median(lastQuarter.map((s) => s.rss)) / 1e6).toFixed(1)} MB`,
       );
       expect(reads).toBeGreaterThan(0);
-      expect(Math.max(...beyondBacklog)).toBeLessThanOrEqual(3);
+      expect(Math.max(...beyondBacklog)).toBeLessThanOrEqual(4);
       expect((await readdir(join(dataDir, 'spool', 'segments'))).length).toBeLessThanOrEqual(3);
       // Flat: the relay's memory at the end of the soak is that of its first quarter, give or take
       // what the garbage collector had not yet taken back.
