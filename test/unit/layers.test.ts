@@ -3,9 +3,11 @@
  * from the ground floor, or 'electron' outside the shell, is an error `npm run lint` reports.
  */
 import { ESLint } from 'eslint';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const eslint = new ESLint({ cwd: new URL('../../', import.meta.url).pathname });
+// A path, not a URL's pathname: on Windows that is /C:/..., which ESLint cannot find a config in.
+const eslint = new ESLint({ cwd: fileURLToPath(new URL('../../', import.meta.url)) });
 
 async function refusals(filePath: string, code: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath });
