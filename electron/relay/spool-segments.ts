@@ -19,7 +19,13 @@ import {
   segmentSeq,
   syncDirectory,
 } from './segment-log.ts';
-import { initialState, type Envelope, type MessageState, type SpooledMessage } from './spool.ts';
+import {
+  initialState,
+  parseEnvelope,
+  type Envelope,
+  type MessageState,
+  type SpooledMessage,
+} from './spool.ts';
 
 /** Compaction starts when this many full segments wait to be reclaimed... */
 const COMPACT_AFTER_SEGMENTS = 4;
@@ -89,18 +95,10 @@ function decodeMessage(
   recordOffset: number,
 ): { envelope: Envelope; bodyOffset: number; size: number } {
   const jsonLength = payload.readUInt32LE(0);
-  const envelope = JSON.parse(
-    payload.subarray(ENVELOPE_LENGTH_BYTES, ENVELOPE_LENGTH_BYTES + jsonLength).toString('utf8'),
-  ) as Envelope;
-  if (
-    typeof envelope.id !== 'string' ||
-    typeof envelope.mailFrom !== 'string' ||
-    !Array.isArray(envelope.rcptTo) ||
-    envelope.rcptTo.length === 0 ||
-    typeof envelope.client?.ip !== 'string'
-  ) {
-    throw new Error('the envelope is incomplete');
-  }
+  const envelope = parseEnvelope(
+    payload.subarray(ENVELOPE_LENGTH_BYTES, ENVELOPE_LENGTH_BYTES + jsonLength),
+    'the envelope',
+  );
   const bodyStart = ENVELOPE_LENGTH_BYTES + jsonLength;
   return {
     envelope,

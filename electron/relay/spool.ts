@@ -133,6 +133,24 @@ export function newMessageId(now = Date.now()): string {
   return (now.toString(36) + random).toUpperCase();
 }
 
+/**
+ * A stored envelope (a file's first line or a segment record's JSON), checked for what delivery
+ * needs; throws, naming `what`, when it is not one of ours.
+ */
+export function parseEnvelope(json: Buffer, what: string): Envelope {
+  const envelope = JSON.parse(json.toString('utf8')) as Envelope;
+  if (
+    typeof envelope.id !== 'string' ||
+    typeof envelope.mailFrom !== 'string' ||
+    !Array.isArray(envelope.rcptTo) ||
+    envelope.rcptTo.length === 0 ||
+    typeof envelope.client?.ip !== 'string'
+  ) {
+    throw new Error(`${what} is incomplete`);
+  }
+  return envelope;
+}
+
 export function initialState(rcptTo: string[]): MessageState {
   return {
     nextAttemptAt: 0,
@@ -683,16 +701,7 @@ async function readSpooled(
       throw new Error('no envelope line at the start of the file');
     }
     const newline = line.length;
-    envelope = JSON.parse(line.subarray(SPOOL_MAGIC.length).toString('utf8')) as Envelope;
-    if (
-      typeof envelope.id !== 'string' ||
-      typeof envelope.mailFrom !== 'string' ||
-      !Array.isArray(envelope.rcptTo) ||
-      envelope.rcptTo.length === 0 ||
-      typeof envelope.client?.ip !== 'string'
-    ) {
-      throw new Error('the envelope line is incomplete');
-    }
+    envelope = parseEnvelope(line.subarray(SPOOL_MAGIC.length), 'the envelope line');
     bodyOffset = newline + 1;
     size = fileSize - bodyOffset;
   } finally {
