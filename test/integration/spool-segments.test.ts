@@ -173,6 +173,11 @@ describe.skipIf(process.platform !== 'linux')('soak', () => {
             upstream: { messagesPerMinute: 10_000, maxConnections: 5 },
           }),
           dataDir,
+          // V8 grows its heap while the machine has memory to spare and collects lazily: without a
+          // cap this soak went from 175 to 373 MB resident with nothing leaked (the same run under a
+          // 48 MB cap stayed at 124-131 MB). Under a cap a leak cannot hide behind a lazy collector:
+          // it ends the relay out of memory or shows in the resident memory below.
+          nodeArgs: ['--max-old-space-size=64'],
         }),
       );
       const pid = relay.process.pid!;
@@ -225,7 +230,9 @@ describe.skipIf(process.platform !== 'linux')('soak', () => {
       const maxSegments = Math.max(...samples.map((s) => s.segments));
       // Beyond the segments the messages still waiting fill: the one being written, the next one
       // prepared, one whose last messages just went, and one more because the waiting messages
-      // straddle a segment boundary (the bytes they fill are rounded up once, not per segment).
+      // straddle a segment boundary (the bytes they fill are rounded up once, not per segment), and
+      // one for the messages on their way in (written, their device not yet told 250), which this
+      // count of waiting messages cannot see and which may cross a segment boundary of their own.
       const beyondBacklog = samples.map(
         (s) => s.segments - Math.ceil((s.waiting * 30_000) / (8 * 1024 * 1024)),
       );
@@ -237,8 +244,13 @@ describe.skipIf(process.platform !== 'linux')('soak', () => {
           `last quarter ${(median(lastQuarter.map((s) => s.rss)) / 1e6).toFixed(1)} MB`,
       );
       expect(reads).toBeGreaterThan(0);
-      expect(Math.max(...beyondBacklog)).toBeLessThanOrEqual(4);
-      expect((await readdir(join(dataDir, 'spool', 'segments'))).length).toBeLessThanOrEqual(3);
+      expect(relay.process.exitCode).toBeNull();
+      expect(Math.max(...beyondBacklog)).toBeLessThanOrEqual(5);
+      // Reclaiming runs after the last `done` records are written: give it its moment.
+      await eventually(
+        async () => (await readdir(join(dataDir, 'spool', 'segments'))).length <= 3,
+        10_000,
+      );
       // Flat: the relay's memory at the end of the soak is that of its first quarter, give or take
       // what the garbage collector had not yet taken back.
       expect(median(lastQuarter.map((s) => s.rss))).toBeLessThan(
