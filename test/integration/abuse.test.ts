@@ -16,6 +16,8 @@ import {
   createTeardown,
   eventually,
   freePort,
+  median,
+  quantile,
   ROOT,
   sendMail,
   startRelay,
@@ -196,10 +198,6 @@ describe('slow clients (Slowloris)', () => {
 
 const OUTSIDERS = fileURLToPath(new URL('../fixtures/outsiders.ts', import.meta.url));
 
-/** The value below which `share` of the values lie (nearest rank). */
-const quantile = (values: number[], share: number) =>
-  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * share))]!;
-const median = (values: number[]) => quantile(values, 0.5);
 
 describe('load and abuse', () => {
   it("keeps the device's time to 250 within twice its quiet figure while outsiders flood and trickle, and loses nothing it sent", async () => {

@@ -404,3 +404,11 @@ export async function eventually<T>(
   }
   throw new Error(`Condition not met within ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
 }
+
+/** The value below which `share` of the values lie (nearest rank): 0.5 the median, 0.9 the slow end. */
+export function quantile(values: number[], share: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * share))]!;
+}
+
+export const median = (values: number[]): number => quantile(values, 0.5);

@@ -15,6 +15,7 @@ import {
   createTeardown,
   eventually,
   freePort,
+  median,
   queueFiles,
   runCli,
   sendMail,
@@ -154,8 +155,6 @@ async function rssBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 describe.skipIf(process.platform !== 'linux')('soak', () => {
   it(
