@@ -198,7 +198,6 @@ describe('slow clients (Slowloris)', () => {
 
 const OUTSIDERS = fileURLToPath(new URL('../fixtures/outsiders.ts', import.meta.url));
 
-
 describe('load and abuse', () => {
   it("keeps the device's time to 250 within twice its quiet figure while outsiders flood and trickle, and loses nothing it sent", async () => {
     const { emulator, relay } = await setup();

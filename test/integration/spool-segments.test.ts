@@ -246,10 +246,7 @@ describe.skipIf(process.platform !== 'linux')('soak', () => {
       expect(relay.process.exitCode).toBeNull();
       expect(Math.max(...beyondBacklog)).toBeLessThanOrEqual(5);
       // Reclaiming runs after the last `done` records are written: give it its moment.
-      await eventually(
-        async () => (await readdir(join(dataDir, 'spool', 'segments'))).length <= 3,
-        10_000,
-      );
+      await eventually(async () => (await readdir(join(dataDir, 'spool', 'segments'))).length <= 3, 10_000);
       // Flat: the relay's memory at the end of the soak is that of its first quarter, give or take
       // what the garbage collector had not yet taken back.
       expect(median(lastQuarter.map((s) => s.rss))).toBeLessThan(
