@@ -6,12 +6,9 @@
 import { openConfigMailer } from '../relay/alerts-mail.ts';
 import { sendTestAlert } from '../relay/alerts.ts';
 import { createKeychainStore } from '../secrets/index.ts';
-import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
+import { EXIT_CONFIG, loadCommandConfig, type CliIo, type ConfigFlags } from './context.ts';
 
-export interface AlertsFlags {
-  config?: string;
-  'data-dir'?: string;
-}
+export type AlertsFlags = ConfigFlags;
 
 export async function alertsCommand(args: string[], flags: AlertsFlags, io: CliIo): Promise<number> {
   const [action] = args;
@@ -19,9 +16,9 @@ export async function alertsCommand(args: string[], flags: AlertsFlags, io: CliI
     io.stderr.write('Usage: relaydesk alerts test [--config FILE] [--data-dir DIR]\n');
     return 64;
   }
-  const dataDir = dataDirFrom(flags['data-dir'], io.env);
-  const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
-  if (!config) return EXIT_CONFIG;
+  const loaded = await loadCommandConfig(flags, io);
+  if (!loaded) return EXIT_CONFIG;
+  const { config, dataDir } = loaded;
   const { webhookUrl, webhookFormat, email } = config.alerts;
   if (!webhookUrl && !email) {
     io.stderr.write(

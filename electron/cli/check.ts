@@ -6,11 +6,9 @@ import { checkUpstream, type CheckResult } from '../relay/check.ts';
 import type { Diagnosis } from '../relay/diagnosis.ts';
 import { sendTestEmail } from '../relay/send-test.ts';
 import { createKeychainStore } from '../secrets/index.ts';
-import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
+import { EXIT_CONFIG, loadCommandConfig, type CliIo, type ConfigFlags } from './context.ts';
 
-export interface CheckFlags {
-  config?: string;
-  'data-dir'?: string;
+export interface CheckFlags extends ConfigFlags {
   json?: boolean;
   to?: string;
 }
@@ -44,9 +42,9 @@ export function formatCheck(result: CheckResult): string {
 }
 
 export async function checkCommand(flags: CheckFlags, io: CliIo): Promise<number> {
-  const dataDir = dataDirFrom(flags['data-dir'], io.env);
-  const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
-  if (!config) return EXIT_CONFIG;
+  const loaded = await loadCommandConfig(flags, io);
+  if (!loaded) return EXIT_CONFIG;
+  const { config, dataDir } = loaded;
   const result = await checkUpstream(
     config,
     { secrets: createKeychainStore(), env: io.env, dataDir },
@@ -61,9 +59,9 @@ export async function sendTestCommand(flags: CheckFlags, io: CliIo): Promise<num
     io.stderr.write('send-test needs --to ADDRESS (for example --to john@contoso.com).\n');
     return 64;
   }
-  const dataDir = dataDirFrom(flags['data-dir'], io.env);
-  const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
-  if (!config) return EXIT_CONFIG;
+  const loaded = await loadCommandConfig(flags, io);
+  if (!loaded) return EXIT_CONFIG;
+  const { config, dataDir } = loaded;
   const result = await sendTestEmail(
     config,
     { secrets: createKeychainStore(), env: io.env, dataDir },

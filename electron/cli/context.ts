@@ -20,6 +20,33 @@ export function configPathFrom(flag: string | undefined, dataDir: string): strin
   return resolve(flag ?? defaultConfigPath(dataDir));
 }
 
+/** The flags of every command that reads the config. */
+export interface ConfigFlags {
+  config?: string;
+  'data-dir'?: string;
+}
+
+export interface ConfigLocation {
+  dataDir: string;
+  configPath: string;
+}
+
+/** `--data-dir` and `--config`, else RELAYDESK_DATA_DIR and the defaults. */
+export function configLocation(flags: ConfigFlags, env: NodeJS.ProcessEnv): ConfigLocation {
+  const dataDir = dataDirFrom(flags['data-dir'], env);
+  return { dataDir, configPath: configPathFrom(flags.config, dataDir) };
+}
+
+/** Where a command's config is, and the config; null when it cannot be used (`loadConfigOrReport` said why). */
+export async function loadCommandConfig(
+  flags: ConfigFlags,
+  io: CliIo,
+): Promise<(ConfigLocation & { config: RelayConfig }) | null> {
+  const location = configLocation(flags, io.env);
+  const config = await loadConfigOrReport(location.configPath, io);
+  return config && { ...location, config };
+}
+
 /** Exit status for a config that cannot be used: distinct from a runtime failure (1). */
 export const EXIT_CONFIG = 2;
 

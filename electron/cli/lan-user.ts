@@ -8,12 +8,15 @@ import { saveConfigFile } from '../config/index.ts';
 import { readSecretFromStdin, SecretInputError } from '../secrets/index.ts';
 import { lanUserNameProblem } from '../config/lan-users.ts';
 import { hashLanPassword } from '../relay/lan-auth.ts';
-import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
+import {
+  EXIT_CONFIG,
+  loadCommandConfig,
+  loadConfigOrReport,
+  type CliIo,
+  type ConfigFlags,
+} from './context.ts';
 
-export interface LanUserFlags {
-  config?: string;
-  'data-dir'?: string;
-}
+export type LanUserFlags = ConfigFlags;
 
 const USAGE =
   'Usage: relaydesk lan-user add NAME [--config FILE]   (the password is read from standard input)\n';
@@ -29,11 +32,10 @@ export async function lanUserCommand(args: string[], flags: LanUserFlags, io: Cl
     io.stderr.write(`The user name ${problem}.\n`);
     return 64;
   }
-  const dataDir = dataDirFrom(flags['data-dir'], io.env);
-  const configPath = configPathFrom(flags.config, dataDir);
   // A config that is already broken is not made worse: nothing is written until it is fixed.
-  const config = await loadConfigOrReport(configPath, io);
-  if (!config) return EXIT_CONFIG;
+  const loaded = await loadCommandConfig(flags, io);
+  if (!loaded) return EXIT_CONFIG;
+  const { configPath } = loaded;
 
   let password: string;
   try {

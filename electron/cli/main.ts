@@ -63,10 +63,32 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+}
+
+type Command = (words: string[], flags: ReturnType<typeof parse>['values'], io: CliIo) => Promise<number>;
+
+/** Each command by its name, given the words after the name (`queue retry ID`) and the flags. */
+const COMMANDS: Record<string, Command> = {
+  serve: (_words, flags, io) => serveCommand(flags, io),
+  setup: (_words, flags, io) => setupCommand(flags, io),
+  status: (_words, flags, io) => statusCommand(flags, io),
+  queue: queueCommand,
+  check: (_words, flags, io) => checkCommand(flags, io),
+  'send-test': (_words, flags, io) => sendTestCommand(flags, io),
+  password: passwordCommand,
+  signin: (_words, flags, io) => signInCommand(flags, io),
+  signout: (_words, flags, io) => signOutCommand(flags, io),
+  'lan-user': lanUserCommand,
+  alerts: alertsCommand,
+  service: serviceCommand,
+};
+
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parse(argv);
   } catch (error) {
     io.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
     return 64;
@@ -77,35 +99,12 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     io.stdout.write(USAGE);
     return command || values.help ? 0 : 64;
   }
-  switch (command) {
-    case 'serve':
-      return serveCommand(values, io);
-    case 'setup':
-      return setupCommand(values, io);
-    case 'status':
-      return statusCommand(values, io);
-    case 'queue':
-      return queueCommand(rest, values, io);
-    case 'check':
-      return checkCommand(values, io);
-    case 'send-test':
-      return sendTestCommand(values, io);
-    case 'password':
-      return passwordCommand(rest, values, io);
-    case 'signin':
-      return signInCommand(values, io);
-    case 'signout':
-      return signOutCommand(values, io);
-    case 'lan-user':
-      return lanUserCommand(rest, values, io);
-    case 'alerts':
-      return alertsCommand(rest, values, io);
-    case 'service':
-      return serviceCommand(rest, values, io);
-    default:
-      io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
-      return 64;
+  // Only the table's own names: `constructor` or `toString` is an unknown command, not a crash.
+  if (!Object.hasOwn(COMMANDS, command)) {
+    io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
+    return 64;
   }
+  return COMMANDS[command]!(rest, values, io);
 }
 
 function defaultIo(): CliIo {

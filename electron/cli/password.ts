@@ -19,12 +19,9 @@ import {
   type SecretKind,
 } from '../relay/secret-accounts.ts';
 import { UpstreamError } from '../relay/upstream-failure.ts';
-import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
+import { EXIT_CONFIG, loadCommandConfig, type CliIo, type ConfigFlags } from './context.ts';
 
-export interface PasswordFlags {
-  config?: string;
-  'data-dir'?: string;
-}
+export type PasswordFlags = ConfigFlags;
 
 export function secretKindFor(upstream: UpstreamConfig): SecretKind {
   return upstream.type === 'graph' || upstream.auth === 'oauth2' ? 'client-secret' : 'password';
@@ -38,9 +35,9 @@ export async function passwordCommand(args: string[], flags: PasswordFlags, io: 
     );
     return 64;
   }
-  const dataDir = dataDirFrom(flags['data-dir'], io.env);
-  const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
-  if (!config) return EXIT_CONFIG;
+  const loaded = await loadCommandConfig(flags, io);
+  if (!loaded) return EXIT_CONFIG;
+  const { config } = loaded;
   const kind = secretKindFor(config.upstream);
   const what =
     kind === 'password'

@@ -20,17 +20,15 @@ import { ListenError } from '../relay/lan/listener.ts';
 import { createLogger } from '../relay/log.ts';
 import { createRelay } from '../relay/relay.ts';
 import {
-  configPathFrom,
-  dataDirFrom,
+  configLocation,
   EXIT_CONFIG,
-  loadConfigOrReport,
+  loadCommandConfig,
   waitForStopSignal,
   type CliIo,
+  type ConfigFlags,
 } from './context.ts';
 
-export interface ServeFlags {
-  config?: string;
-  'data-dir'?: string;
+export interface ServeFlags extends ConfigFlags {
   /** HOST:PORT: also serve the window and its API to a browser (electron/admin). */
   admin?: string;
   /** HOST:PORT: /healthz and /metrics for monitoring tools, on a listener of their own. */
@@ -44,7 +42,7 @@ export async function serveCommand(flags: ServeFlags, io: CliIo): Promise<number
   if (flags.admin !== undefined) return serveAdminCommand({ ...flags, admin: flags.admin }, io);
   // First run: no config yet. Rather than stop with an error, serve the setup window; the relay
   // starts from what the wizard writes, without a restart.
-  if (!(await fileExists(configPathFrom(flags.config, dataDirFrom(flags['data-dir'], io.env))))) {
+  if (!(await fileExists(configLocation(flags, io.env).configPath))) {
     return serveAdminCommand({ ...flags, admin: SETUP_ADDRESS, setup: true }, io);
   }
   const healthAddress = flags.health === undefined ? null : parseAdminAddress(flags.health);
@@ -54,10 +52,9 @@ export async function serveCommand(flags: ServeFlags, io: CliIo): Promise<number
     );
     return 64;
   }
-  const dataDir = dataDirFrom(flags['data-dir'], io.env);
-  const configPath = configPathFrom(flags.config, dataDir);
-  const config = await loadConfigOrReport(configPath, io);
-  if (!config) return EXIT_CONFIG;
+  const loaded = await loadCommandConfig(flags, io);
+  if (!loaded) return EXIT_CONFIG;
+  const { config, dataDir } = loaded;
 
   // The data folder is claimed before anything reads or cleans it: a second relay on the same
   // folder would otherwise discard the first one's half-received messages.

@@ -18,12 +18,9 @@ import {
 } from '../secrets/index.ts';
 import { secretEnvName, storeSecret } from '../relay/secret-accounts.ts';
 import { formatCheck, formatDiagnosis } from './check.ts';
-import { configPathFrom, dataDirFrom, type CliIo } from './context.ts';
+import { configLocation, type CliIo, type ConfigFlags } from './context.ts';
 
-export interface SetupFlags {
-  config?: string;
-  'data-dir'?: string;
-}
+export type SetupFlags = ConfigFlags;
 
 /** Reads answers a line at a time from a terminal or a pipe (`relaydesk setup < answers.txt`). */
 function lineReader(stdin: Readable) {
@@ -63,8 +60,7 @@ function lineReader(stdin: Readable) {
 class SetupCancelled extends Error {}
 
 export async function setupCommand(flags: SetupFlags, io: CliIo): Promise<number> {
-  const dataDir = dataDirFrom(flags['data-dir'], io.env);
-  const configPath = configPathFrom(flags.config, dataDir);
+  const { dataDir, configPath } = configLocation(flags, io.env);
   const out = io.stderr as Writable;
   const stdin = io.stdin as Readable & { isTTY?: boolean };
   const lines = lineReader(stdin);

@@ -11,12 +11,10 @@ import { signIn, signOut, type SignInPrompt } from '../relay/oauth/signin.ts';
 import { describeFailure, UpstreamError } from '../relay/upstream-failure.ts';
 import { createKeychainStore } from '../secrets/index.ts';
 import { formatDiagnosis } from './check.ts';
-import { configPathFrom, dataDirFrom, EXIT_CONFIG, loadConfigOrReport, type CliIo } from './context.ts';
+import { EXIT_CONFIG, loadCommandConfig, type CliIo, type ConfigFlags } from './context.ts';
 import { formatTime } from './format.ts';
 
-export interface SignInFlags {
-  config?: string;
-  'data-dir'?: string;
+export interface SignInFlags extends ConfigFlags {
   'device-code'?: boolean;
   'no-browser'?: boolean;
 }
@@ -62,9 +60,9 @@ function showPrompt(prompt: SignInPrompt, io: CliIo, opening: boolean): void {
 }
 
 export async function signInCommand(flags: SignInFlags, io: CliIo): Promise<number> {
-  const dataDir = dataDirFrom(flags['data-dir'], io.env);
-  const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
-  if (!config) return EXIT_CONFIG;
+  const loaded = await loadCommandConfig(flags, io);
+  if (!loaded) return EXIT_CONFIG;
+  const { config, dataDir } = loaded;
   if (!isDelegated(config.upstream)) {
     io.stderr.write(
       'This upstream does not sign in as a user. To sign in with Microsoft, set upstream.auth to "oauth2" ' +
@@ -110,9 +108,9 @@ export async function signInCommand(flags: SignInFlags, io: CliIo): Promise<numb
 }
 
 export async function signOutCommand(flags: SignInFlags, io: CliIo): Promise<number> {
-  const dataDir = dataDirFrom(flags['data-dir'], io.env);
-  const config = await loadConfigOrReport(configPathFrom(flags.config, dataDir), io);
-  if (!config) return EXIT_CONFIG;
+  const loaded = await loadCommandConfig(flags, io);
+  if (!loaded) return EXIT_CONFIG;
+  const { config, dataDir } = loaded;
   if (!config.upstream.oauth2) {
     io.stderr.write('This upstream has no OAuth 2.0 app (upstream.oauth2), so nobody is signed in.\n');
     return EXIT_CONFIG;

@@ -67,14 +67,7 @@ class Scanner {
   }
 
   private object(depth: number): void {
-    this.offset++;
-    this.skipWhitespace();
-    if (this.peek() === '}') {
-      this.offset++;
-      return;
-    }
-    for (;;) {
-      if (this.peek() === '}') this.fail('another setting after the comma (remove the comma before })');
+    this.entries('}', 'setting', () => {
       if (this.peek() === "'")
         this.fail('a setting name in "double quotes"; JSON does not accept single quotes');
       if (this.peek() !== '"') this.fail('a setting name in "double quotes"');
@@ -84,33 +77,31 @@ class Scanner {
       this.offset++;
       this.skipWhitespace();
       this.value(depth + 1);
-      this.skipWhitespace();
-      if (this.peek() === '}') {
-        this.offset++;
-        return;
-      }
-      if (this.peek() !== ',') this.fail("',' or '}' after the value");
-      this.offset++;
-      this.skipWhitespace();
-    }
+    });
   }
 
   private array(depth: number): void {
+    this.entries(']', 'value', () => this.value(depth + 1));
+  }
+
+  /** From `{` or `[` to `close`: entries separated by commas, and none after the last comma. */
+  private entries(close: '}' | ']', entryName: 'setting' | 'value', entry: () => void): void {
     this.offset++;
     this.skipWhitespace();
-    if (this.peek() === ']') {
+    if (this.peek() === close) {
       this.offset++;
       return;
     }
     for (;;) {
-      if (this.peek() === ']') this.fail('another value after the comma (remove the comma before ])');
-      this.value(depth + 1);
+      if (this.peek() === close)
+        this.fail(`another ${entryName} after the comma (remove the comma before ${close})`);
+      entry();
       this.skipWhitespace();
-      if (this.peek() === ']') {
+      if (this.peek() === close) {
         this.offset++;
         return;
       }
-      if (this.peek() !== ',') this.fail("',' or ']' after the value");
+      if (this.peek() !== ',') this.fail(`',' or '${close}' after the value`);
       this.offset++;
       this.skipWhitespace();
     }

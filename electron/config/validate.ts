@@ -284,18 +284,26 @@ class Section {
   }
 }
 
-/** Token endpoints and Graph carry secrets and tokens: https only, except a loopback test server. */
-const checkServiceUrl: Check<string> = (value) => {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'must be a URL such as https://login.microsoftonline.com/...';
-  }
-  if (url.protocol === 'https:') return null;
-  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return null;
-  return 'must be an https:// URL (http:// is accepted only for a loopback test server)';
-};
+/**
+ * A URL that carries a secret or a token: https only, except to this computer (a test server, a local
+ * receiver). `example` and `loopbackUse` word the problem for the setting.
+ */
+function checkHttpsUrl(example: string, loopbackUse: string): Check<string> {
+  return (value) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return `must be a URL such as ${example}`;
+    }
+    if (url.protocol === 'https:') return null;
+    if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return null;
+    return `must be an https:// URL (http:// is accepted only for ${loopbackUse})`;
+  };
+}
+
+/** Token endpoints and Graph carry secrets and tokens. */
+const checkServiceUrl = checkHttpsUrl('https://login.microsoftonline.com/...', 'a loopback test server');
 
 function checkPemFile(kind: 'certificate' | 'private key'): Check<string> {
   return (file) => {
@@ -785,18 +793,11 @@ function readPickup(raw: unknown, defaults: PickupConfig, problems: Problems): P
   return { dir, badmailDir, settleSeconds };
 }
 
-/** A webhook URL often carries its own secret in the path (Teams, Slack): https only, as for the token endpoint. */
-const checkWebhookUrl: Check<string> = (value) => {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'must be a URL such as https://contoso.webhook.office.com/... or https://hooks.slack.com/services/...';
-  }
-  if (url.protocol === 'https:') return null;
-  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return null;
-  return 'must be an https:// URL (http:// is accepted only for a receiver on this computer, 127.0.0.1 or ::1)';
-};
+/** A webhook URL often carries its own secret in the path (Teams, Slack). */
+const checkWebhookUrl = checkHttpsUrl(
+  'https://contoso.webhook.office.com/... or https://hooks.slack.com/services/...',
+  'a receiver on this computer, 127.0.0.1 or ::1',
+);
 
 function readAlerts(raw: unknown, defaults: AlertsConfig, problems: Problems): AlertsConfig {
   const section = Section.open(raw, 'alerts', Object.keys(defaults), problems);

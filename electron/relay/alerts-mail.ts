@@ -5,14 +5,14 @@
  * headers). Both go straight to the upstream, never into the queue: a notice that fails is logged
  * and dropped, so it can neither raise another alert nor another notice.
  */
-import { Readable } from 'node:stream';
 import type MimeNode from 'nodemailer/lib/mime-node';
 import type { Alert } from './alerts.ts';
 import { failureOf } from './check.ts';
 import type { Diagnosis } from './diagnosis.ts';
 import { fieldValue, findField, parseHeaderBlock } from './message/headers.ts';
 import { redactSecrets } from './redact.ts';
-import { initialState, newMessageId, type Envelope, type SpooledMessage } from './spool.ts';
+import { ownMessageJob } from './own-message.ts';
+import { newMessageId, type Envelope } from './spool.ts';
 import type { Transport } from './transport.ts';
 import { createUpstreamTransport, type UpstreamDeps } from './upstream.ts';
 import type { RelayConfig } from '../config/types.ts';
@@ -52,41 +52,16 @@ export function createTransportMailer(transport: Transport, from: () => string |
   async function sendOne(to: string, bytes: Buffer): Promise<MailResult> {
     const sender = from();
     if (!sender) return { ok: false, error: 'no sending mailbox is known (sign in, or set upstream.user)' };
-    const id = newMessageId();
-    const envelope: Envelope = {
-      id,
-      receivedAt: Date.now(),
-      client: {
-        ip: '127.0.0.1',
-        port: 0,
-        helo: 'relaydesk-alerts',
-        listener: 'alerts',
-        tls: false,
-        authUser: null,
-      },
-      mailFrom: sender,
-      rcptTo: [to],
+    const job = ownMessageJob({
+      id: newMessageId(),
+      from: sender,
+      to,
+      bytes,
       eightBit: false,
-      smtpUtf8: false,
-    };
-    const message: SpooledMessage = {
-      envelope,
-      state: initialState([to]),
-      size: bytes.length,
-      bodyOffset: 0,
-    };
+      origin: { helo: 'relaydesk-alerts', listener: 'alerts' },
+    });
     try {
-      const outcome = await transport.send({
-        message,
-        mailFrom: sender,
-        rcptTo: [to],
-        headerFrom: sender,
-        size: bytes.length,
-        eightBit: false,
-        smtpUtf8: false,
-        open: () => Readable.from([bytes]),
-        bytes,
-      });
+      const outcome = await transport.send(job);
       if (!outcome.ok) return { ok: false, error: describeFailure(outcome.failure) };
       const recipient = outcome.recipients[0];
       if (!recipient?.accepted)

@@ -3,14 +3,14 @@
  * straight through the configured upstream, so the answer is Microsoft's (or the smart host's) own,
  * not "queued". Subject and body say which relay sent it, by which path, and when.
  */
-import { Readable } from 'node:stream';
 import type { RelayConfig } from '../config/types.ts';
 import { describeUpstream, failureOf } from './check.ts';
 import { isDelegated } from './oauth/endpoints.ts';
 import { readSignedIn } from './oauth/signed-in.ts';
 import { diagnose, diagnosisContextFor, type Diagnosis } from './diagnosis.ts';
 import { formatDate } from './message/headers.ts';
-import { initialState, newMessageId, type SpooledMessage } from './spool.ts';
+import { ownMessageJob } from './own-message.ts';
+import { newMessageId } from './spool.ts';
 import { createUpstreamTransport, relayHostname, type UpstreamDeps } from './upstream.ts';
 import { describeFailure, type UpstreamFailure } from './upstream-failure.ts';
 
@@ -69,27 +69,14 @@ export async function sendTestEmail(
     `relaydesk@${relayHostname(config.upstream)}`;
   const id = newMessageId();
   const bytes = buildTestMessage(config, to, from, id);
-  const message: SpooledMessage = {
-    envelope: {
-      id,
-      receivedAt: Date.now(),
-      client: {
-        ip: '127.0.0.1',
-        port: 0,
-        helo: 'relaydesk-test',
-        listener: 'send-test',
-        tls: false,
-        authUser: null,
-      },
-      mailFrom: from,
-      rcptTo: [to],
-      eightBit: true,
-      smtpUtf8: false,
-    },
-    state: initialState([to]),
-    size: bytes.length,
-    bodyOffset: 0,
-  };
+  const job = ownMessageJob({
+    id,
+    from,
+    to,
+    bytes,
+    eightBit: true,
+    origin: { helo: 'relaydesk-test', listener: 'send-test' },
+  });
   const context = { ...diagnosisContextFor(config.upstream, deps.env), mailbox: from };
   const result = (reply: string, failure: UpstreamFailure | null): TestEmailResult => ({
     ok: failure === null,
@@ -109,16 +96,7 @@ export async function sendTestEmail(
     return result(describeFailure(failure), failure);
   }
   try {
-    const outcome = await transport.send({
-      message,
-      mailFrom: from,
-      rcptTo: [to],
-      headerFrom: from,
-      size: bytes.length,
-      eightBit: true,
-      smtpUtf8: false,
-      open: () => Readable.from([bytes]),
-    });
+    const outcome = await transport.send(job);
     if (!outcome.ok) return result(describeFailure(outcome.failure), outcome.failure);
     const recipient = outcome.recipients[0];
     if (!recipient?.accepted) {

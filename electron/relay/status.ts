@@ -9,20 +9,10 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Diagnosis } from './diagnosis.ts';
 import { nodeFileSystem, replaceFile, retrying, type FileSystem } from '../platform/fs-retry.ts';
-import type { DayCounters, DeviceRecord } from './views.ts';
+import type { DayCounters, DeviceRecord, UpstreamStatus } from './views.ts';
 import { redactSecrets } from './redact.ts';
 
-export type { DayCounters, DeviceRecord };
-
-export interface UpstreamStatus {
-  description: string;
-  /** ok: last attempt worked; error: last attempt failed (mail deferred); held: waiting for the admin; unknown: nothing tried yet. */
-  state: 'ok' | 'error' | 'held' | 'unknown';
-  lastSuccessAt: number | null;
-  lastSuccessReply: string | null;
-  lastError: { at: number; reply: string; diagnosis: Diagnosis } | null;
-  heldSince: number | null;
-}
+export type { DayCounters, DeviceRecord, UpstreamStatus };
 
 export interface PersistedStatus {
   upstream: UpstreamStatus;

@@ -2,6 +2,7 @@
  * Shapes the relay engine reports and the window shows as they are: types only, so the renderer's
  * type-check (through electron/shared/ipc.ts) can use them without following imports into Node code.
  */
+import type { Diagnosis } from './diagnosis/types.ts';
 
 export type MessageStatus = 'queued' | 'active' | 'deferred' | 'held' | 'failed';
 
@@ -50,4 +51,15 @@ export interface DeviceRecord {
   count: number;
   lastSender: string;
   allowed: boolean;
+}
+
+/** What the relay knows of its upstream, as it keeps it across restarts. */
+export interface UpstreamStatus {
+  description: string;
+  /** ok: last attempt worked; error: last attempt failed (mail deferred); held: waiting for the admin; unknown: nothing tried yet. */
+  state: 'ok' | 'error' | 'held' | 'unknown';
+  lastSuccessAt: number | null;
+  lastSuccessReply: string | null;
+  lastError: { at: number; reply: string; diagnosis: Diagnosis } | null;
+  heldSince: number | null;
 }

@@ -8,7 +8,7 @@
  */
 import type { ConfigProblem, RelayConfig, UpstreamConfig, UpstreamPreset } from '../config/types.ts';
 import type { Diagnosis } from '../relay/diagnosis/types.ts';
-import type { DayCounters, DeviceRecord, QueueCounts, QueueItem } from '../relay/views.ts';
+import type { DayCounters, DeviceRecord, QueueCounts, QueueItem, UpstreamStatus } from '../relay/views.ts';
 
 export type Health = 'ok' | 'attention' | 'error' | 'paused';
 
@@ -21,12 +21,8 @@ export interface ListenerView {
   tls: string;
 }
 
-export interface UpstreamView {
-  description: string;
-  state: 'ok' | 'error' | 'held' | 'unknown';
-  lastSuccessAt: number | null;
-  lastSuccessReply: string | null;
-  lastError: { at: number; reply: string; diagnosis: Diagnosis } | null;
+/** The upstream's status as the window shows it: while the queue is held, why and until when. */
+export interface UpstreamView extends Omit<UpstreamStatus, 'heldSince'> {
   hold: { since: number; reason: string; diagnosis: Diagnosis; retryAt: number } | null;
 }
 

@@ -6,6 +6,8 @@ import type { FixAction, RuleText } from './types.ts';
 
 export const CHECK_AGAIN_CLI = 'Then run `npx relaydesk check`.';
 export const PASSWORD_SET_CLI = '`npx relaydesk password set`';
+/** A password the upstream refused, typed again on the command line and tried. */
+export const STORE_PASSWORD_AGAIN_CLI = `Store the password with ${PASSWORD_SET_CLI}. ${CHECK_AGAIN_CLI}`;
 export const SIGN_IN_CLI = 'Run `npx relaydesk signin` (or "Sign in with Microsoft" in the window).';
 
 export const TEST_AGAIN: FixAction = { window: 'test-connection', label: 'Test the connection again' };

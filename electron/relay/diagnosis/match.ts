@@ -1,6 +1,6 @@
 /** Whether a failure matches a row: the table's only logic besides filling in the words. */
 import type { UpstreamFailure } from '../upstream-failure.ts';
-import type { DiagnosisMatch, EnhancedCodePattern, RuleSource } from './types.ts';
+import type { DiagnosisMatch, EnhancedCodePattern, HttpStatusMatch, RuleSource } from './types.ts';
 
 function parseEnhanced(code: string): [number, number, number] | null {
   const parts = /^(\d)\.(\d{1,3})\.(\d{1,3})$/.exec(code);
@@ -20,8 +20,11 @@ function codeMatches(pattern: string | RegExp, code: string): boolean {
   return typeof pattern === 'string' ? pattern === code : pattern.test(code);
 }
 
-function httpMatches(status: number, exact?: readonly number[], statusClass?: 4 | 5): boolean {
-  return (!exact || exact.includes(status)) && (!statusClass || Math.floor(status / 100) === statusClass);
+function httpMatches(match: HttpStatusMatch, status: number): boolean {
+  return (
+    (!match.status || match.status.includes(status)) &&
+    (!match.statusClass || Math.floor(status / 100) === match.statusClass)
+  );
 }
 
 export function matches(match: DiagnosisMatch, failure: UpstreamFailure): boolean {
@@ -50,7 +53,7 @@ export function matches(match: DiagnosisMatch, failure: UpstreamFailure): boolea
       if (failure.kind !== 'token') return false;
       return (
         (!match.aadsts || match.aadsts.some((number) => failure.aadsts.includes(number))) &&
-        httpMatches(failure.status, match.status, match.statusClass) &&
+        httpMatches(match, failure.status) &&
         (!match.errors || match.errors.includes(failure.error)) &&
         (!match.grants || match.grants.includes(failure.grant ?? 'client_credentials'))
       );
@@ -58,7 +61,7 @@ export function matches(match: DiagnosisMatch, failure: UpstreamFailure): boolea
       if (failure.kind !== 'graph') return false;
       return (
         (!match.codes || match.codes.some((code) => code.toLowerCase() === failure.code.toLowerCase())) &&
-        httpMatches(failure.status, match.status, match.statusClass) &&
+        httpMatches(match, failure.status) &&
         (!match.text || match.text.test(failure.message))
       );
     case 'config':

@@ -1,6 +1,12 @@
 /** Replies of any SMTP server, by code and class: what no Microsoft-specific row knows. */
 import type { RuleSource } from './types.ts';
-import { CHECK_AGAIN_CLI, ENTER_PASSWORD, PASSWORD_SET_CLI, TEST_AGAIN, openSetting } from './actions.ts';
+import {
+  ENTER_PASSWORD,
+  PASSWORD_SET_CLI,
+  STORE_PASSWORD_AGAIN_CLI,
+  TEST_AGAIN,
+  openSetting,
+} from './actions.ts';
 import { replyLine } from './examples.ts';
 
 export const SMTP_GENERIC_RULES: readonly RuleSource[] = [
@@ -34,7 +40,7 @@ export const SMTP_GENERIC_RULES: readonly RuleSource[] = [
     title: 'User name or password not accepted',
     explanation: 'The server refused the sign-in: the user name or password is wrong or no longer valid.',
     fix: 'Check `upstream.user` and enter the password again.',
-    cli: `Store the password with ${PASSWORD_SET_CLI}. ${CHECK_AGAIN_CLI}`,
+    cli: STORE_PASSWORD_AGAIN_CLI,
     actions: [openSetting('upstream.user', 'Check the user name'), ENTER_PASSWORD, TEST_AGAIN],
     refusedPassword: true,
     example: replyLine(
@@ -89,7 +95,7 @@ export const SMTP_GENERIC_RULES: readonly RuleSource[] = [
     title: 'Sign-in failed',
     explanation: 'The server refused the sign-in, so no message can be sent until this is fixed.',
     fix: 'Check `upstream.user`, `upstream.auth` and the stored password.',
-    cli: `Store the password with ${PASSWORD_SET_CLI}. ${CHECK_AGAIN_CLI}`,
+    cli: STORE_PASSWORD_AGAIN_CLI,
     actions: [
       openSetting('upstream.user', 'Check the user name'),
       openSetting('upstream.auth', 'Check how RelayDesk signs in'),

@@ -5,6 +5,7 @@ import {
   CHECK_AGAIN_CLI,
   ENTER_PASSWORD,
   PASSWORD_SET_CLI,
+  STORE_PASSWORD_AGAIN_CLI,
   SWITCH_TO_OAUTH,
   TEST_AGAIN,
   openSetting,
@@ -99,7 +100,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
     fix:
       "Check that `upstream.user` is the mailbox's full address and enter the password again. If the " +
       'account requires MFA, switch the upstream to OAuth 2.0 (docs/microsoft365.md).',
-    cli: `Store the password with ${PASSWORD_SET_CLI}. ${CHECK_AGAIN_CLI}`,
+    cli: STORE_PASSWORD_AGAIN_CLI,
     actions: [openSetting('upstream.user', 'Check the mailbox address'), ENTER_PASSWORD, TEST_AGAIN],
     refusedPassword: true,
     example: replyLine(
@@ -250,7 +251,7 @@ export const SMTP_SIGN_IN_RULES: readonly RuleSource[] = [
       "instead of the Enterprise Application's), the app has no permission on the mailbox, or " +
       '`upstream.user` is not that mailbox.',
     fix: `With a password: enter it again. With OAuth 2.0: check that ${SERVICE_PRINCIPAL_STEPS}`,
-    cli: `Store the password with ${PASSWORD_SET_CLI}. ${CHECK_AGAIN_CLI}`,
+    cli: STORE_PASSWORD_AGAIN_CLI,
     actions: [ENTER_PASSWORD, TEST_AGAIN],
     commands: { exchangeOnline: SERVICE_PRINCIPAL },
     byAuth: {

@@ -36,6 +36,12 @@ export type DiagnosisClass = 'message' | 'recipient' | 'relay';
 /** An enhanced status code (`5.7.139`), or an inclusive range within one class.subject. */
 export type EnhancedCodePattern = string | readonly [from: string, to: string];
 
+/** An HTTP answer (the token endpoint's, Graph's): one of these statuses, and of this class (4xx, 5xx). */
+export interface HttpStatusMatch {
+  status?: readonly number[];
+  statusClass?: 4 | 5;
+}
+
 /** One way a failure can match a rule: every field given must hold. */
 export type DiagnosisMatch =
   | {
@@ -55,25 +61,21 @@ export type DiagnosisMatch =
       codes?: readonly (string | RegExp)[];
       stages?: readonly SmtpStage[];
     }
-  | {
+  | (HttpStatusMatch & {
       kind: 'token';
       aadsts?: readonly number[];
-      status?: readonly number[];
-      statusClass?: 4 | 5;
       /** OAuth 2.0 `error` values (`invalid_grant`, `expired_token`). */
       errors?: readonly string[];
       /** The grants it applies to; a failure without a grant is client credentials. */
       grants?: readonly TokenGrant[];
-    }
-  | {
+    })
+  | (HttpStatusMatch & {
       kind: 'graph';
       /** Graph `error.code` values, compared without regard to case. */
       codes?: readonly string[];
-      status?: readonly number[];
-      statusClass?: 4 | 5;
       /** Tested against the Graph error message. */
       text?: RegExp;
-    }
+    })
   | { kind: 'config'; codes?: readonly string[] };
 
 /** Something the window can do about a failure: a button. */

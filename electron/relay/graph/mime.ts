@@ -7,6 +7,7 @@ import {
   fieldValue,
   findField,
   parseHeaderBlock,
+  rawHeaderText,
   splitOutsideQuotes,
   type HeaderField,
 } from '../message/headers.ts';
@@ -335,19 +336,6 @@ function decodeCharset(bytes: Buffer, charset: string): string {
     return new TextDecoder(charset.toLowerCase()).decode(bytes);
   } catch {
     return bytes.toString('latin1');
-  }
-}
-
-/**
- * Header text is read as latin1 so that bytes survive; a device that wrote a raw UTF-8 file name gets
- * it back as UTF-8, anything else stays as it was.
- */
-function rawHeaderText(text: string): string {
-  if (!/[\x80-\xff]/.test(text)) return text;
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(text, 'latin1'));
-  } catch {
-    return text;
   }
 }
 

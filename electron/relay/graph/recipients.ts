@@ -5,7 +5,7 @@
  * delivers), and header recipients that are not in the envelope come out, because Graph would
  * otherwise send to them too.
  */
-import { fieldValue, parseHeaderBlock } from '../message/headers.ts';
+import { fieldValue, parseHeaderBlock, rawHeaderText } from '../message/headers.ts';
 
 export interface EnvelopeFit {
   /** The message as Graph should get it; the same Buffer when nothing had to change. */
@@ -144,7 +144,7 @@ function parseOneMailbox(text: string): HeaderMailbox | null {
   // An obsolete source route (`<@relay.example:john@contoso.com>`) precedes the address.
   address = address.replace(/^(?:@[^:]*:)/, '').replace(/\s+/g, '');
   if (!address.includes('@')) return null;
-  return { address: utf8(address), raw };
+  return { address: rawHeaderText(address), raw };
 }
 
 /** The text with comments removed and quoted strings kept only as far as an address can contain them. */
@@ -167,13 +167,4 @@ function stripQuotedAndComments(text: string): string {
     } else if (comment === 0) out += quoted && (char === '<' || char === '>') ? ' ' : char;
   }
   return out;
-}
-
-function utf8(latin1: string): string {
-  if (!/[\x80-\xff]/.test(latin1)) return latin1;
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(latin1, 'latin1'));
-  } catch {
-    return latin1;
-  }
 }

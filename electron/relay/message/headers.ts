@@ -53,6 +53,19 @@ export function findField(fields: HeaderField[], name: string): HeaderField | un
   return fields.find((f) => f.name.toLowerCase() === lower);
 }
 
+/**
+ * Header text as `parseHeaderBlock` reads it (latin1, so that bytes survive), with raw UTF-8 read as
+ * UTF-8: a device that wrote a UTF-8 file name or address gets it back; anything else stays as it was.
+ */
+export function rawHeaderText(latin1: string): string {
+  if (!/[\x80-\xff]/.test(latin1)) return latin1;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(latin1, 'latin1'));
+  } catch {
+    return latin1;
+  }
+}
+
 /** The unfolded value of a field (after the colon, continuation lines joined). */
 export function fieldValue(field: HeaderField): string {
   return field.raw

@@ -23,12 +23,12 @@ export type CustomControl =
 interface ItemBase {
   path: string;
   label: string;
+  help?: string;
   /** Shown only when this holds for the draft. */
   when?: (get: Get) => boolean;
 }
 
 export interface SettingsField extends ItemBase {
-  help?: string;
   kind: FieldKind;
 }
 
@@ -228,7 +228,12 @@ export const SETTINGS_SECTIONS: SettingsSection[] = [
           ['rewrite', "The mailbox's address, for every device"],
         ),
       },
-      { path: 'sender.byClient', label: 'Sender per device (optional)', custom: 'senderByClient' },
+      {
+        path: 'sender.byClient',
+        label: 'Sender per device (optional)',
+        help: 'A fixed sender for a device, whatever it writes: one per line as device = address, e.g. 10.100.102.3 = fax@contoso.com.',
+        custom: 'senderByClient',
+      },
     ],
   },
   {
@@ -383,7 +388,12 @@ export const ADVANCED_SECTION: SettingsSection = {
   title: 'Advanced',
   intro: 'Rarely needed. Leave these as they are unless a device or your network needs otherwise.',
   items: [
-    { path: 'extraListeners', label: 'More ports (optional)', custom: 'extraListeners' },
+    {
+      path: 'extraListeners',
+      label: 'More ports (optional)',
+      help: 'For a device that must use another port: one per line as address:port and none, starttls or implicit, e.g. 0.0.0.0:2525 none.',
+      custom: 'extraListeners',
+    },
     {
       path: 'allowWideClientRanges',
       label: 'Allow very large address ranges in Allowed devices',
