@@ -25,6 +25,7 @@ import type { SignedInAccount } from '../../electron/relay/oauth/signed-in.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
 import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
+import { replyFailure } from '../fixtures/upstream-replies.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 import { testConfig, UPSTREAM_PASSWORD } from '../integration/harness.ts';
 
@@ -42,26 +43,13 @@ function recordingLogger(): Logger & { records: (LogFields & { event: string })[
   return { records, debug: log, info: log, warn: log, error: log, close: async () => {} };
 }
 
-const signInRefused = diagnose({
-  kind: 'reply',
-  stage: 'auth',
-  reply: {
-    code: 535,
-    enhanced: '5.7.139',
-    text: 'Authentication unsuccessful',
-    raw: '535 5.7.139 Authentication unsuccessful',
-  },
-});
-const recipientUnknown = diagnose({
-  kind: 'reply',
-  stage: 'rcpt',
-  reply: {
-    code: 550,
-    enhanced: '5.1.10',
-    text: 'RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup',
-    raw: '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup',
-  },
-});
+const signInRefused = diagnose(replyFailure('auth', '535 5.7.139 Authentication unsuccessful'));
+const recipientUnknown = diagnose(
+  replyFailure(
+    'rcpt',
+    '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup',
+  ),
+);
 
 const ORIGINAL_HEADERS =
   'From: Scanner <scanner@contoso.com>\r\nTo: nobody@contoso.com\r\nSubject: Scan 0042\r\n' +

@@ -14,6 +14,7 @@ import type { Logger, LogFields } from '../../electron/relay/log.ts';
 import type { HoldInfo } from '../../electron/relay/queue.ts';
 import { registerSecret } from '../../electron/relay/redact.ts';
 import type { QueueItem } from '../../electron/relay/views.ts';
+import { replyFailure } from '../fixtures/upstream-replies.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -21,16 +22,9 @@ afterEach(async () => {
   for (let close = closers.pop(); close; close = closers.pop()) await close();
 });
 
-const signInRefused = diagnose({
-  kind: 'reply',
-  stage: 'auth',
-  reply: {
-    code: 535,
-    enhanced: '5.7.139',
-    text: 'Authentication unsuccessful, the user credentials were incorrect.',
-    raw: '535 5.7.139 Authentication unsuccessful, the user credentials were incorrect.',
-  },
-});
+const signInRefused = diagnose(
+  replyFailure('auth', '535 5.7.139 Authentication unsuccessful, the user credentials were incorrect.'),
+);
 
 const ALERT: Alert = {
   kind: 'held',

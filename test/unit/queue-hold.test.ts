@@ -8,6 +8,7 @@ import { createQueue, type AttemptResult, type QueueEvents } from '../../electro
 import type { SpooledMessage } from '../../electron/relay/spool.ts';
 import type { UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
 import { storeMessage, useTempSpools } from '../fixtures/temp-spools.ts';
+import { replyFailure } from '../fixtures/upstream-replies.ts';
 
 const spools = useTempSpools('relaydesk-queue-');
 
@@ -43,16 +44,7 @@ function failedWith(message: SpooledMessage, failure: UpstreamFailure): AttemptR
   };
 }
 
-const wrongPassword: UpstreamFailure = {
-  kind: 'reply',
-  stage: 'auth',
-  reply: {
-    code: 535,
-    enhanced: '5.7.3',
-    text: 'Authentication unsuccessful',
-    raw: '535 5.7.3 Authentication unsuccessful',
-  },
-};
+const wrongPassword = replyFailure('auth', '535 5.7.3 Authentication unsuccessful');
 
 describe('queue hold', () => {
   it('holds on a relay problem, never on a problem of one message', async () => {
