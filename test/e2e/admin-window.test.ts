@@ -152,13 +152,16 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
   });
 
   it('shows a refused device, allows it with one click, and its mail goes through', async () => {
-    const refused = await sendFromDevice({
-      port: harness().lanPort,
-      localAddress: '127.0.0.2',
-      from: MAILBOX,
-      to: ['bob@fabrikam.com'],
-      subject: 'Scan from the second floor',
-    });
+    // A second device (127.0.0.2), not in allowedClients until the admin allows it.
+    const scanFromSecondFloor = () =>
+      sendFromDevice({
+        port: harness().lanPort,
+        localAddress: '127.0.0.2',
+        from: MAILBOX,
+        to: ['bob@fabrikam.com'],
+        subject: 'Scan from the second floor',
+      });
+    const refused = await scanFromSecondFloor();
     expect(refused.final).toMatch(/^550 5\.7\.1/);
 
     const allow = page.getByRole('button', { name: 'Allow 127.0.0.2' });
@@ -167,13 +170,7 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await allow.click();
     await page.getByText('127.0.0.2 may now send mail through RelayDesk.').waitFor();
 
-    const accepted = await sendFromDevice({
-      port: harness().lanPort,
-      localAddress: '127.0.0.2',
-      from: MAILBOX,
-      to: ['bob@fabrikam.com'],
-      subject: 'Scan from the second floor',
-    });
+    const accepted = await scanFromSecondFloor();
     expect(accepted.final).toMatch(/^250/);
     await harness().emulator.waitForMessages(2);
     const activity = page.locator('section', { has: page.getByRole('heading', { name: 'Recent activity' }) });

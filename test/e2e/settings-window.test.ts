@@ -9,12 +9,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../fixtures/free-port.ts';
-import {
-  expectAccessible,
-  horizontalOverflow,
-  useWindowHarness,
-  type ViewName,
-} from '../fixtures/window-harness.ts';
+import { expectAccessible, horizontalOverflow, useWindowHarness } from '../fixtures/window-harness.ts';
 
 const MAILBOX = 'john@contoso.com';
 const ERROR_RED = 'rgb(179, 38, 30)';
@@ -286,8 +281,9 @@ describe('Settings in Chromium (serve --admin)', () => {
     await page.getByRole('button', { name: 'Discard changes' }).click();
   });
 
-  for (const view of ['narrow', 'scaled150'] as ViewName[]) {
-    it(`reads in the ${view} view: no sideways scrolling, nothing axe-core objects to`, async () => {
+  it.each(['narrow', 'scaled150'] as const)(
+    'reads in the %s view: no sideways scrolling, nothing axe-core objects to',
+    async (view) => {
       const other = await harness().newPage(view);
       await openSettings(other);
       await other.locator('#field-listen-port').fill('0');
@@ -296,6 +292,6 @@ describe('Settings in Chromium (serve --admin)', () => {
       expect(await horizontalOverflow(other)).toBeLessThanOrEqual(0);
       await other.getByRole('button', { name: 'Discard changes' }).click();
       await other.close();
-    });
-  }
+    },
+  );
 });

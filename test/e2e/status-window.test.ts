@@ -190,26 +190,23 @@ describe('the Status page (serve --admin, Exchange emulator)', () => {
   });
 
   it('keeps the focus on the page after "Allow" on a refused device, and is green once mail gets through', async () => {
-    const refused = await sendFromDevice({
-      port: harness().lanPort,
-      localAddress: '127.0.0.2',
-      from: MAILBOX,
-      to: [RECIPIENT],
-      subject: 'Scan from the second floor',
-    });
+    // A second device (127.0.0.2), not in allowedClients until the admin allows it.
+    const scanFromSecondFloor = () =>
+      sendFromDevice({
+        port: harness().lanPort,
+        localAddress: '127.0.0.2',
+        from: MAILBOX,
+        to: [RECIPIENT],
+        subject: 'Scan from the second floor',
+      });
+    const refused = await scanFromSecondFloor();
     expect(refused.final).toMatch(/^550 5\.7\.1/);
     const allow = page.getByRole('button', { name: 'Allow 127.0.0.2' });
     await allow.click();
     await page.getByText('127.0.0.2 may now send mail through RelayDesk.').waitFor();
     expect(await focused()).toBe('P: 127.0.0.2 may now send mail through RelayDesk.');
 
-    const accepted = await sendFromDevice({
-      port: harness().lanPort,
-      localAddress: '127.0.0.2',
-      from: MAILBOX,
-      to: [RECIPIENT],
-      subject: 'Scan from the second floor',
-    });
+    const accepted = await scanFromSecondFloor();
     expect(accepted.final).toMatch(/^250/);
     await harness().emulator.waitForMessages(2);
     await expect.poll(() => page.locator('header .health').textContent()).toContain('Running');
@@ -229,9 +226,10 @@ describe('the Status page (serve --admin, Exchange emulator)', () => {
       .poll(() => relaySection().locator('p').first().textContent(), { timeout: 30_000 })
       .toMatch(/^Delivery is on hold: /);
     expect(await page.locator('header .health').textContent()).toContain('Needs a fix');
-    // A connection signed in before the change may have delivered a few first: the rest wait.
+    // A connection signed in before the change may have delivered a few first (17 on a loaded 2-core
+    // run): the rest wait, more than 475 of them, the 20 pages counted below.
     const waiting = QUEUED - (harness().emulator.messages.length - deliveredBefore);
-    expect(waiting).toBeGreaterThan(QUEUED - 10);
+    expect(waiting).toBeGreaterThan(QUEUED - 25);
 
     const queue = queueSection();
     await expect

@@ -5,16 +5,9 @@
  * Test connection, a short live sentence, device lines named, the sender question, and Finish.
  * axe-core checks every step; screenshots at 1280 x 800, 800 wide and 150%.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  expectAccessible,
-  horizontalOverflow,
-  useWindowHarness,
-  type ViewName,
-} from '../fixtures/window-harness.ts';
+import { expectAccessible, horizontalOverflow, useWindowHarness } from '../fixtures/window-harness.ts';
 
 const MAILBOX = 'john@contoso.com';
 const PASSWORD = 'correct horse battery staple';
@@ -157,13 +150,14 @@ describe('the setup wizard in Chromium (setup mode, Exchange emulator)', () => {
       .toBe(true);
     await shoot('wizard-finished');
 
-    const config = JSON.parse(await readFile(join(harness().dataDir, 'config.json'), 'utf8'));
+    const config = await harness().readConfig();
     expect(config.sender.mode).toBe('rewrite');
     expect(config.allowedClients).toEqual(['127.0.0.1']);
   });
 
-  for (const view of ['narrow', 'scaled150'] as ViewName[]) {
-    it(`reads in the ${view} view: no sideways scrolling, nothing axe-core objects to`, async () => {
+  it.each(['narrow', 'scaled150'] as const)(
+    'reads in the %s view: no sideways scrolling, nothing axe-core objects to',
+    async (view) => {
       const other = await harness().newPage(view);
       await other.goto(harness().adminUrl);
       await other.getByRole('button', { name: 'Setup wizard' }).click();
@@ -173,6 +167,6 @@ describe('the setup wizard in Chromium (setup mode, Exchange emulator)', () => {
       await shoot(`wizard-${view}-sign-in`, other);
       expect(await horizontalOverflow(other)).toBeLessThanOrEqual(0);
       await other.close();
-    });
-  }
+    },
+  );
 });
