@@ -25,7 +25,7 @@ import type { SignedInAccount } from '../../electron/relay/oauth/signed-in.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
 import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
-import { replyFailure } from '../fixtures/upstream-replies.ts';
+import { replyFailure } from '../fixtures/upstream-failures.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 import { testConfig, UPSTREAM_PASSWORD } from '../integration/harness.ts';
 

@@ -14,7 +14,7 @@ import type { Logger, LogFields } from '../../electron/relay/log.ts';
 import type { HoldInfo } from '../../electron/relay/queue.ts';
 import { registerSecret } from '../../electron/relay/redact.ts';
 import type { QueueItem } from '../../electron/relay/views.ts';
-import { replyFailure } from '../fixtures/upstream-replies.ts';
+import { replyFailure } from '../fixtures/upstream-failures.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 
 const closers: (() => Promise<void>)[] = [];

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import { DIAGNOSIS_RULES, diagnose } from '../../electron/relay/diagnosis.ts';
 import type { SmtpStage, UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
-import { replyFailure } from '../fixtures/upstream-replies.ts';
+import { replyFailure } from '../fixtures/upstream-failures.ts';
 
 function network(code: string): UpstreamFailure {
   return { kind: 'network', stage: 'connect', code, message: `connect ${code} 52.96.40.242:587` };

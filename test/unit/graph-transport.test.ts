@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { defaultConfig } from '../../electron/config/defaults.ts';
 import type { UpstreamConfig } from '../../electron/config/types.ts';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
@@ -18,12 +18,6 @@ import {
 } from '../fixtures/graph-emulator.ts';
 import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
 
-const cleanups: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()?.();
-});
-
 interface Setup {
   tokens: TokenEndpoint;
   graph: GraphEmulator;
@@ -37,13 +31,13 @@ async function setup(
   clientSecret?: string,
 ): Promise<Setup> {
   const tokens = await startTokenEndpoint();
-  cleanups.push(() => tokens.close());
+  onTestFinished(() => tokens.close());
   const graph = await startGraphEmulator({
     tokens,
     mailboxes: ['john@contoso.com', 'jane@contoso.com'],
     ...emulator,
   });
-  cleanups.push(() => graph.close());
+  onTestFinished(() => graph.close());
   const upstream: UpstreamConfig = {
     ...defaultConfig().upstream,
     type: 'graph',
@@ -67,7 +61,7 @@ async function setup(
     getClientSecret: async () => clientSecret ?? tokens.clientSecret,
   });
   const transport = createGraphTransport({ upstream, tokens: provider });
-  cleanups.push(() => transport.close());
+  onTestFinished(() => transport.close());
   return { tokens, graph, upstream, transport };
 }
 

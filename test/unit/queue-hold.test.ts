@@ -8,7 +8,7 @@ import { createQueue, type AttemptResult, type QueueEvents } from '../../electro
 import type { SpooledMessage } from '../../electron/relay/spool.ts';
 import type { UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
 import { storeMessage, useTempSpools } from '../fixtures/temp-spools.ts';
-import { replyFailure } from '../fixtures/upstream-replies.ts';
+import { replyFailure } from '../fixtures/upstream-failures.ts';
 
 const spools = useTempSpools('relaydesk-queue-');
 

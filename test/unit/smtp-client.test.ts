@@ -11,10 +11,10 @@ import { assertAuthAllowed, connectSmtp } from '../../electron/relay/smtp-client
 import type { SmtpClientOptions, SmtpConnection, SmtpStep } from '../../electron/relay/smtp-client.ts';
 import { ReplyReader, parseReply } from '../../electron/relay/smtp-reply.ts';
 import { UpstreamError } from '../../electron/relay/upstream-failure.ts';
-import type { UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
 import { startRawSmtpServer } from '../fixtures/raw-smtp-server.ts';
 import type { RawSmtpServer, RawSmtpServerOptions } from '../fixtures/raw-smtp-server.ts';
 import { serverCertificate, testCa, untrustedCertificate, wrongHostCertificate } from '../fixtures/tls.ts';
+import { failureOf } from '../fixtures/upstream-failures.ts';
 
 const PASSWORD = 'S3cret!';
 const ACCESS_TOKEN = 'eyJ0eXAiOiJKV1QiLCJhbGciOi.test-token';
@@ -53,15 +53,6 @@ async function connect(server: { port: number }, overrides: Partial<SmtpClientOp
   const connection = await connectSmtp(clientOptions(server, overrides));
   connections.push(connection);
   return connection;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<UpstreamFailure> {
-  const error = await promise.then(
-    () => null,
-    (rejection: unknown) => rejection,
-  );
-  expect(error).toBeInstanceOf(UpstreamError);
-  return (error as UpstreamError).failure;
 }
 
 function firstSession(server: RawSmtpServer) {
