@@ -14,7 +14,12 @@ import { UpstreamError } from '../../electron/relay/upstream-failure.ts';
 import { startRawSmtpServer } from '../fixtures/raw-smtp-server.ts';
 import type { RawSmtpServer } from '../fixtures/raw-smtp-server.ts';
 import { serverCertificate, testCa, untrustedCertificate, wrongHostCertificate } from '../fixtures/tls.ts';
-import { connectPlain, plainClientOptions, scriptedUpstream } from '../fixtures/scripted-upstream.ts';
+import {
+  acceptsAfter,
+  connectPlain,
+  plainClientOptions,
+  scriptedUpstream,
+} from '../fixtures/scripted-upstream.ts';
 import { failureOf } from '../fixtures/upstream-failures.ts';
 
 const PASSWORD = 'S3cret!';
@@ -678,10 +683,7 @@ describe('SmtpConnection.send', () => {
     // The per-reply timeout is 300 ms; the server takes three of those to accept the message.
     const timeoutMs = 300;
     const server = await scriptedUpstream({
-      onMessage: (_message, session) => {
-        setTimeout(() => session.socket.write('250 2.6.0 Queued after a long scan\r\n'), 3 * timeoutMs);
-        return null;
-      },
+      onMessage: acceptsAfter(3 * timeoutMs, '250 2.6.0 Queued after a long scan'),
     });
     const connection = await connectPlain(server, { timeoutMs, finalReplyTimeoutMs: 10 * timeoutMs });
     const result = await connection.send(envelope, Buffer.from('x\r\n'));

@@ -5,7 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
 import type { RawSmtpServer } from '../fixtures/raw-smtp-server.ts';
-import { inMemoryJob, plainTransportTo, scriptedUpstream } from '../fixtures/scripted-upstream.ts';
+import {
+  acceptsAfter,
+  inMemoryJob,
+  plainTransportTo,
+  scriptedUpstream,
+} from '../fixtures/scripted-upstream.ts';
 
 function transportTo(server: RawSmtpServer, timeoutMs: number, finalReplyTimeoutMs?: number) {
   return plainTransportTo(server, { timeoutMs, finalReplyTimeoutMs });
@@ -28,11 +33,8 @@ describe('SMTP transport: exactly one copy', () => {
   it('waits for a slow upstream to accept the message instead of sending it again', async () => {
     const timeoutMs = 200;
     const server = await scriptedUpstream({
-      onMessage: (_message, session) => {
-        // Longer than several per-reply timeouts, shorter than the final-reply one.
-        setTimeout(() => session.socket.write('250 2.6.0 Queued after a virus scan\r\n'), 4 * timeoutMs);
-        return null;
-      },
+      // Longer than several per-reply timeouts, shorter than the final-reply one.
+      onMessage: acceptsAfter(4 * timeoutMs, '250 2.6.0 Queued after a virus scan'),
     });
     const transport = transportTo(server, timeoutMs, 20 * timeoutMs);
     const outcome = await transport.send(job('slow'));
