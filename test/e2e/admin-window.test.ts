@@ -10,11 +10,11 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { sendFromDevice } from '../fixtures/device-send.ts';
 import {
   axeViolations,
   expectAccessible,
   horizontalOverflow,
+  scanFromSecondFloor,
   useWindowHarness,
 } from '../fixtures/window-harness.ts';
 
@@ -152,16 +152,7 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
   });
 
   it('shows a refused device, allows it with one click, and its mail goes through', async () => {
-    // A second device (127.0.0.2), not in allowedClients until the admin allows it.
-    const scanFromSecondFloor = () =>
-      sendFromDevice({
-        port: harness().lanPort,
-        localAddress: '127.0.0.2',
-        from: MAILBOX,
-        to: ['bob@fabrikam.com'],
-        subject: 'Scan from the second floor',
-      });
-    const refused = await scanFromSecondFloor();
+    const refused = await scanFromSecondFloor(harness(), { from: MAILBOX, to: 'bob@fabrikam.com' });
     expect(refused.final).toMatch(/^550 5\.7\.1/);
 
     const allow = page.getByRole('button', { name: 'Allow 127.0.0.2' });
@@ -170,7 +161,7 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await allow.click();
     await page.getByText('127.0.0.2 may now send mail through RelayDesk.').waitFor();
 
-    const accepted = await scanFromSecondFloor();
+    const accepted = await scanFromSecondFloor(harness(), { from: MAILBOX, to: 'bob@fabrikam.com' });
     expect(accepted.final).toMatch(/^250/);
     await harness().emulator.waitForMessages(2);
     const activity = page.locator('section', { has: page.getByRole('heading', { name: 'Recent activity' }) });

@@ -12,6 +12,7 @@ import { sendFromDevice, type DeviceResult } from '../fixtures/device-send.ts';
 import {
   expectAccessible,
   relayConfig,
+  scanFromSecondFloor,
   useWindowHarness,
   type ViewName,
 } from '../fixtures/window-harness.ts';
@@ -190,23 +191,14 @@ describe('the Status page (serve --admin, Exchange emulator)', () => {
   });
 
   it('keeps the focus on the page after "Allow" on a refused device, and is green once mail gets through', async () => {
-    // A second device (127.0.0.2), not in allowedClients until the admin allows it.
-    const scanFromSecondFloor = () =>
-      sendFromDevice({
-        port: harness().lanPort,
-        localAddress: '127.0.0.2',
-        from: MAILBOX,
-        to: [RECIPIENT],
-        subject: 'Scan from the second floor',
-      });
-    const refused = await scanFromSecondFloor();
+    const refused = await scanFromSecondFloor(harness(), { from: MAILBOX, to: RECIPIENT });
     expect(refused.final).toMatch(/^550 5\.7\.1/);
     const allow = page.getByRole('button', { name: 'Allow 127.0.0.2' });
     await allow.click();
     await page.getByText('127.0.0.2 may now send mail through RelayDesk.').waitFor();
     expect(await focused()).toBe('P: 127.0.0.2 may now send mail through RelayDesk.');
 
-    const accepted = await scanFromSecondFloor();
+    const accepted = await scanFromSecondFloor(harness(), { from: MAILBOX, to: RECIPIENT });
     expect(accepted.final).toMatch(/^250/);
     await harness().emulator.waitForMessages(2);
     await expect.poll(() => page.locator('header .health').textContent()).toContain('Running');
