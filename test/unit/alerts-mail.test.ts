@@ -18,8 +18,6 @@ import {
 } from '../../electron/relay/alerts.ts';
 import { openConfigMailer } from '../../electron/relay/alerts-mail.ts';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
-import type { Logger, LogFields } from '../../electron/relay/log.ts';
-import type { HoldInfo } from '../../electron/relay/queue.ts';
 import { initialState } from '../../electron/relay/spool.ts';
 import type { SignedInAccount } from '../../electron/relay/oauth/signed-in.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
@@ -28,6 +26,7 @@ import { testCa } from '../fixtures/tls.ts';
 import { replyFailure } from '../fixtures/upstream-failures.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 import { testConfig, UPSTREAM_PASSWORD } from '../integration/harness.ts';
+import { heldOnSignIn, recordingLogger } from '../fixtures/alerts-rig.ts';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -36,12 +35,6 @@ afterEach(async () => {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const ADMIN = 'admin@contoso.com';
-
-function recordingLogger(): Logger & { records: (LogFields & { event: string })[] } {
-  const records: (LogFields & { event: string })[] = [];
-  const log = (event: string, fields: LogFields = {}) => void records.push({ event, ...fields });
-  return { records, debug: log, info: log, warn: log, error: log, close: async () => {} };
-}
 
 const signInRefused = diagnose(replyFailure('auth', '535 5.7.139 Authentication unsuccessful'));
 const recipientUnknown = diagnose(
@@ -125,12 +118,7 @@ async function setup(options: SetupOptions = {}) {
     digestFile: options.digestFile,
   });
   closers.push(async () => alerts.stop());
-  const hold = (): HoldInfo => ({
-    since: clock.now,
-    diagnosis: signInRefused,
-    reason: '535 5.7.139 Authentication unsuccessful',
-    retryAt: clock.now + 60_000,
-  });
+  const hold = () => heldOnSignIn(clock.now, signInRefused);
   return { emulator, clock, events, logger, alerts, state, hold };
 }
 
