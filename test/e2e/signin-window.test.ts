@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendFromDevice } from '../fixtures/device-send.ts';
 import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
 import { expectAccessible, relayConfig, useWindowHarness } from '../fixtures/window-harness.ts';
+import { entraApp } from '../fixtures/entra-app.ts';
 
 let endpoint: TokenEndpoint;
 
@@ -67,12 +68,7 @@ describe('Sign in with Microsoft in the window (Chromium, serve --admin)', () =>
         {
           preset: 'microsoft365',
           auth: 'oauth2',
-          oauth2: {
-            tenant: endpoint.tenant,
-            clientId: endpoint.clientId,
-            grant: 'delegated',
-            authorityUrl: endpoint.authorityUrl,
-          },
+          oauth2: entraApp(endpoint, 'delegated'),
         },
         { queue: { minRetrySeconds: 1, maxRetrySeconds: 2 } },
       ),

@@ -17,6 +17,7 @@ import {
   type GraphEmulatorOptions,
 } from '../fixtures/graph-emulator.ts';
 import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
+import { entraApp } from '../fixtures/entra-app.ts';
 
 interface Setup {
   tokens: TokenEndpoint;
@@ -42,13 +43,7 @@ async function setup(
     ...defaultConfig().upstream,
     type: 'graph',
     auth: 'oauth2',
-    oauth2: {
-      tenant: tokens.tenant,
-      clientId: tokens.clientId,
-      grant: 'client_credentials',
-      authorityUrl: tokens.authorityUrl,
-      tokenUrl: tokens.url(),
-    },
+    oauth2: { ...entraApp(tokens, 'client_credentials'), tokenUrl: tokens.url() },
     mailbox: 'john@contoso.com',
     graphUrl: graph.url,
     timeoutSeconds: 20,

@@ -32,6 +32,7 @@ import {
   type TokenEndpointOptions,
 } from '../fixtures/token-endpoint.ts';
 import { failureOf } from '../fixtures/upstream-failures.ts';
+import { entraApp } from '../fixtures/entra-app.ts';
 
 async function setup(options: TokenEndpointOptions = {}) {
   const endpoint = await startTokenEndpoint({
@@ -50,13 +51,7 @@ async function setup(options: TokenEndpointOptions = {}) {
     preset: 'microsoft365',
     host: 'smtp.office365.com',
     auth: 'oauth2',
-    oauth2: {
-      tenant: endpoint.tenant,
-      clientId: endpoint.clientId,
-      grant: 'delegated',
-      authorityUrl: endpoint.authorityUrl,
-      tokenUrl: endpoint.url(),
-    },
+    oauth2: { ...entraApp(endpoint, 'delegated'), tokenUrl: endpoint.url() },
   };
   return { endpoint, dataDir, upstream, secrets: createMemoryStore() };
 }
