@@ -9,26 +9,24 @@ import { readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { sendFromDevice } from '../fixtures/device-send.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   axeViolations,
-  inspect,
+  expectAccessible,
   horizontalOverflow,
-  startWindowHarness,
-  type WindowHarness,
+  scanFromSecondFloor,
+  useWindowHarness,
 } from '../fixtures/window-harness.ts';
 
 const MAILBOX = 'john@contoso.com';
 const PASSWORD = 'correct horse battery staple';
 
-let harness: WindowHarness;
+const harness = useWindowHarness({ emulator: { mailbox: MAILBOX, password: PASSWORD } });
 let page: Page;
-let lanPort: number;
 
 /** A device signing in on the LAN port with AUTH PLAIN: the reply to AUTH. */
 async function signIn(user: string, password: string): Promise<string> {
-  const socket = connect({ host: '127.0.0.1', port: lanPort });
+  const socket = connect({ host: '127.0.0.1', port: harness().lanPort });
   let received = '';
   socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
   const replyAfter = async (marker: RegExp) => {
@@ -58,28 +56,15 @@ async function filesContaining(dir: string, text: string): Promise<string[]> {
   return found;
 }
 
-/** A screenshot of the page as it is now, and axe-core finds nothing wrong in it. */
-async function shoot(name: string, on: Page = page): Promise<void> {
-  expect(await inspect(on, name), `accessibility of ${name}`).toEqual([]);
-}
+const shoot = (name: string, on: Page = page) => expectAccessible(on, name);
 
 beforeAll(async () => {
-  harness = await startWindowHarness({ emulator: { mailbox: MAILBOX, password: PASSWORD } });
-  lanPort = harness.lanPort;
-  page = await harness.newPage('desktop');
-});
-
-afterEach(() => {
-  expect(harness.pageErrors, 'errors in the page').toEqual([]);
-});
-
-afterAll(async () => {
-  await harness?.stop();
+  page = await harness().newPage('desktop');
 });
 
 describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', () => {
   it('has an accessibility check that finds a real violation (so its silence means something)', async () => {
-    const scratch = await harness.browser.newPage();
+    const scratch = await harness().browser.newPage();
     await scratch.setContent('<html lang="en"><title>t</title><main><img src="data:,"></main></html>');
     const violations = await axeViolations(scratch);
     expect(violations.map((violation) => violation.id)).toContain('image-alt');
@@ -87,8 +72,8 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
   });
 
   it('refuses to show anything to a browser without the token', async () => {
-    const bare = await harness.browser.newPage();
-    await bare.goto(harness.adminUrl.split('#')[0]!);
+    const bare = await harness().browser.newPage();
+    await bare.goto(harness().adminUrl.split('#')[0]!);
     await bare.getByLabel('Access token', { exact: true }).waitFor();
     await bare.getByLabel('Access token', { exact: true }).fill('not-the-token');
     await bare.getByRole('button', { name: 'Open RelayDesk' }).click();
@@ -97,7 +82,7 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
   });
 
   it('runs the wizard: a wrong password is explained (535 5.7.3), fixed, and the test email arrives', async () => {
-    await page.goto(harness.adminUrl);
+    await page.goto(harness().adminUrl);
     await page.getByRole('heading', { name: 'Set up RelayDesk' }).waitFor();
     expect(page.url()).not.toContain('token=');
     await shoot('wizard-1-provider');
@@ -112,12 +97,12 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
       'No sign-in',
     ]);
     await page.getByLabel('Mail server', { exact: true }).fill('127.0.0.1');
-    await page.getByLabel('Port', { exact: true }).fill(String(harness.emulator.port));
+    await page.getByLabel('Port', { exact: true }).fill(String(harness().emulator.port));
     await page.getByLabel('User name', { exact: true }).fill(MAILBOX);
     await page.getByLabel('Password', { exact: true }).fill('wrong password');
     await page
       .getByLabel('Extra trusted certificate (optional)', { exact: true })
-      .fill(harness.emulator.caFile);
+      .fill(harness().emulator.caFile);
     await shoot('wizard-2-sign-in');
     await page.getByRole('button', { name: 'Next' }).click();
 
@@ -141,7 +126,7 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await shoot('wizard-3-test-passed');
     await page.getByRole('button', { name: 'Next' }).click();
 
-    await page.getByLabel('Port the devices send to', { exact: true }).fill(String(lanPort));
+    await page.getByLabel('Port the devices send to', { exact: true }).fill(String(harness().lanPort));
     await page.getByLabel(/^This computer only/).check();
     await page.getByLabel('Allowed devices', { exact: true }).fill('127.0.0.1\n0.0.0.0/1');
     await page.getByLabel('Allowed devices', { exact: true }).blur();
@@ -155,11 +140,11 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await page.getByText('RelayDesk is relaying.').waitFor();
     await page.getByRole('button', { name: 'Send test email' }).click();
     await page.getByText(`Test email sent to ${MAILBOX}.`).waitFor();
-    const [message] = await harness.emulator.waitForMessages(1);
+    const [message] = await harness().emulator.waitForMessages(1);
     expect(message!.rcptTo).toEqual([MAILBOX]);
     await shoot('wizard-5-finished');
-    expect(harness.output()).not.toContain(PASSWORD);
-    expect(harness.output()).not.toContain('wrong password');
+    expect(harness().output()).not.toContain(PASSWORD);
+    expect(harness().output()).not.toContain('wrong password');
 
     await page.getByRole('button', { name: 'Go to the status page' }).click();
     const activity = page.locator('section', { has: page.getByRole('heading', { name: 'Recent activity' }) });
@@ -167,13 +152,7 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
   });
 
   it('shows a refused device, allows it with one click, and its mail goes through', async () => {
-    const refused = await sendFromDevice({
-      port: lanPort,
-      localAddress: '127.0.0.2',
-      from: MAILBOX,
-      to: ['bob@fabrikam.com'],
-      subject: 'Scan from the second floor',
-    });
+    const refused = await scanFromSecondFloor(harness(), { from: MAILBOX, to: 'bob@fabrikam.com' });
     expect(refused.final).toMatch(/^550 5\.7\.1/);
 
     const allow = page.getByRole('button', { name: 'Allow 127.0.0.2' });
@@ -182,15 +161,9 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await allow.click();
     await page.getByText('127.0.0.2 may now send mail through RelayDesk.').waitFor();
 
-    const accepted = await sendFromDevice({
-      port: lanPort,
-      localAddress: '127.0.0.2',
-      from: MAILBOX,
-      to: ['bob@fabrikam.com'],
-      subject: 'Scan from the second floor',
-    });
+    const accepted = await scanFromSecondFloor(harness(), { from: MAILBOX, to: 'bob@fabrikam.com' });
     expect(accepted.final).toMatch(/^250/);
-    await harness.emulator.waitForMessages(2);
+    await harness().emulator.waitForMessages(2);
     const activity = page.locator('section', { has: page.getByRole('heading', { name: 'Recent activity' }) });
     const row = activity.getByRole('row', { name: /Scan from the second floor/ });
     await expect.poll(() => row.textContent()).toContain('Delivered');
@@ -207,7 +180,7 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
     await page.getByText('must be an integer from 1 to 65535').first().waitFor();
     await expect.poll(() => port.getAttribute('aria-invalid')).toBe('true');
     await shoot('settings-100');
-    await port.fill(String(lanPort));
+    await port.fill(String(harness().lanPort));
     await expect.poll(() => port.getAttribute('aria-invalid')).toBe('false');
   });
 
@@ -239,12 +212,12 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
 
     expect(await signIn('ricoh', devicePassword)).toMatch(/^235 /);
     expect(await signIn('ricoh', 'not-the-password')).toMatch(/^535 /);
-    const config = JSON.parse(await readFile(join(harness.dataDir, 'config.json'), 'utf8'));
+    const config = await harness().readConfig();
     expect(config.lanAuth).toMatchObject({
       mode: 'check',
       users: [{ user: 'ricoh', passwordHash: expect.stringMatching(/^scrypt\$/) }],
     });
-    expect(await filesContaining(harness.dataDir, devicePassword)).toEqual([]);
+    expect(await filesContaining(harness().dataDir, devicePassword)).toEqual([]);
 
     // Back as it was, for the tests that follow.
     await page.getByRole('button', { name: 'Remove ricoh' }).click();
@@ -254,8 +227,8 @@ describe('the RelayDesk window in Chromium (serve --admin, Exchange emulator)', 
   });
 
   it('reads at 150% scaling (screenshots)', async () => {
-    const scaled = await harness.newPage('scaled150');
-    await scaled.goto(harness.adminUrl);
+    const scaled = await harness().newPage('scaled150');
+    await scaled.goto(harness().adminUrl);
     await scaled.getByRole('heading', { name: 'Recent activity' }).waitFor();
     await shoot('status-150', scaled);
     await scaled.getByRole('button', { name: 'Settings' }).click();

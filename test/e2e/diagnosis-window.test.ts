@@ -5,76 +5,49 @@
  * never tells anyone to run a command, and its buttons test the connection again in place and take
  * the admin to the password in Settings (issue 15, "Advice speaks command line").
  */
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { sendFromDevice } from '../fixtures/device-send.ts';
-import { freePort } from '../fixtures/free-port.ts';
 import { runCommand } from '../fixtures/keyring-session.ts';
-import { inspect, startWindowHarness, type WindowHarness } from '../fixtures/window-harness.ts';
+import { expectAccessible, relayConfig, useWindowHarness } from '../fixtures/window-harness.ts';
 
 const MAILBOX = 'john@contoso.com';
 const PASSWORD = 'correct horse battery staple';
 const BIN = join(import.meta.dirname, '../../bin/relaydesk.js');
 
-let harness: WindowHarness;
-let lanPort: number;
-
-async function shoot(page: Page, name: string): Promise<void> {
-  expect(await inspect(page, name), `accessibility of ${name}`).toEqual([]);
-}
+const harness = useWindowHarness({ emulator: { mailbox: MAILBOX, password: PASSWORD } });
 
 beforeAll(async () => {
-  lanPort = await freePort();
-  harness = await startWindowHarness({ emulator: { mailbox: MAILBOX, password: PASSWORD } });
+  const started = harness();
   // The upstream is the emulator, whose port the harness chose: configure, then start the relay again.
-  await writeFile(
-    join(harness.dataDir, 'config.json'),
-    JSON.stringify({
-      listen: { host: '127.0.0.1', port: lanPort },
-      allowedClients: ['127.0.0.1'],
-      upstream: {
-        host: '127.0.0.1',
-        port: harness.emulator.port,
-        security: 'starttls',
-        auth: 'password',
-        user: MAILBOX,
-        caFile: harness.emulator.caFile,
-      },
-      queue: { minRetrySeconds: 1, maxRetrySeconds: 2 },
-    }),
+  await started.writeConfig(
+    relayConfig(
+      started,
+      { security: 'starttls', auth: 'password', user: MAILBOX },
+      { queue: { minRetrySeconds: 1, maxRetrySeconds: 2 } },
+    ),
   );
-  const env = { ...harness.keyring.env };
-  for (const key of Object.keys(env)) if (key.startsWith('RELAYDESK_')) delete env[key];
-  const stored = await runCommand(process.execPath, [BIN, 'password', 'set', '--data-dir', harness.dataDir], {
-    env,
+  const args = [BIN, 'password', 'set', '--data-dir', started.dataDir];
+  const stored = await runCommand(process.execPath, args, {
+    env: started.serveEnv,
     input: 'the old password\n',
   });
   expect(stored.code, stored.stderr).toBe(0);
-  await harness.restartServe();
+  await started.restartServe();
 }, 90_000);
-
-afterEach(() => {
-  expect(harness.pageErrors, 'errors in the page').toEqual([]);
-});
-
-afterAll(async () => {
-  await harness?.stop();
-});
 
 describe('a refused password in the window (Chromium, serve --admin)', () => {
   it('explains it without the command line, and its buttons test again and lead to the password in Settings', async () => {
     const sent = await sendFromDevice({
-      port: lanPort,
+      port: harness().lanPort,
       from: MAILBOX,
       to: ['alice@contoso.com'],
       subject: 'Scan while the password is wrong',
     });
     expect(sent.final).toMatch(/^250/);
 
-    const page = await harness.newPage('desktop');
-    await page.goto(harness.adminUrl);
+    const page = await harness().newPage('desktop');
+    await page.goto(harness().adminUrl);
     const box = page.getByRole('group', { name: 'Sign-in refused' });
     await box.getByRole('heading', { name: 'Sign-in refused' }).waitFor({ timeout: 30_000 });
     const shown = (await box.textContent())!;
@@ -83,7 +56,7 @@ describe('a refused password in the window (Chromium, serve --admin)', () => {
     expect(shown).toMatch(/The server said: (auth: )?535 5\.7\.3 Authentication unsuccessful/);
     expect(shown).not.toMatch(/npx|relaydesk (password|check)|OAuth|PowerShell|service principal/);
     expect(shown).not.toMatch(/<[a-z][^>]*>|\{[^}]*\}/i);
-    await shoot(page, 'status-refused-password');
+    await expectAccessible(page, 'status-refused-password');
 
     await box.getByRole('button', { name: 'Test the connection again' }).click();
     await box.getByText('The connection test still fails: Sign-in refused').waitFor();
@@ -92,7 +65,7 @@ describe('a refused password in the window (Chromium, serve --admin)', () => {
     await page.getByRole('heading', { name: 'Settings' }).waitFor();
     const password = page.getByLabel('Password', { exact: true });
     await password.waitFor();
-    await shoot(page, 'settings-from-refused-password');
+    await expectAccessible(page, 'settings-from-refused-password');
     await page.close();
   }, 90_000);
 });

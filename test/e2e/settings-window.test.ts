@@ -5,34 +5,29 @@
  * config keys, and the focus after Save. axe-core checks every state; screenshots at 1280 x 800,
  * 800 wide and 150%.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import type { RelayConfig } from '../../electron/config/types.ts';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../fixtures/free-port.ts';
-import {
-  horizontalOverflow,
-  inspect,
-  startWindowHarness,
-  type ViewName,
-  type WindowHarness,
-} from '../fixtures/window-harness.ts';
+import { expectAccessible, horizontalOverflow, useWindowHarness } from '../fixtures/window-harness.ts';
 
 const MAILBOX = 'john@contoso.com';
 const ERROR_RED = 'rgb(179, 38, 30)';
 
-let harness: WindowHarness;
+const harness = useWindowHarness(async () => {
+  const upstreamPort = await freePort();
+  return {
+    config: ({ lanPort }) => ({
+      listen: { host: '127.0.0.1', port: lanPort, tls: 'none' },
+      allowedClients: ['127.0.0.1'],
+      upstream: { preset: 'microsoft365', host: '127.0.0.1', port: upstreamPort, user: MAILBOX },
+    }),
+  };
+});
 let page: Page;
-let lanPort: number;
 
-async function shoot(name: string, on: Page = page): Promise<void> {
-  expect(await inspect(on, name), `accessibility of ${name}`).toEqual([]);
-}
-
-async function savedConfig(): Promise<RelayConfig> {
-  return JSON.parse(await readFile(join(harness.dataDir, 'config.json'), 'utf8')) as RelayConfig;
-}
+const shoot = (name: string, on: Page = page) => expectAccessible(on, name);
+const savedConfig = () => harness().readConfig();
 
 /** The id of the element that has the keyboard focus ('BODY' when nothing has it). */
 function focused(on: Page = page): Promise<string> {
@@ -40,31 +35,14 @@ function focused(on: Page = page): Promise<string> {
 }
 
 async function openSettings(on: Page): Promise<void> {
-  await on.goto(harness.adminUrl);
+  await on.goto(harness().adminUrl);
   await on.getByRole('button', { name: 'Settings' }).click();
   await on.getByRole('heading', { name: 'Settings', level: 2 }).waitFor();
 }
 
 beforeAll(async () => {
-  lanPort = await freePort();
-  const upstreamPort = await freePort();
-  harness = await startWindowHarness({
-    config: {
-      listen: { host: '127.0.0.1', port: lanPort, tls: 'none' },
-      allowedClients: ['127.0.0.1'],
-      upstream: { preset: 'microsoft365', host: '127.0.0.1', port: upstreamPort, user: MAILBOX },
-    },
-  });
-  page = await harness.newPage('desktop');
+  page = await harness().newPage('desktop');
   await openSettings(page);
-});
-
-afterEach(() => {
-  expect(harness.pageErrors, 'errors in the page').toEqual([]);
-});
-
-afterAll(async () => {
-  await harness?.stop();
 });
 
 describe('Settings in Chromium (serve --admin)', () => {
@@ -84,7 +62,7 @@ describe('Settings in Chromium (serve --admin)', () => {
       .getByText('must be an integer from 1 to 65535')
       .waitFor();
     await shoot('settings-invalid-field');
-    await port.fill(String(lanPort));
+    await port.fill(String(harness().lanPort));
     await expect.poll(() => port.getAttribute('aria-invalid')).toBe('false');
   });
 
@@ -129,7 +107,7 @@ describe('Settings in Chromium (serve --admin)', () => {
     await page.getByLabel('Connections from unknown computers, all together', { exact: true }).fill('5');
     await page.getByLabel('Connections from one unknown computer', { exact: true }).fill('1');
     await page.getByLabel('Allow very large address ranges in Allowed devices', { exact: true }).check();
-    const pickup = join(harness.dataDir, 'pickup');
+    const pickup = join(harness().dataDir, 'pickup');
     await page.getByLabel('Pickup folder', { exact: true }).fill(pickup);
     await page.getByLabel('Take a file once unchanged for (seconds)', { exact: true }).fill('5');
     await page
@@ -176,7 +154,7 @@ describe('Settings in Chromium (serve --admin)', () => {
     await page.getByText(/^Stored in /).waitFor();
     await expect.poll(() => focused()).toBe('field-upstream-password');
     expect(await password.inputValue()).toBe('');
-    expect(harness.output()).not.toContain('a new password');
+    expect(harness().output()).not.toContain('a new password');
   });
 
   it('sums up what needs fixing with links to each field; a failed Save puts the focus in the first', async () => {
@@ -197,7 +175,7 @@ describe('Settings in Chromium (serve --admin)', () => {
     await expect.poll(() => focused()).toBe('field-listen-port');
     const outcome = page.locator('.actions.sticky [role="status"]');
     expect(await outcome.textContent()).toBe('Not saved: 2 settings need fixing.');
-    expect((await savedConfig()).listen.port).toBe(lanPort);
+    expect((await savedConfig()).listen.port).toBe(harness().lanPort);
 
     await page.getByRole('button', { name: 'Discard changes' }).click();
     await expect.poll(() => summary.count()).toBe(0);
@@ -303,9 +281,10 @@ describe('Settings in Chromium (serve --admin)', () => {
     await page.getByRole('button', { name: 'Discard changes' }).click();
   });
 
-  for (const view of ['narrow', 'scaled150'] as ViewName[]) {
-    it(`reads in the ${view} view: no sideways scrolling, nothing axe-core objects to`, async () => {
-      const other = await harness.newPage(view);
+  it.each(['narrow', 'scaled150'] as const)(
+    'reads in the %s view: no sideways scrolling, nothing axe-core objects to',
+    async (view) => {
+      const other = await harness().newPage(view);
       await openSettings(other);
       await other.locator('#field-listen-port').fill('0');
       await other.locator('#settings-problems').waitFor();
@@ -313,6 +292,6 @@ describe('Settings in Chromium (serve --admin)', () => {
       expect(await horizontalOverflow(other)).toBeLessThanOrEqual(0);
       await other.getByRole('button', { name: 'Discard changes' }).click();
       await other.close();
-    });
-  }
+    },
+  );
 });

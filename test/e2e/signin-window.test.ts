@@ -5,48 +5,38 @@
  * admin page's browser may be on another computer), then shows who is signed in, and mail goes out as
  * that user.
  */
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendFromDevice } from '../fixtures/device-send.ts';
 import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
-import { inspect, startWindowHarness, type WindowHarness } from '../fixtures/window-harness.ts';
+import { expectAccessible, relayConfig, useWindowHarness } from '../fixtures/window-harness.ts';
+import { entraApp } from '../fixtures/entra-app.ts';
 
 let endpoint: TokenEndpoint;
-let harness: WindowHarness;
 
-async function openPage(): Promise<Page> {
-  const page = await harness.newPage('desktop');
-  page.setDefaultTimeout(20_000);
-  await page.goto(harness.adminUrl);
-  return page;
-}
-
-/** A screenshot of the page as it is now, and axe-core finds nothing wrong in it. */
-async function shoot(page: Page, name: string): Promise<void> {
-  expect(await inspect(page, name), `accessibility of ${name}`).toEqual([]);
-}
-
+// The identity emulator starts before the harness and stops after it (its hooks come first).
 beforeAll(async () => {
   endpoint = await startTokenEndpoint({
     users: [{ username: 'john@contoso.com', name: 'John Doe' }],
     deviceCodeInterval: 1,
   });
-  // No config yet: the relay starts in setup mode, as on a first run.
-  harness = await startWindowHarness({
-    emulator: { validateToken: (token) => endpoint.validate(token, 'https://outlook.office.com/SMTP.Send') },
-  });
-}, 60_000);
-
-afterEach(() => {
-  expect(harness.pageErrors, 'errors in the page').toEqual([]);
 });
 
 afterAll(async () => {
-  await harness?.stop();
   await endpoint?.close();
 });
+
+// No config yet: the relay starts in setup mode, as on a first run.
+const harness = useWindowHarness({
+  emulator: { validateToken: (token) => endpoint.validate(token, 'https://outlook.office.com/SMTP.Send') },
+});
+
+async function openPage(): Promise<Page> {
+  const page = await harness().newPage('desktop');
+  page.setDefaultTimeout(20_000);
+  await page.goto(harness().adminUrl);
+  return page;
+}
 
 describe('Sign in with Microsoft in the window (Chromium, serve --admin)', () => {
   it('the wizard offers it first on the Microsoft 365 path, with no password to type', async () => {
@@ -62,7 +52,7 @@ describe('Sign in with Microsoft in the window (Chromium, serve --admin)', () =>
     expect(await page.getByLabel('Sign in with Microsoft (recommended)').isChecked()).toBe(true);
     await page.getByRole('button', { name: 'Sign in with Microsoft' }).waitFor();
     expect(await page.getByLabel('Password', { exact: true }).count()).toBe(0);
-    await shoot(page, 'wizard-2-sign-in-with-microsoft');
+    await expectAccessible(page, 'wizard-2-sign-in-with-microsoft');
 
     // Going on without signing in says what is missing.
     await page.getByLabel('Application (client) ID', { exact: true }).fill(endpoint.clientId);
@@ -72,29 +62,18 @@ describe('Sign in with Microsoft in the window (Chromium, serve --admin)', () =>
   }, 60_000);
 
   it('Settings signs in with a device code, shows who is signed in, and mail goes out as that user', async () => {
-    const lanPort = harness.lanPort;
-    await writeFile(
-      join(harness.dataDir, 'config.json'),
-      JSON.stringify({
-        listen: { host: '127.0.0.1', port: lanPort },
-        allowedClients: ['127.0.0.1'],
-        upstream: {
+    await harness().writeConfig(
+      relayConfig(
+        harness(),
+        {
           preset: 'microsoft365',
-          host: '127.0.0.1',
-          port: harness.emulator.port,
-          caFile: harness.emulator.caFile,
           auth: 'oauth2',
-          oauth2: {
-            tenant: endpoint.tenant,
-            clientId: endpoint.clientId,
-            grant: 'delegated',
-            authorityUrl: endpoint.authorityUrl,
-          },
+          oauth2: entraApp(endpoint, 'delegated'),
         },
-        queue: { minRetrySeconds: 1, maxRetrySeconds: 2 },
-      }),
+        { queue: { minRetrySeconds: 1, maxRetrySeconds: 2 } },
+      ),
     );
-    await harness.restartServe();
+    await harness().restartServe();
     const page = await openPage();
     await page.getByRole('button', { name: 'Settings' }).click();
     const signIn = page.getByRole('region', { name: 'Sign in with Microsoft' });
@@ -105,20 +84,20 @@ describe('Sign in with Microsoft in the window (Chromium, serve --admin)', () =>
     const code = signIn.locator('.user-code');
     await code.waitFor();
     await signIn.getByText('https://microsoft.com/devicelogin').first().waitFor();
-    await shoot(page, 'settings-sign-in-device-code');
+    await expectAccessible(page, 'settings-sign-in-device-code');
     expect(endpoint.approveDeviceCode((await code.textContent())!.trim())).toBe('approved');
     await signIn.getByText(/Signed in as John Doe <john@contoso\.com>/).waitFor();
     await signIn.getByRole('button', { name: 'Sign in again' }).waitFor();
-    await shoot(page, 'settings-signed-in');
+    await expectAccessible(page, 'settings-signed-in');
 
     const sent = await sendFromDevice({
-      port: lanPort,
+      port: harness().lanPort,
       from: 'john@contoso.com',
       to: ['alice@contoso.com'],
       subject: 'Scan after signing in',
     });
     expect(sent.final).toMatch(/^250/);
-    const [message] = await harness.emulator.waitForMessages(1);
+    const [message] = await harness().emulator.waitForMessages(1);
     expect(message!.authUser).toBe('john@contoso.com');
     await page.close();
   }, 90_000);

@@ -5,27 +5,17 @@
  * Test connection, a short live sentence, device lines named, the sender question, and Finish.
  * axe-core checks every step; screenshots at 1280 x 800, 800 wide and 150%.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  horizontalOverflow,
-  inspect,
-  startWindowHarness,
-  type ViewName,
-  type WindowHarness,
-} from '../fixtures/window-harness.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { expectAccessible, horizontalOverflow, useWindowHarness } from '../fixtures/window-harness.ts';
 
 const MAILBOX = 'john@contoso.com';
 const PASSWORD = 'correct horse battery staple';
 
-let harness: WindowHarness;
+const harness = useWindowHarness({ emulator: { mailbox: MAILBOX, password: PASSWORD } });
 let page: Page;
 
-async function shoot(name: string, on: Page = page): Promise<void> {
-  expect(await inspect(on, name), `accessibility of ${name}`).toEqual([]);
-}
+const shoot = (name: string, on: Page = page) => expectAccessible(on, name);
 
 function focused(on: Page = page): Promise<string> {
   return on.evaluate<string>(`(() => {
@@ -37,18 +27,9 @@ function focused(on: Page = page): Promise<string> {
 const stepHeading = (name: string) => page.getByRole('heading', { name, level: 3 });
 
 beforeAll(async () => {
-  harness = await startWindowHarness({ emulator: { mailbox: MAILBOX, password: PASSWORD } });
-  page = await harness.newPage('desktop');
-  await page.goto(harness.adminUrl);
+  page = await harness().newPage('desktop');
+  await page.goto(harness().adminUrl);
   await page.getByRole('heading', { name: 'Set up RelayDesk' }).waitFor();
-});
-
-afterEach(() => {
-  expect(harness.pageErrors, 'errors in the page').toEqual([]);
-});
-
-afterAll(async () => {
-  await harness?.stop();
 });
 
 describe('the setup wizard in Chromium (setup mode, Exchange emulator)', () => {
@@ -83,12 +64,12 @@ describe('the setup wizard in Chromium (setup mode, Exchange emulator)', () => {
     await page.getByLabel('Password', { exact: true }).fill('wrong password');
     await page
       .getByLabel('Extra trusted certificate (optional)', { exact: true })
-      .fill(harness.emulator.caFile);
+      .fill(harness().emulator.caFile);
     await page.getByLabel('Password', { exact: true }).press('Enter');
     await expect.poll(() => focused()).toBe('field-upstream-port');
     await stepHeading('2. Sign-in').waitFor();
 
-    await page.getByLabel('Port', { exact: true }).fill(String(harness.emulator.port));
+    await page.getByLabel('Port', { exact: true }).fill(String(harness().emulator.port));
     await page.getByLabel('Port', { exact: true }).press('Enter');
     await stepHeading('3. Test connection').waitFor();
   });
@@ -128,7 +109,7 @@ describe('the setup wizard in Chromium (setup mode, Exchange emulator)', () => {
   });
 
   it('names the line of a wrong device entry, and asks which address the mail comes from', async () => {
-    await page.getByLabel('Port the devices send to', { exact: true }).fill(String(harness.lanPort));
+    await page.getByLabel('Port the devices send to', { exact: true }).fill(String(harness().lanPort));
     await page.getByLabel(/^This computer only/).check();
     const clients = page.getByLabel('Allowed devices', { exact: true });
     await clients.fill('127.0.0.1\nscanner.lan');
@@ -169,15 +150,16 @@ describe('the setup wizard in Chromium (setup mode, Exchange emulator)', () => {
       .toBe(true);
     await shoot('wizard-finished');
 
-    const config = JSON.parse(await readFile(join(harness.dataDir, 'config.json'), 'utf8'));
+    const config = await harness().readConfig();
     expect(config.sender.mode).toBe('rewrite');
     expect(config.allowedClients).toEqual(['127.0.0.1']);
   });
 
-  for (const view of ['narrow', 'scaled150'] as ViewName[]) {
-    it(`reads in the ${view} view: no sideways scrolling, nothing axe-core objects to`, async () => {
-      const other = await harness.newPage(view);
-      await other.goto(harness.adminUrl);
+  it.each(['narrow', 'scaled150'] as const)(
+    'reads in the %s view: no sideways scrolling, nothing axe-core objects to',
+    async (view) => {
+      const other = await harness().newPage(view);
+      await other.goto(harness().adminUrl);
       await other.getByRole('button', { name: 'Setup wizard' }).click();
       await shoot(`wizard-${view}-provider`, other);
       await other.getByRole('button', { name: 'Next' }).click();
@@ -185,6 +167,6 @@ describe('the setup wizard in Chromium (setup mode, Exchange emulator)', () => {
       await shoot(`wizard-${view}-sign-in`, other);
       expect(await horizontalOverflow(other)).toBeLessThanOrEqual(0);
       await other.close();
-    });
-  }
+    },
+  );
 });

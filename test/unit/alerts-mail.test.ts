@@ -18,15 +18,15 @@ import {
 } from '../../electron/relay/alerts.ts';
 import { openConfigMailer } from '../../electron/relay/alerts-mail.ts';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
-import type { Logger, LogFields } from '../../electron/relay/log.ts';
-import type { HoldInfo } from '../../electron/relay/queue.ts';
 import { initialState } from '../../electron/relay/spool.ts';
 import type { SignedInAccount } from '../../electron/relay/oauth/signed-in.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
 import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
+import { replyFailure } from '../fixtures/upstream-failures.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 import { testConfig, UPSTREAM_PASSWORD } from '../integration/harness.ts';
+import { heldOnSignIn, recordingLogger } from '../fixtures/alerts-rig.ts';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -36,32 +36,13 @@ afterEach(async () => {
 const DAY_MS = 24 * 60 * 60 * 1000;
 const ADMIN = 'admin@contoso.com';
 
-function recordingLogger(): Logger & { records: (LogFields & { event: string })[] } {
-  const records: (LogFields & { event: string })[] = [];
-  const log = (event: string, fields: LogFields = {}) => void records.push({ event, ...fields });
-  return { records, debug: log, info: log, warn: log, error: log, close: async () => {} };
-}
-
-const signInRefused = diagnose({
-  kind: 'reply',
-  stage: 'auth',
-  reply: {
-    code: 535,
-    enhanced: '5.7.139',
-    text: 'Authentication unsuccessful',
-    raw: '535 5.7.139 Authentication unsuccessful',
-  },
-});
-const recipientUnknown = diagnose({
-  kind: 'reply',
-  stage: 'rcpt',
-  reply: {
-    code: 550,
-    enhanced: '5.1.10',
-    text: 'RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup',
-    raw: '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup',
-  },
-});
+const signInRefused = diagnose(replyFailure('auth', '535 5.7.139 Authentication unsuccessful'));
+const recipientUnknown = diagnose(
+  replyFailure(
+    'rcpt',
+    '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup',
+  ),
+);
 
 const ORIGINAL_HEADERS =
   'From: Scanner <scanner@contoso.com>\r\nTo: nobody@contoso.com\r\nSubject: Scan 0042\r\n' +
@@ -137,12 +118,7 @@ async function setup(options: SetupOptions = {}) {
     digestFile: options.digestFile,
   });
   closers.push(async () => alerts.stop());
-  const hold = (): HoldInfo => ({
-    since: clock.now,
-    diagnosis: signInRefused,
-    reason: '535 5.7.139 Authentication unsuccessful',
-    retryAt: clock.now + 60_000,
-  });
+  const hold = () => heldOnSignIn(clock.now, signInRefused);
   return { emulator, clock, events, logger, alerts, state, hold };
 }
 

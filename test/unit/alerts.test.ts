@@ -10,27 +10,20 @@ import { parseConfig } from '../../electron/config/validate.ts';
 import { createAlerts, MAX_PER_HOUR, type Alert } from '../../electron/relay/alerts.ts';
 import { sendWebhook, webhookPayload } from '../../electron/relay/alerts-webhook.ts';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
-import type { Logger, LogFields } from '../../electron/relay/log.ts';
-import type { HoldInfo } from '../../electron/relay/queue.ts';
 import { registerSecret } from '../../electron/relay/redact.ts';
 import type { QueueItem } from '../../electron/relay/views.ts';
+import { replyFailure } from '../fixtures/upstream-failures.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
+import { heldOnSignIn, recordingLogger } from '../fixtures/alerts-rig.ts';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (let close = closers.pop(); close; close = closers.pop()) await close();
 });
 
-const signInRefused = diagnose({
-  kind: 'reply',
-  stage: 'auth',
-  reply: {
-    code: 535,
-    enhanced: '5.7.139',
-    text: 'Authentication unsuccessful, the user credentials were incorrect.',
-    raw: '535 5.7.139 Authentication unsuccessful, the user credentials were incorrect.',
-  },
-});
+const signInRefused = diagnose(
+  replyFailure('auth', '535 5.7.139 Authentication unsuccessful, the user credentials were incorrect.'),
+);
 
 const ALERT: Alert = {
   kind: 'held',
@@ -38,12 +31,6 @@ const ALERT: Alert = {
   text: 'Sign-in refused.',
   time: Date.UTC(2026, 0, 5, 8),
 };
-
-function recordingLogger(): Logger & { records: (LogFields & { event: string })[] } {
-  const records: (LogFields & { event: string })[] = [];
-  const log = (event: string, fields: LogFields = {}) => void records.push({ event, ...fields });
-  return { records, debug: log, info: log, warn: log, error: log, close: async () => {} };
-}
 
 async function receiver(): Promise<WebhookReceiver> {
   const started = await startWebhookReceiver();
@@ -65,12 +52,7 @@ function setup(hook: WebhookReceiver, config: Partial<AlertsConfig> = {}) {
     now: () => clock.now,
   });
   closers.push(async () => alerts.stop());
-  const hold = (): HoldInfo => ({
-    since: clock.now,
-    diagnosis: signInRefused,
-    reason: '535 5.7.139 Authentication unsuccessful',
-    retryAt: clock.now + 60_000,
-  });
+  const hold = () => heldOnSignIn(clock.now, signInRefused);
   return { clock, events, logger, alerts, hold, setQueue: (items: QueueItem[]) => void (queue = items) };
 }
 

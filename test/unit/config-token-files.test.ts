@@ -28,12 +28,17 @@ function releaseAfterFirstRefusal(files: WindowsFiles): void {
 }
 
 describe('config.json held open by another program', () => {
-  it('saves once the other program lets go, on Windows where the folder cannot be flushed', async () => {
+  /** The default config saved on Windows' file system, before another program opens it. */
+  async function savedOnWindows() {
     const files = windowsFiles({ platform: 'win32', windowsFolders: true });
     const file = path.join(dir, 'config.json');
     const first = defaultConfig();
     await saveConfigFile(file, first, files.fs);
+    return { files, file, first };
+  }
 
+  it('saves once the other program lets go, on Windows where the folder cannot be flushed', async () => {
+    const { files, file, first } = await savedOnWindows();
     files.hold(file);
     releaseAfterFirstRefusal(files);
     const changed = { ...first, allowedClients: ['10.100.102.0/24'] };
@@ -44,10 +49,7 @@ describe('config.json held open by another program', () => {
   });
 
   it('reports a file held for longer, keeps the old config whole and leaves no temporary file', async () => {
-    const files = windowsFiles({ platform: 'win32', windowsFolders: true });
-    const file = path.join(dir, 'config.json');
-    const first = defaultConfig();
-    await saveConfigFile(file, first, files.fs);
+    const { files, file, first } = await savedOnWindows();
     files.hold(file);
     await expect(
       saveConfigFile(file, { ...first, allowedClients: ['10.0.0.0/8'] }, files.fs),

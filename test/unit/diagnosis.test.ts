@@ -2,17 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import { DIAGNOSIS_RULES, diagnose } from '../../electron/relay/diagnosis.ts';
 import type { SmtpStage, UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
-
-/** A reply failure as the SMTP client reports it, from the line the server sent. */
-function reply(stage: SmtpStage, raw: string): UpstreamFailure {
-  const parsed = /^(\d{3})[ -](?:(\d\.\d{1,3}\.\d{1,3}) )?(.*)$/.exec(raw);
-  if (!parsed) throw new Error(`bad reply line in test: ${raw}`);
-  return {
-    kind: 'reply',
-    stage,
-    reply: { code: Number(parsed[1]), enhanced: parsed[2] ?? null, text: parsed[3] ?? '', raw },
-  };
-}
+import { replyFailure } from '../fixtures/upstream-failures.ts';
 
 function network(code: string): UpstreamFailure {
   return { kind: 'network', stage: 'connect', code, message: `connect ${code} 52.96.40.242:587` };
@@ -114,14 +104,14 @@ describe('every reply in exchange-online.md has its own row', () => {
   ];
 
   it.each(rows)('%s: %s → %s', (stage, line, expectedId) => {
-    expect(diagnose(reply(stage, line)).id).toBe(expectedId);
+    expect(diagnose(replyFailure(stage, line)).id).toBe(expectedId);
   });
 });
 
 describe('diagnose: what the queue does', () => {
   it('holds the queue for 535 5.7.139 and offers Set-CASMailbox', () => {
     const diagnosis = diagnose(
-      reply(
+      replyFailure(
         'auth',
         '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.',
       ),
@@ -136,7 +126,7 @@ describe('diagnose: what the queue does', () => {
 
   it('points a security defaults block at OAuth 2.0, without PowerShell', () => {
     const diagnosis = diagnose(
-      reply(
+      replyFailure(
         'auth',
         "535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy.",
       ),
@@ -147,7 +137,7 @@ describe('diagnose: what the queue does', () => {
   });
 
   it('tells how to re-enter the password and register the service principal for 535 5.7.3', () => {
-    const diagnosis = diagnose(reply('auth', '535 5.7.3 Authentication unsuccessful'));
+    const diagnosis = diagnose(replyFailure('auth', '535 5.7.3 Authentication unsuccessful'));
     expect(diagnosis).toMatchObject({ category: 'credentials', action: 'hold' });
     expect(diagnosis.fix).toContain('npx relaydesk password set');
     expect(diagnosis.powershell).toContain(
@@ -156,14 +146,14 @@ describe('diagnose: what the queue does', () => {
   });
 
   it('retries 451 4.7.500', () => {
-    expect(diagnose(reply('mail', '451 4.7.500 Server busy. Please try again later'))).toMatchObject({
+    expect(diagnose(replyFailure('mail', '451 4.7.500 Server busy. Please try again later'))).toMatchObject({
       category: 'throttling',
       action: 'retry',
     });
   });
 
   it('fails only the recipient for 550 5.1.1 at RCPT', () => {
-    expect(diagnose(reply('rcpt', '550 5.1.1 User unknown'))).toMatchObject({
+    expect(diagnose(replyFailure('rcpt', '550 5.1.1 User unknown'))).toMatchObject({
       id: 'recipient-unknown',
       category: 'recipient',
       action: 'fail-recipient',
@@ -172,7 +162,7 @@ describe('diagnose: what the queue does', () => {
 
   it('fails only the message for 554 5.2.252, since other senders still pass', () => {
     const diagnosis = diagnose(
-      reply('data', '554 5.2.252 SendAsDenied; a@contoso.com not allowed to send as b@contoso.com'),
+      replyFailure('data', '554 5.2.252 SendAsDenied; a@contoso.com not allowed to send as b@contoso.com'),
     );
     expect(diagnosis).toMatchObject({ category: 'send-as', action: 'fail-message' });
     expect(diagnosis.fix).toContain('"sender": {"mode": "rewrite"}');
@@ -180,43 +170,53 @@ describe('diagnose: what the queue does', () => {
 
   it('keeps the SubmissionQuotaExceeded limit apart from a full mailbox', () => {
     expect(
-      diagnose(reply('data', '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException')).id,
+      diagnose(
+        replyFailure('data', '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException'),
+      ).id,
     ).toBe('daily-recipient-limit');
-    expect(diagnose(reply('data', '554 5.2.2 STOREDRV.Submission.Exception:QuotaExceededException')).id).toBe(
-      'mailbox-full',
-    );
+    expect(
+      diagnose(replyFailure('data', '554 5.2.2 STOREDRV.Submission.Exception:QuotaExceededException')).id,
+    ).toBe('mailbox-full');
   });
 
   it('treats too large messages as final, with the MaxSendSize line', () => {
-    const diagnosis = diagnose(reply('mail', '552 Message size exceeds fixed maximum message size'));
+    const diagnosis = diagnose(replyFailure('mail', '552 Message size exceeds fixed maximum message size'));
     expect(diagnosis).toMatchObject({ category: 'size', action: 'fail-message' });
     expect(diagnosis.powershell).toBe('Set-Mailbox -Identity <mailbox> -MaxSendSize 150MB');
   });
 
   it('retries 452 4.5.3 too many recipients', () => {
-    expect(diagnose(reply('rcpt', '452 4.5.3 Too many recipients')).action).toBe('retry');
+    expect(diagnose(replyFailure('rcpt', '452 4.5.3 Too many recipients')).action).toBe('retry');
   });
 
   it('decides unknown replies by class and stage', () => {
-    expect(diagnose(reply('data', '450 4.2.0 try again')).action).toBe('retry');
-    expect(diagnose(reply('mail', '421 4.4.2 Connection dropped due to SocketError')).action).toBe('retry');
-    expect(diagnose(reply('data', '421 4.3.2 Service not available')).action).toBe('retry');
-    expect(diagnose(reply('rcpt', '553 5.7.1 Sender address rejected')).action).toBe('fail-recipient');
-    expect(diagnose(reply('rcpt', '550 Requested action not taken')).action).toBe('fail-recipient');
-    expect(diagnose(reply('data', '554 Transaction failed')).action).toBe('fail-message');
-    expect(diagnose(reply('mail', '553 5.1.7 The address is not valid')).action).toBe('fail-message');
-    expect(diagnose(reply('auth', '538 5.7.11 Encryption required')).action).toBe('hold');
-    expect(diagnose(reply('ehlo', '554 5.7.1 Access denied')).action).toBe('hold');
-    expect(diagnose(reply('greeting', '554 No SMTP service here')).action).toBe('hold');
-    expect(diagnose(reply('data', '250 2.0.0 OK'))).toMatchObject({ id: 'unexpected', action: 'retry' });
+    expect(diagnose(replyFailure('data', '450 4.2.0 try again')).action).toBe('retry');
+    expect(diagnose(replyFailure('mail', '421 4.4.2 Connection dropped due to SocketError')).action).toBe(
+      'retry',
+    );
+    expect(diagnose(replyFailure('data', '421 4.3.2 Service not available')).action).toBe('retry');
+    expect(diagnose(replyFailure('rcpt', '553 5.7.1 Sender address rejected')).action).toBe('fail-recipient');
+    expect(diagnose(replyFailure('rcpt', '550 Requested action not taken')).action).toBe('fail-recipient');
+    expect(diagnose(replyFailure('data', '554 Transaction failed')).action).toBe('fail-message');
+    expect(diagnose(replyFailure('mail', '553 5.1.7 The address is not valid')).action).toBe('fail-message');
+    expect(diagnose(replyFailure('auth', '538 5.7.11 Encryption required')).action).toBe('hold');
+    expect(diagnose(replyFailure('ehlo', '554 5.7.1 Access denied')).action).toBe('hold');
+    expect(diagnose(replyFailure('greeting', '554 No SMTP service here')).action).toBe('hold');
+    expect(diagnose(replyFailure('data', '250 2.0.0 OK'))).toMatchObject({
+      id: 'unexpected',
+      action: 'retry',
+    });
   });
 
   it('recognises 5.7.139 variants by text, and the bare code', () => {
     expect(
-      diagnose(reply('auth', '535 5.7.139 Authentication unsuccessful, the user credentials were incorrect.'))
-        .id,
+      diagnose(
+        replyFailure('auth', '535 5.7.139 Authentication unsuccessful, the user credentials were incorrect.'),
+      ).id,
     ).toBe('smtp-auth-credentials-incorrect');
-    expect(diagnose(reply('auth', '535 5.7.139 Authentication unsuccessful')).id).toBe('smtp-auth-policy');
+    expect(diagnose(replyFailure('auth', '535 5.7.139 Authentication unsuccessful')).id).toBe(
+      'smtp-auth-policy',
+    );
   });
 });
 
@@ -289,7 +289,7 @@ describe('diagnose: network, TLS, token, Graph and configuration failures', () =
       action: 'hold',
       retryAfterSeconds: null,
     });
-    expect(diagnose(reply('mail', '451 4.7.500 Server busy')).retryAfterSeconds).toBeNull();
+    expect(diagnose(replyFailure('mail', '451 4.7.500 Server busy')).retryAfterSeconds).toBeNull();
   });
 
   it('diagnoses Graph refusals by code and status', () => {
@@ -337,7 +337,7 @@ describe('diagnose: network, TLS, token, Graph and configuration failures', () =
 
 describe('diagnose: filling in what the relay knows', () => {
   it('puts the mailbox and app ID into the fix and the PowerShell', () => {
-    const diagnosis = diagnose(reply('auth', '535 5.7.3 Authentication unsuccessful'), {
+    const diagnosis = diagnose(replyFailure('auth', '535 5.7.3 Authentication unsuccessful'), {
       mailbox: 'john@contoso.com',
       appId: '3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b',
     });
@@ -349,7 +349,7 @@ describe('diagnose: filling in what the relay knows', () => {
 
   it('leaves placeholders it cannot fill', () => {
     const diagnosis = diagnose(
-      reply(
+      replyFailure(
         'auth',
         '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox.',
       ),
@@ -361,7 +361,7 @@ describe('diagnose: filling in what the relay knows', () => {
 
   it('takes the refused sender from a SendAsDenied reply', () => {
     const diagnosis = diagnose(
-      reply(
+      replyFailure(
         'data',
         '554 5.2.252 SendAsDenied; john@contoso.com not allowed to send as HelpDesk@contoso.com; STOREDRV.Submission.Exception',
       ),
@@ -375,7 +375,7 @@ describe('diagnose: filling in what the relay knows', () => {
 
   it('prefers the sender it is given, and quotes values PowerShell would split', () => {
     const diagnosis = diagnose(
-      reply('mail', '550 5.7.60 SMTP; Client does not have permissions to send as this sender'),
+      replyFailure('mail', '550 5.7.60 SMTP; Client does not have permissions to send as this sender'),
       {
         sender: 'FaxService@contoso.com',
         mailbox: "John O'Neil",

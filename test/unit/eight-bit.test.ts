@@ -2,12 +2,9 @@
  * RFC 6152 downgrade for an upstream without 8BITMIME: what reaches it is 7-bit only, each 8-bit
  * part re-encoded as quoted-printable (as Postfix does), and decoding gives back the device's bytes.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { downgradeToSevenBit } from '../../electron/relay/message/eight-bit.ts';
-import { createSmtpTransport } from '../../electron/relay/smtp-transport.ts';
-import type { SpooledMessage } from '../../electron/relay/spool.ts';
-import type { OutboundJob, Transport } from '../../electron/relay/transport.ts';
-import { startRawSmtpServer, type RawSmtpServer } from '../fixtures/raw-smtp-server.ts';
+import { inMemoryJob, plainTransportTo, scriptedUpstream } from '../fixtures/scripted-upstream.ts';
 
 /** RFC 2045 §6.7, as a receiving mail client decodes it. */
 function decodeQuotedPrintable(text: string): Buffer {
@@ -104,45 +101,14 @@ describe('downgradeToSevenBit', () => {
 });
 
 describe('SMTP transport to an upstream without 8BITMIME', () => {
-  const servers: RawSmtpServer[] = [];
-  const transports: Transport[] = [];
-  afterEach(async () => {
-    await Promise.all(transports.splice(0).map((transport) => transport.close()));
-    await Promise.all(servers.splice(0).map((server) => server.close()));
-  });
-
   async function deliver(ehlo: string[], eightBitDeclared: boolean) {
-    const server = await startRawSmtpServer({ ehlo });
-    servers.push(server);
-    const transport = createSmtpTransport({
-      connection: {
-        host: '127.0.0.1',
-        port: server.port,
-        security: 'none',
-        heloName: 'relay.test',
-        timeoutMs: 3000,
-      },
-      maxConnections: 1,
-      getAuth: async () => null,
-    });
-    transports.push(transport);
+    const server = await scriptedUpstream({ ehlo });
+    const transport = plainTransportTo(server);
     const bytes = Buffer.from(
       `Subject: Fax\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${GERMAN}`,
       'utf8',
     );
-    const job: OutboundJob = {
-      message: {} as SpooledMessage,
-      mailFrom: 'fax@contoso.com',
-      rcptTo: ['anna@contoso.com'],
-      headerFrom: null,
-      size: bytes.length,
-      eightBit: eightBitDeclared,
-      smtpUtf8: false,
-      bytes,
-      open: () => {
-        throw new Error('the message is in memory');
-      },
-    };
+    const job = inMemoryJob(bytes, { mailFrom: 'fax@contoso.com', eightBit: eightBitDeclared });
     expect(await transport.send(job)).toMatchObject({ ok: true });
     const session = server.sessions[0]!;
     return { raw: session.messages[0]!.raw!, commands: session.commands };

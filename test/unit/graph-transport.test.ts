@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { defaultConfig } from '../../electron/config/defaults.ts';
 import type { UpstreamConfig } from '../../electron/config/types.ts';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
@@ -17,12 +17,7 @@ import {
   type GraphEmulatorOptions,
 } from '../fixtures/graph-emulator.ts';
 import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
-
-const cleanups: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()?.();
-});
+import { entraApp } from '../fixtures/entra-app.ts';
 
 interface Setup {
   tokens: TokenEndpoint;
@@ -37,24 +32,18 @@ async function setup(
   clientSecret?: string,
 ): Promise<Setup> {
   const tokens = await startTokenEndpoint();
-  cleanups.push(() => tokens.close());
+  onTestFinished(() => tokens.close());
   const graph = await startGraphEmulator({
     tokens,
     mailboxes: ['john@contoso.com', 'jane@contoso.com'],
     ...emulator,
   });
-  cleanups.push(() => graph.close());
+  onTestFinished(() => graph.close());
   const upstream: UpstreamConfig = {
     ...defaultConfig().upstream,
     type: 'graph',
     auth: 'oauth2',
-    oauth2: {
-      tenant: tokens.tenant,
-      clientId: tokens.clientId,
-      grant: 'client_credentials',
-      authorityUrl: tokens.authorityUrl,
-      tokenUrl: tokens.url(),
-    },
+    oauth2: { ...entraApp(tokens, 'client_credentials'), tokenUrl: tokens.url() },
     mailbox: 'john@contoso.com',
     graphUrl: graph.url,
     timeoutSeconds: 20,
@@ -67,7 +56,7 @@ async function setup(
     getClientSecret: async () => clientSecret ?? tokens.clientSecret,
   });
   const transport = createGraphTransport({ upstream, tokens: provider });
-  cleanups.push(() => transport.close());
+  onTestFinished(() => transport.close());
   return { tokens, graph, upstream, transport };
 }
 

@@ -5,26 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { relaySnapshot } from '../../electron/admin/health-endpoint.ts';
 import { oldestWaitingAt } from '../../electron/app/health.ts';
-import type { Relay, RelayStatus } from '../../electron/relay/relay.ts';
+import { countEntries } from '../../electron/relay/queue.ts';
+import type { Relay } from '../../electron/relay/relay.ts';
+import { relayStatus } from '../fixtures/relay-status.ts';
 
-const status: RelayStatus = {
-  running: true,
-  pid: 1,
-  startedAt: 0,
-  listeners: [{ host: '127.0.0.1', port: 2525, tls: 'none' }],
-  upstream: {
-    description: 'smtp.office365.com:587',
-    state: 'ok',
-    lastSuccessAt: null,
-    lastSuccessReply: null,
-    lastError: null,
-    heldSince: null,
-    hold: null,
-  },
-  queue: { queued: 200_000, active: 0, deferred: 0, held: 0, failed: 1 },
-  today: { date: '2026-12-03', accepted: 0, delivered: 0, deferred: 0, failed: 0, denied: 0 },
-  devices: [],
-};
+const status = relayStatus({ queue: { ...countEntries([]), queued: 200_000, failed: 1 } });
 
 describe('the oldest waiting message', () => {
   it('skips failed mail, and is null when nothing waits', () => {

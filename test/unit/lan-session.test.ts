@@ -3,29 +3,17 @@
  * on disk. What the upstream offered (SMTPUTF8, SIZE) decides what a device is refused at once; a
  * clock under the test's control drives the deadlines.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LanSession, type SessionHost, type SessionLimits } from '../../electron/relay/lan/session.ts';
 import type { SpooledMessage } from '../../electron/relay/spool.ts';
-import { createSpool as openSpool, type Spool } from '../../electron/relay/spool.ts';
 import {
   createUpstreamCapabilities,
   type UpstreamCapabilities,
 } from '../../electron/relay/upstream-capabilities.ts';
-import { cleanup, eventually, tempDir } from '../integration/harness.ts';
+import { useTempSpools } from '../fixtures/temp-spools.ts';
+import { eventually } from '../integration/harness.ts';
 
-const dirs: string[] = [];
-/** Closed before their folders go: Windows keeps a folder with an open segment in it. */
-const spools: Spool[] = [];
-afterEach(async () => {
-  for (const spool of spools.splice(0)) await spool.close();
-  for (const dir of dirs.splice(0)) await cleanup(dir);
-});
-
-async function createSpool(...args: Parameters<typeof openSpool>): Promise<Spool> {
-  const spool = await openSpool(...args);
-  spools.push(spool);
-  return spool;
-}
+const spools = useTempSpools('relaydesk-session-');
 
 const LIMITS: SessionLimits = {
   maxMessageBytes: 1024 * 1024,
@@ -51,9 +39,7 @@ interface Harness {
 async function harness(
   options: { upstream?: UpstreamCapabilities; limits?: Partial<SessionLimits>; startTls?: boolean } = {},
 ): Promise<Harness> {
-  const dir = await tempDir('relaydesk-session-');
-  dirs.push(dir);
-  const spool = await createSpool(dir);
+  const spool = await spools.fresh();
   const capabilities = createUpstreamCapabilities();
   if (options.upstream) capabilities.learn(options.upstream);
   const replies: string[] = [];

@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { defaultConfig } from '../../electron/config/defaults.ts';
 import type { UpstreamConfig } from '../../electron/config/types.ts';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
@@ -22,7 +22,7 @@ import { createUpstreamTransport } from '../../electron/relay/upstream.ts';
 import { startGraphEmulator } from '../fixtures/graph-emulator.ts';
 import { signIn, signOut, type SignInPrompt } from '../../electron/relay/oauth/signin.ts';
 import { readSignedIn } from '../../electron/relay/oauth/signed-in.ts';
-import { UpstreamError, type UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
+import type { UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
 import { createMemoryStore, type SecretStore } from '../../electron/secrets/index.ts';
 import { refreshTokenAccount } from '../../electron/relay/secret-accounts.ts';
 import {
@@ -31,11 +31,8 @@ import {
   type EntraErrorCode,
   type TokenEndpointOptions,
 } from '../fixtures/token-endpoint.ts';
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+import { failureOf } from '../fixtures/upstream-failures.ts';
+import { entraApp } from '../fixtures/entra-app.ts';
 
 async function setup(options: TokenEndpointOptions = {}) {
   const endpoint = await startTokenEndpoint({
@@ -46,21 +43,15 @@ async function setup(options: TokenEndpointOptions = {}) {
     deviceCodeInterval: 1,
     ...options,
   });
-  cleanups.push(() => endpoint.close());
+  onTestFinished(() => endpoint.close());
   const dataDir = await mkdtemp(join(tmpdir(), 'relaydesk-signin-'));
-  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
   const upstream: UpstreamConfig = {
     ...defaultConfig().upstream,
     preset: 'microsoft365',
     host: 'smtp.office365.com',
     auth: 'oauth2',
-    oauth2: {
-      tenant: endpoint.tenant,
-      clientId: endpoint.clientId,
-      grant: 'delegated',
-      authorityUrl: endpoint.authorityUrl,
-      tokenUrl: endpoint.url(),
-    },
+    oauth2: { ...entraApp(endpoint, 'delegated'), tokenUrl: endpoint.url() },
   };
   return { endpoint, dataDir, upstream, secrets: createMemoryStore() };
 }
@@ -74,15 +65,6 @@ async function browse(url: string): Promise<{ status: number; body: string; loca
   if (!location) return { status: signInPage.status, body: await signInPage.text(), location: null };
   const back = await fetch(location);
   return { status: back.status, body: await back.text(), location };
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<UpstreamFailure> {
-  const error = await promise.then(
-    () => null,
-    (caught: unknown) => caught,
-  );
-  if (!(error instanceof UpstreamError)) throw new Error(`expected an UpstreamError, got ${String(error)}`);
-  return error.failure;
 }
 
 async function browserSignIn(s: Setup, secrets: SecretStore = s.secrets) {
@@ -469,7 +451,7 @@ describe('keep-alive', () => {
       onRenewed: () => (renewed += 1),
       onFailed: (failure) => failures.push(failure),
     });
-    cleanups.push(async () => keepAlive.stop());
+    onTestFinished(async () => keepAlive.stop());
     const deadline = Date.now() + 10_000;
     while (renewed < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(renewed).toBeGreaterThanOrEqual(3);
@@ -490,11 +472,11 @@ describe('Graph upstream with a delegated sign-in', () => {
       tokens: s.endpoint,
       mailboxes: ['john@contoso.com', 'scanner@contoso.com'],
     });
-    cleanups.push(() => graph.close());
+    onTestFinished(() => graph.close());
     const upstream: UpstreamConfig = { ...s.upstream, type: 'graph', graphUrl: graph.url, mailbox };
     await browserSignIn({ ...s, upstream });
     const transport = await createUpstreamTransport(upstream, { secrets: s.secrets, dataDir: s.dataDir });
-    cleanups.push(() => transport.close());
+    onTestFinished(() => transport.close());
     const bytes = Buffer.from(`From: ${mailbox}\r\nTo: alice@contoso.com\r\nSubject: scan\r\n\r\nScan.\r\n`);
     const outcome = await transport.send({
       message: {} as SpooledMessage,

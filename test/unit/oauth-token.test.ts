@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   GRAPH_SCOPE,
   SMTP_SCOPE,
@@ -7,22 +7,17 @@ import {
   defaultTokenUrl,
   type TokenProviderOptions,
 } from '../../electron/relay/oauth-token.ts';
-import { UpstreamError, type UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
+import { UpstreamError } from '../../electron/relay/upstream-failure.ts';
 import {
   startTokenEndpoint,
   type TokenEndpoint,
   type TokenEndpointOptions,
 } from '../fixtures/token-endpoint.ts';
-
-const cleanups: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()?.();
-});
+import { upstreamErrorOf } from '../fixtures/upstream-failures.ts';
 
 async function endpoint(options?: TokenEndpointOptions): Promise<TokenEndpoint> {
   const started = await startTokenEndpoint(options);
-  cleanups.push(() => started.close());
+  onTestFinished(() => started.close());
   return started;
 }
 
@@ -34,16 +29,6 @@ function providerFor(tokens: TokenEndpoint, overrides: Partial<TokenProviderOpti
     getClientSecret: async () => tokens.clientSecret,
     ...overrides,
   });
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<{ failure: UpstreamFailure; message: string }> {
-  const error = await promise.then(
-    () => null,
-    (rejected: unknown) => rejected,
-  );
-  expect(error).toBeInstanceOf(UpstreamError);
-  const upstreamError = error as UpstreamError;
-  return { failure: upstreamError.failure, message: upstreamError.message };
 }
 
 describe('defaultTokenUrl', () => {
@@ -130,7 +115,7 @@ describe('createTokenProvider', () => {
   it('reports a wrong client secret as AADSTS7000215 without repeating the secret', async () => {
     const tokens = await endpoint();
     const wrongSecret = 'Wr0ng~SecretValue.abcdefghijklmnopqrstu';
-    const { failure, message } = await failureOf(
+    const { failure, message } = await upstreamErrorOf(
       providerFor(tokens, { getClientSecret: async () => wrongSecret }).getToken(),
     );
 
@@ -161,7 +146,7 @@ describe('createTokenProvider', () => {
 
     const rotated = 'Rotated~secret.0123456789abcdefghijklmn';
     tokens.setClientSecret(rotated);
-    const { failure } = await failureOf(provider.getToken({ forceRefresh: true }));
+    const { failure } = await upstreamErrorOf(provider.getToken({ forceRefresh: true }));
     expect(failure).toMatchObject({ kind: 'token', aadsts: [7000215] });
 
     stored = rotated;
@@ -170,7 +155,7 @@ describe('createTokenProvider', () => {
 
   it('reports an unknown tenant as AADSTS90002', async () => {
     const tokens = await endpoint();
-    const { failure } = await failureOf(
+    const { failure } = await upstreamErrorOf(
       providerFor(tokens, { tokenUrl: tokens.url('fabrikam.com') }).getToken(),
     );
     expect(failure).toMatchObject({ kind: 'token', status: 400, error: 'invalid_request', aadsts: [90002] });
@@ -180,7 +165,7 @@ describe('createTokenProvider', () => {
   it('reports an unknown client id as AADSTS700016', async () => {
     const tokens = await endpoint();
     const otherClient = '00000000-1111-2222-3333-444444444444';
-    const { failure } = await failureOf(providerFor(tokens, { clientId: otherClient }).getToken());
+    const { failure } = await upstreamErrorOf(providerFor(tokens, { clientId: otherClient }).getToken());
     expect(failure).toMatchObject({
       kind: 'token',
       status: 400,
@@ -193,7 +178,7 @@ describe('createTokenProvider', () => {
   it('reports missing admin consent as AADSTS65001', async () => {
     const tokens = await endpoint();
     tokens.requireConsent(SMTP_SCOPE, false);
-    const { failure } = await failureOf(providerFor(tokens).getToken());
+    const { failure } = await upstreamErrorOf(providerFor(tokens).getToken());
     expect(failure).toMatchObject({ kind: 'token', status: 400, error: 'invalid_grant', aadsts: [65001] });
 
     tokens.requireConsent(SMTP_SCOPE, true);
@@ -202,7 +187,7 @@ describe('createTokenProvider', () => {
 
   it('reports a scope the app may not ask for as invalid_scope', async () => {
     const tokens = await endpoint({ scopes: [GRAPH_SCOPE] });
-    const { failure } = await failureOf(providerFor(tokens).getToken());
+    const { failure } = await upstreamErrorOf(providerFor(tokens).getToken());
     expect(failure).toMatchObject({ kind: 'token', status: 400, error: 'invalid_scope', aadsts: [70011] });
   });
 
@@ -211,7 +196,7 @@ describe('createTokenProvider', () => {
     const url = tokens.url();
     await tokens.close();
 
-    const { failure } = await failureOf(
+    const { failure } = await upstreamErrorOf(
       createTokenProvider({
         tokenUrl: url,
         clientId: tokens.clientId,
@@ -227,14 +212,14 @@ describe('createTokenProvider', () => {
     const sockets = new Set<Socket>();
     const silent: Server = createServer((socket) => sockets.add(socket));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    cleanups.push(async () => {
+    onTestFinished(async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
     });
     const { port } = silent.address() as AddressInfo;
 
     const started = Date.now();
-    const { failure } = await failureOf(
+    const { failure } = await upstreamErrorOf(
       createTokenProvider({
         tokenUrl: `http://127.0.0.1:${port}/contoso.onmicrosoft.com/oauth2/v2.0/token`,
         clientId: 'client',

@@ -2,26 +2,15 @@
  * The queue's hold on a real spool: only a relay problem holds the queue, and while held the probes
  * take turns among the waiting messages instead of trying the same one forever.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DIAGNOSIS_RULES, diagnose } from '../../electron/relay/diagnosis.ts';
 import { createQueue, type AttemptResult, type QueueEvents } from '../../electron/relay/queue.ts';
-import { createSpool as openSpool, type Spool, type SpooledMessage } from '../../electron/relay/spool.ts';
+import type { SpooledMessage } from '../../electron/relay/spool.ts';
 import type { UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
-import { cleanup, tempDir } from '../integration/harness.ts';
+import { storeMessage, useTempSpools } from '../fixtures/temp-spools.ts';
+import { replyFailure } from '../fixtures/upstream-failures.ts';
 
-const dirs: string[] = [];
-/** Closed before their folders go: Windows keeps a folder with an open segment in it. */
-const spools: Spool[] = [];
-afterEach(async () => {
-  for (const spool of spools.splice(0)) await spool.close();
-  for (const dir of dirs.splice(0)) await cleanup(dir);
-});
-
-async function createSpool(...args: Parameters<typeof openSpool>): Promise<Spool> {
-  const spool = await openSpool(...args);
-  spools.push(spool);
-  return spool;
-}
+const spools = useTempSpools('relaydesk-queue-');
 
 const events: QueueEvents = {
   delivered: () => undefined,
@@ -33,29 +22,14 @@ const events: QueueEvents = {
 };
 
 async function queueWith(count: number) {
-  const dir = await tempDir('relaydesk-queue-');
-  dirs.push(dir);
-  const spool = await createSpool(dir);
+  const spool = await spools.fresh();
   const queue = createQueue(spool, { retryForHours: 48, minRetrySeconds: 1, maxRetrySeconds: 4 }, events);
   const messages: SpooledMessage[] = [];
   for (let index = 0; index < count; index++) {
-    const writer = await spool.begin({
+    const message = await storeMessage(spool, [Buffer.from(`Subject: ${index}\r\n\r\nbody\r\n`)], {
       receivedAt: Date.now() + index,
-      client: {
-        ip: '127.0.0.1',
-        port: 4000,
-        helo: 'scanner',
-        listener: '127.0.0.1:25',
-        tls: false,
-        authUser: null,
-      },
       mailFrom: `device${index}@contoso.com`,
-      rcptTo: ['anna@contoso.com'],
-      eightBit: false,
-      smtpUtf8: false,
     });
-    await writer.write(Buffer.from(`Subject: ${index}\r\n\r\nbody\r\n`));
-    const message = await writer.commit();
     messages.push(message);
     queue.add(message);
   }
@@ -70,16 +44,7 @@ function failedWith(message: SpooledMessage, failure: UpstreamFailure): AttemptR
   };
 }
 
-const wrongPassword: UpstreamFailure = {
-  kind: 'reply',
-  stage: 'auth',
-  reply: {
-    code: 535,
-    enhanced: '5.7.3',
-    text: 'Authentication unsuccessful',
-    raw: '535 5.7.3 Authentication unsuccessful',
-  },
-};
+const wrongPassword = replyFailure('auth', '535 5.7.3 Authentication unsuccessful');
 
 describe('queue hold', () => {
   it('holds on a relay problem, never on a problem of one message', async () => {

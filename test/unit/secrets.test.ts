@@ -2,7 +2,6 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../electron/config/defaults.ts';
 import type { UpstreamConfig } from '../../electron/config/types.ts';
-import { UpstreamError, type UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
 import {
   KeychainUnavailableError,
   SecretInputError,
@@ -16,6 +15,7 @@ import {
   secretAccount,
   storeSecret,
 } from '../../electron/relay/secret-accounts.ts';
+import { failureOf } from '../fixtures/upstream-failures.ts';
 
 const passwordUpstream: UpstreamConfig = {
   ...defaultConfig().upstream,
@@ -35,15 +35,6 @@ const oauthUpstream: UpstreamConfig = {
     tokenUrl: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
   },
 };
-
-async function failureOf(promise: Promise<unknown>): Promise<UpstreamFailure> {
-  const error = await promise.then(
-    () => null,
-    (rejected: unknown) => rejected,
-  );
-  expect(error).toBeInstanceOf(UpstreamError);
-  return (error as UpstreamError).failure;
-}
 
 describe('secretAccount', () => {
   it('names the password by mailbox and smart host, and the client secret by tenant and app', () => {

@@ -6,7 +6,7 @@
 import { randomFillSync } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   BATCH_HEADER_BYTES,
   BLOCK_BYTES,
@@ -16,56 +16,26 @@ import {
   scanSegment,
   segmentName,
 } from '../../electron/relay/segment-log.ts';
-import { createSpool, inspectSpool, type Spool, type SpooledMessage } from '../../electron/relay/spool.ts';
+import { inspectSpool, type Spool, type SpooledMessage } from '../../electron/relay/spool.ts';
 import { writeLegacyMessage } from '../fixtures/legacy-spool.ts';
+import { storeMessage, useTempSpools } from '../fixtures/temp-spools.ts';
 import { windowsFiles } from '../fixtures/windows-files.ts';
-import { cleanup, eventually, tempDir } from '../integration/harness.ts';
+import { eventually } from '../integration/harness.ts';
 
-const dirs: string[] = [];
-const spools: Spool[] = [];
-afterEach(async () => {
-  for (const spool of spools.splice(0)) await spool.close();
-  for (const dir of dirs.splice(0)) await cleanup(dir);
-});
+const spools = useTempSpools('relaydesk-segments-');
 
-async function open(dir: string, segmentBytes?: number): Promise<Spool> {
-  const spool = await createSpool(dir, { segmentBytes });
-  spools.push(spool);
-  return spool;
-}
-
-async function freshDir(): Promise<string> {
-  const dir = await tempDir('relaydesk-segments-');
-  dirs.push(dir);
-  return dir;
-}
-
-const client = {
-  ip: '127.0.0.1',
-  port: 4000,
-  helo: 'scanner',
-  listener: '127.0.0.1:25',
-  tls: false,
-  authUser: null,
-};
+const open = (dir: string, segmentBytes?: number) => spools.open(dir, { segmentBytes });
 
 function body(n: number, size = 3000): Buffer {
   const text = `Subject: message ${n}\r\n\r\n`;
   return Buffer.concat([Buffer.from(text), Buffer.alloc(size - text.length, 97 + (n % 26))]);
 }
 
-async function store(spool: Spool, bytes: Buffer, rcptTo = ['anna@contoso.com']): Promise<SpooledMessage> {
-  const writer = await spool.begin({
-    receivedAt: Date.now(),
-    client,
-    mailFrom: 'scanner@contoso.com',
-    rcptTo,
-    eightBit: false,
-    smtpUtf8: false,
-  });
-  // In pieces, as a socket delivers them.
-  for (let at = 0; at < bytes.length; at += 1000) await writer.write(bytes.subarray(at, at + 1000));
-  return writer.commit();
+/** `bytes` in 1000-byte pieces, as a socket delivers them. */
+function store(spool: Spool, bytes: Buffer, rcptTo = ['anna@contoso.com']): Promise<SpooledMessage> {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += 1000) pieces.push(bytes.subarray(at, at + 1000));
+  return storeMessage(spool, pieces, { rcptTo });
 }
 
 /** The message's bytes as the spool reads them back for delivery. */
@@ -119,7 +89,7 @@ describe('records', () => {
 
 describe('a batch torn at every 512-byte boundary', () => {
   it('recovers every acknowledged message intact, ignores the torn tail, and revives no garbage', async () => {
-    const dir = await freshDir();
+    const dir = await spools.folder();
     // A small segment: each of the hundreds of cuts below copies it.
     const spool = await open(dir, 128 * 1024);
     const acknowledged = new Map<string, Buffer>();
@@ -153,7 +123,7 @@ describe('a batch torn at every 512-byte boundary', () => {
         const disk = Buffer.from(after);
         if (fill === 'zeros') disk.fill(0, cut, writtenEnd);
         else randomFillSync(disk, cut, writtenEnd - cut);
-        const copy = await freshDir();
+        const copy = await spools.folder();
         await mkdir(join(copy, 'segments'));
         await writeFile(join(copy, 'segments', name!), disk);
 
@@ -179,7 +149,7 @@ describe('a batch torn at every 512-byte boundary', () => {
 
 describe('segments', () => {
   it('keeps messages up to 256 KB in segments and larger ones in files of their own, both read back whole', async () => {
-    const dir = await freshDir();
+    const dir = await spools.folder();
     const spool = await open(dir);
     const small = body(1, 256 * 1024);
     const large = body(2, 256 * 1024 + 1);
@@ -198,7 +168,7 @@ describe('segments', () => {
   });
 
   it('writes delivery state as records: a restart knows the attempts and forgets what was delivered', async () => {
-    const dir = await freshDir();
+    const dir = await spools.folder();
     const spool = await open(dir);
     const delivered = await store(spool, body(1));
     const deferred = await store(spool, body(2), ['anna@contoso.com', 'ben@contoso.com']);
@@ -218,7 +188,7 @@ describe('segments', () => {
   });
 
   it('reclaims segments once every message in them is done: the number of files stays flat', async () => {
-    const dir = await freshDir();
+    const dir = await spools.folder();
     const spool = await open(dir, 64 * 1024);
     await spool.load();
     const counts: number[] = [];
@@ -237,10 +207,9 @@ describe('segments', () => {
   });
 
   it('deletes a segment another program held (Windows) once it lets go, with no more mail coming', async () => {
-    const dir = await freshDir();
+    const dir = await spools.folder();
     const files = windowsFiles({ platform: 'win32' });
-    const spool = await createSpool(dir, { fs: files.fs, segmentBytes: 64 * 1024 });
-    spools.push(spool);
+    const spool = await spools.open(dir, { fs: files.fs, segmentBytes: 64 * 1024 });
     await spool.load();
     const first = await store(spool, body(0));
     const firstName = first.file!.split(/[\\/]/).pop()!;
@@ -258,7 +227,7 @@ describe('segments', () => {
   });
 
   it('compacts a segment pinned by a message a held queue keeps: the message moves, the segment goes', async () => {
-    const dir = await freshDir();
+    const dir = await spools.folder();
     const spool = await open(dir, 64 * 1024);
     await spool.load();
     const held = await store(spool, body(0));
@@ -287,7 +256,7 @@ describe('segments', () => {
   it('a segment name says its sequence number, and nothing else in the folder is read as one', async () => {
     expect(segmentName(1)).toBe('00000001.seg');
     expect(segmentName(0xabc)).toBe('00000ABC.seg');
-    const dir = await freshDir();
+    const dir = await spools.folder();
     const spool = await open(dir);
     await store(spool, body(1));
     await writeFile(join(dir, 'segments', 'notes.txt'), 'an admin was here');
@@ -297,7 +266,7 @@ describe('segments', () => {
 
 describe('upgrading a data folder written by the file-per-message spool', () => {
   it('loads and delivers its messages with their state, next to new ones in segments', async () => {
-    const dir = await freshDir();
+    const dir = await spools.folder();
     const old = await writeLegacyMessage(dir, {
       id: 'MIGX0000000000001',
       rcptTo: ['anna@contoso.com', 'ben@contoso.com'],

@@ -5,64 +5,26 @@ import { join } from 'node:path';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { isLoopbackHost } from '../../electron/config/loopback.ts';
 import { assertAuthAllowed, connectSmtp } from '../../electron/relay/smtp-client.ts';
-import type { SmtpClientOptions, SmtpConnection, SmtpStep } from '../../electron/relay/smtp-client.ts';
+import type { SmtpConnection, SmtpStep } from '../../electron/relay/smtp-client.ts';
 import { ReplyReader, parseReply } from '../../electron/relay/smtp-reply.ts';
 import { UpstreamError } from '../../electron/relay/upstream-failure.ts';
-import type { UpstreamFailure } from '../../electron/relay/upstream-failure.ts';
 import { startRawSmtpServer } from '../fixtures/raw-smtp-server.ts';
-import type { RawSmtpServer, RawSmtpServerOptions } from '../fixtures/raw-smtp-server.ts';
+import type { RawSmtpServer } from '../fixtures/raw-smtp-server.ts';
 import { serverCertificate, testCa, untrustedCertificate, wrongHostCertificate } from '../fixtures/tls.ts';
+import {
+  acceptsAfter,
+  connectPlain,
+  plainClientOptions,
+  scriptedUpstream,
+} from '../fixtures/scripted-upstream.ts';
+import { failureOf } from '../fixtures/upstream-failures.ts';
 
 const PASSWORD = 'S3cret!';
 const ACCESS_TOKEN = 'eyJ0eXAiOiJKV1QiLCJhbGciOi.test-token';
 const serverTls = { key: serverCertificate.key.pem, cert: serverCertificate.cert.pem };
-
-const servers: RawSmtpServer[] = [];
-const connections: SmtpConnection[] = [];
-
-afterEach(async () => {
-  for (const connection of connections.splice(0)) connection.close();
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
-
-async function startServer(options: RawSmtpServerOptions = {}): Promise<RawSmtpServer> {
-  const server = await startRawSmtpServer(options);
-  servers.push(server);
-  return server;
-}
-
-function clientOptions(
-  server: { port: number },
-  overrides: Partial<SmtpClientOptions> = {},
-): SmtpClientOptions {
-  return {
-    host: '127.0.0.1',
-    port: server.port,
-    security: 'none',
-    heloName: 'relay.test',
-    timeoutMs: 3000,
-    auth: null,
-    ...overrides,
-  };
-}
-
-async function connect(server: { port: number }, overrides: Partial<SmtpClientOptions> = {}) {
-  const connection = await connectSmtp(clientOptions(server, overrides));
-  connections.push(connection);
-  return connection;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<UpstreamFailure> {
-  const error = await promise.then(
-    () => null,
-    (rejection: unknown) => rejection,
-  );
-  expect(error).toBeInstanceOf(UpstreamError);
-  return (error as UpstreamError).failure;
-}
 
 function firstSession(server: RawSmtpServer) {
   const session = server.sessions[0];
@@ -80,7 +42,7 @@ let wireServer: Promise<{ server: RawSmtpServer; connection: SmtpConnection }> |
 async function encode(chunks: string[]): Promise<string> {
   wireServer ??= (async () => {
     const server = await startRawSmtpServer();
-    const connection = await connectSmtp(clientOptions(server));
+    const connection = await connectSmtp(plainClientOptions(server));
     return { server, connection };
   })();
   const { server, connection } = await wireServer;
@@ -262,7 +224,7 @@ describe('loopback guard for AUTH without encryption', () => {
 
 describe('connectSmtp: greeting and EHLO', () => {
   it('reads the capabilities from an EHLO reply that arrives in 3-byte pieces', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       splitReplies: 3,
       ehlo: [
         'SIZE 157286400',
@@ -276,7 +238,7 @@ describe('connectSmtp: greeting and EHLO', () => {
         'CHUNKING',
       ],
     });
-    const connection = await connect(server);
+    const connection = await connectPlain(server);
     expect(connection.capabilities).toEqual({
       size: 157286400,
       pipelining: true,
@@ -291,17 +253,17 @@ describe('connectSmtp: greeting and EHLO', () => {
   });
 
   it('falls back to HELO when EHLO is refused with 5xx', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onCommand: (command) => (command.startsWith('EHLO') ? '502 5.5.1 Unrecognized command' : undefined),
     });
-    const connection = await connect(server);
+    const connection = await connectPlain(server);
     expect(connection.capabilities).toMatchObject({ pipelining: false, size: null, auth: [] });
     expect(firstSession(server).commands).toEqual(['EHLO relay.test', 'HELO relay.test']);
   });
 
   it('reports a refusing greeting at stage greeting', async () => {
-    const server = await startServer({ greeting: '554 5.7.1 Access denied' });
-    expect(await failureOf(connect(server))).toMatchObject({
+    const server = await scriptedUpstream({ greeting: '554 5.7.1 Access denied' });
+    expect(await failureOf(connectPlain(server))).toMatchObject({
       kind: 'reply',
       stage: 'greeting',
       reply: { code: 554, enhanced: '5.7.1', text: 'Access denied' },
@@ -309,9 +271,9 @@ describe('connectSmtp: greeting and EHLO', () => {
   });
 
   it('turns a silent server into ETIMEDOUT at the stage it stalled in', async () => {
-    const server = await startServer({ greeting: null });
+    const server = await scriptedUpstream({ greeting: null });
     const started = Date.now();
-    const failure = await failureOf(connect(server, { timeoutMs: 300 }));
+    const failure = await failureOf(connectPlain(server, { timeoutMs: 300 }));
     expect(failure).toMatchObject({ kind: 'network', stage: 'greeting', code: 'ETIMEDOUT' });
     expect(Date.now() - started).toBeLessThan(2500);
   });
@@ -321,7 +283,7 @@ describe('connectSmtp: greeting and EHLO', () => {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const port = (probe.address() as AddressInfo).port;
     await new Promise((resolve) => probe.close(resolve));
-    expect(await failureOf(connect({ port }))).toMatchObject({
+    expect(await failureOf(connectPlain({ port }))).toMatchObject({
       kind: 'network',
       stage: 'connect',
       code: 'ECONNREFUSED',
@@ -329,8 +291,8 @@ describe('connectSmtp: greeting and EHLO', () => {
   });
 
   it('reports a server that is not speaking SMTP as a protocol failure', async () => {
-    const server = await startServer({ greeting: 'SSH-2.0-OpenSSH_9.6' });
-    expect(await failureOf(connect(server))).toMatchObject({
+    const server = await scriptedUpstream({ greeting: 'SSH-2.0-OpenSSH_9.6' });
+    expect(await failureOf(connectPlain(server))).toMatchObject({
       kind: 'network',
       stage: 'greeting',
       code: 'EPROTO',
@@ -350,9 +312,9 @@ describe('connectSmtp: authentication', () => {
   }
 
   it('uses AUTH PLAIN when offered, and redacts it from the transcript', async () => {
-    const server = await startServer();
+    const server = await scriptedUpstream();
     const { lines, steps, hooks } = recordSteps();
-    await connect(server, {
+    await connectPlain(server, {
       auth: { method: 'password', user: 'john@contoso.com', password: PASSWORD },
       ...hooks,
     });
@@ -370,9 +332,9 @@ describe('connectSmtp: authentication', () => {
   });
 
   it('uses AUTH LOGIN with the standard prompts when PLAIN is not offered', async () => {
-    const server = await startServer({ ehlo: ['AUTH LOGIN XOAUTH2'] });
+    const server = await scriptedUpstream({ ehlo: ['AUTH LOGIN XOAUTH2'] });
     const { lines, hooks } = recordSteps();
-    await connect(server, {
+    await connectPlain(server, {
       auth: { method: 'password', user: 'john@contoso.com', password: PASSWORD },
       ...hooks,
     });
@@ -392,8 +354,10 @@ describe('connectSmtp: authentication', () => {
   });
 
   it('tries AUTH LOGIN when the server does not advertise AUTH at all', async () => {
-    const server = await startServer({ ehlo: ['PIPELINING'] });
-    await connect(server, { auth: { method: 'password', user: 'john@contoso.com', password: PASSWORD } });
+    const server = await scriptedUpstream({ ehlo: ['PIPELINING'] });
+    await connectPlain(server, {
+      auth: { method: 'password', user: 'john@contoso.com', password: PASSWORD },
+    });
     expect(firstSession(server).commands.slice(1)).toEqual([
       'AUTH LOGIN',
       'am9obkBjb250b3NvLmNvbQ==',
@@ -402,9 +366,9 @@ describe('connectSmtp: authentication', () => {
   });
 
   it('sends XOAUTH2 with the bearer token in one line', async () => {
-    const server = await startServer();
+    const server = await scriptedUpstream();
     const { lines, hooks } = recordSteps();
-    await connect(server, {
+    await connectPlain(server, {
       auth: { method: 'xoauth2', user: 'john@contoso.com', accessToken: ACCESS_TOKEN },
       ...hooks,
     });
@@ -416,7 +380,7 @@ describe('connectSmtp: authentication', () => {
   });
 
   it('answers the XOAUTH2 error challenge with an empty line and reports the final reply', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onCommand: (command) => {
         if (command.startsWith('AUTH XOAUTH2 ')) {
           return '334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiQmVhcmVyIiwic2NvcGUiOiJodHRwczovL291dGxvb2sub2ZmaWNlMzY1LmNvbS8uZGVmYXVsdCJ9';
@@ -427,14 +391,16 @@ describe('connectSmtp: authentication', () => {
       },
     });
     const failure = await failureOf(
-      connect(server, { auth: { method: 'xoauth2', user: 'john@contoso.com', accessToken: ACCESS_TOKEN } }),
+      connectPlain(server, {
+        auth: { method: 'xoauth2', user: 'john@contoso.com', accessToken: ACCESS_TOKEN },
+      }),
     );
     expect(failure).toMatchObject({ kind: 'reply', stage: 'auth', reply: { code: 535, enhanced: '5.7.3' } });
     expect(firstSession(server).commands.at(-1)).toBe('');
   });
 
   it('carries the refusal with its stage and enhanced code, without the secret', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onCommand: (command) =>
         command.startsWith('AUTH PLAIN')
           ? '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.'
@@ -442,7 +408,7 @@ describe('connectSmtp: authentication', () => {
     });
     const { steps, hooks } = recordSteps();
     const failure = await failureOf(
-      connect(server, {
+      connectPlain(server, {
         auth: { method: 'password', user: 'john@contoso.com', password: PASSWORD },
         ...hooks,
       }),
@@ -464,13 +430,13 @@ describe('connectSmtp: authentication', () => {
 
 describe('SmtpConnection.send', () => {
   it('pipelines MAIL, every RCPT and DATA in one packet and reports each recipient', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onCommand: (command) =>
         command === 'RCPT TO:<nobody@contoso.com>'
           ? '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup'
           : undefined,
     });
-    const connection = await connect(server);
+    const connection = await connectPlain(server);
     const result = await connection.send(
       {
         mailFrom: 'john@contoso.com',
@@ -494,8 +460,8 @@ describe('SmtpConnection.send', () => {
   });
 
   it('waits for each reply when PIPELINING is not offered', async () => {
-    const server = await startServer({ ehlo: ['8BITMIME'] });
-    const connection = await connect(server);
+    const server = await scriptedUpstream({ ehlo: ['8BITMIME'] });
+    const connection = await connectPlain(server);
     const result = await connection.send(
       {
         mailFrom: 'john@contoso.com',
@@ -515,7 +481,7 @@ describe('SmtpConnection.send', () => {
   });
 
   it('sends no message and resets when no recipient is accepted', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onCommand: (command) =>
         command.startsWith('RCPT')
           ? '550 5.1.10 Recipient not found'
@@ -523,7 +489,7 @@ describe('SmtpConnection.send', () => {
             ? '554 5.5.1 Error: no valid recipients'
             : undefined,
     });
-    const connection = await connect(server);
+    const connection = await connectPlain(server);
     const result = await connection.send(envelope, Buffer.from('x'));
     expect(result).toMatchObject({
       dataReply: null,
@@ -536,7 +502,7 @@ describe('SmtpConnection.send', () => {
   it('rejects a refused MAIL at stage mail and stays in step for the next message', async () => {
     let mailCount = 0;
     let refused = false;
-    const server = await startServer({
+    const server = await scriptedUpstream({
       // As real servers do after a refused MAIL: the pipelined RCPTs and DATA get 503.
       onCommand: (command) => {
         if (command.startsWith('MAIL')) refused = ++mailCount === 1;
@@ -545,7 +511,7 @@ describe('SmtpConnection.send', () => {
         return undefined;
       },
     });
-    const connection = await connect(server);
+    const connection = await connectPlain(server);
     const failure = await failureOf(
       connection.send(
         { mailFrom: 'john@contoso.com', rcptTo: ['a@contoso.com', 'b@contoso.com'] },
@@ -561,10 +527,10 @@ describe('SmtpConnection.send', () => {
   });
 
   it('rejects a refused DATA at stage data and clears the transaction', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onCommand: (command) => (command === 'DATA' ? '554 5.5.1 Error: no valid recipients' : undefined),
     });
-    const connection = await connect(server);
+    const connection = await connectPlain(server);
     const failure = await failureOf(connection.send(envelope, Buffer.from('x')));
     expect(failure).toMatchObject({ kind: 'reply', stage: 'data', reply: { code: 554 } });
     expect(firstSession(server).commands.slice(-2)).toEqual(['DATA', 'RSET']);
@@ -572,11 +538,11 @@ describe('SmtpConnection.send', () => {
   });
 
   it('rejects a refusal after the message at stage message', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onMessage: () =>
         '554 5.2.252 SendAsDenied; john@contoso.com not allowed to send as HelpDesk@contoso.com; STOREDRV.Submission.Exception',
     });
-    const connection = await connect(server);
+    const connection = await connectPlain(server);
     const failure = await failureOf(
       connection.send({ ...envelope, mailFrom: 'HelpDesk@contoso.com' }, Buffer.from('x')),
     );
@@ -588,10 +554,10 @@ describe('SmtpConnection.send', () => {
   });
 
   it('drops a session that took DATA after refusing MAIL, sending no message on it', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onCommand: (command) => (command.startsWith('MAIL') ? '451 4.3.0 Try again later' : undefined),
     });
-    const connection = await connect(server);
+    const connection = await connectPlain(server);
     const failure = await failureOf(connection.send(envelope, Buffer.from('x')));
     expect(failure).toMatchObject({ kind: 'reply', stage: 'mail', reply: { code: 451 } });
     expect(connection.closed).toBe(true);
@@ -599,8 +565,8 @@ describe('SmtpConnection.send', () => {
   });
 
   it('asks for SMTPUTF8 only from a server that offers it, and only for addresses that need it', async () => {
-    const plain = await startServer();
-    const plainConnection = await connect(plain);
+    const plain = await scriptedUpstream();
+    const plainConnection = await connectPlain(plain);
     const refused = await failureOf(
       plainConnection.send({ ...envelope, mailFrom: 'jöhn@contoso.com', smtpUtf8: true }, Buffer.from('x')),
     );
@@ -610,9 +576,9 @@ describe('SmtpConnection.send', () => {
     const ascii = await plainConnection.send({ ...envelope, smtpUtf8: true }, Buffer.from('x'));
     expect(ascii.dataReply?.code).toBe(250);
     expect(firstSession(plain).commands).toContain('MAIL FROM:<john@contoso.com>');
-    const capable = await startServer({ ehlo: ['SMTPUTF8'] });
+    const capable = await scriptedUpstream({ ehlo: ['SMTPUTF8'] });
     await (
-      await connect(capable)
+      await connectPlain(capable)
     ).send({ ...envelope, mailFrom: 'jöhn@contoso.com', smtpUtf8: true }, Buffer.from('x'));
     expect(firstSession(capable).commands).toContain(
       `MAIL FROM:<${Buffer.from('jöhn@contoso.com').toString('latin1')}> SMTPUTF8`,
@@ -620,8 +586,8 @@ describe('SmtpConnection.send', () => {
   });
 
   it('refuses envelope addresses that would smuggle a command', async () => {
-    const server = await startServer();
-    const connection = await connect(server);
+    const server = await scriptedUpstream();
+    const connection = await connectPlain(server);
     await expect(
       connection.send(
         { mailFrom: 'john@contoso.com', rcptTo: ['a@contoso.com>\r\nRCPT TO:<b@evil.test'] },
@@ -633,8 +599,8 @@ describe('SmtpConnection.send', () => {
   });
 
   it('streams a 30 MB message with backpressure, never holding it whole', async () => {
-    const server = await startServer({ pauseDataMs: 400 });
-    const connection = await connect(server, { timeoutMs: 10_000 });
+    const server = await scriptedUpstream({ pauseDataMs: 400 });
+    const connection = await connectPlain(server, { timeoutMs: 10_000 });
     const line = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n';
     const block = Buffer.from(
       Array.from({ length: 800 }, (_, index) => (index % 50 === 0 ? `.${line}` : line)).join(''),
@@ -670,8 +636,8 @@ describe('SmtpConnection.send', () => {
     // A message streamed in several writes: with Nagle's algorithm the last small write waits for the
     // server's delayed ACK (40 ms on Linux), which capped delivery at ~20 messages a second per
     // connection. The peer measured in the same run: the same messages as one buffer, one write.
-    const server = await startServer();
-    const connection = await connect(server);
+    const server = await scriptedUpstream();
+    const connection = await connectPlain(server);
     const head = Buffer.from('Subject: paced\r\n\r\n');
     const body = Buffer.from('line of a scanned page\r\n'.repeat(400));
     const timed = async (message: () => Readable | Buffer) => {
@@ -694,16 +660,16 @@ describe('SmtpConnection.send', () => {
   it('fails the send, and nothing else, when the message file fails before the server asks for it', async () => {
     // The spool's file stream opens at once; MAIL, RCPT and DATA take round trips before nodemailer
     // reads it. An error in between (the file deleted or locked) must not be an uncaught exception.
-    const server = await startServer();
-    const connection = await connect(server);
+    const server = await scriptedUpstream();
+    const connection = await connectPlain(server);
     const source = createReadStream(join(tmpdir(), `relaydesk-missing-${process.pid}-${Date.now()}.eml`));
     await expect(connection.send(envelope, source)).rejects.toThrow(/message stream failed: ENOENT/);
     expect(firstSession(server).messages).toHaveLength(0);
   });
 
   it('closes without completing the message when the message stream fails', async () => {
-    const server = await startServer();
-    const connection = await connect(server);
+    const server = await scriptedUpstream();
+    const connection = await connectPlain(server);
     const source = new Readable({ read() {} });
     source.push('Subject: half\r\n\r\nfirst part\r\n');
     setTimeout(() => source.destroy(new Error('spool file vanished')), 50);
@@ -716,13 +682,10 @@ describe('SmtpConnection.send', () => {
   it('waits for the reply after the final dot longer than for any other reply (RFC 5321 4.5.3.2.6)', async () => {
     // The per-reply timeout is 300 ms; the server takes three of those to accept the message.
     const timeoutMs = 300;
-    const server = await startServer({
-      onMessage: (_message, session) => {
-        setTimeout(() => session.socket.write('250 2.6.0 Queued after a long scan\r\n'), 3 * timeoutMs);
-        return null;
-      },
+    const server = await scriptedUpstream({
+      onMessage: acceptsAfter(3 * timeoutMs, '250 2.6.0 Queued after a long scan'),
     });
-    const connection = await connect(server, { timeoutMs, finalReplyTimeoutMs: 10 * timeoutMs });
+    const connection = await connectPlain(server, { timeoutMs, finalReplyTimeoutMs: 10 * timeoutMs });
     const result = await connection.send(envelope, Buffer.from('x\r\n'));
     expect(result.dataReply).toMatchObject({ code: 250, enhanced: '2.6.0' });
     expect(firstSession(server).messages).toHaveLength(1);
@@ -731,8 +694,8 @@ describe('SmtpConnection.send', () => {
 
   it('times out waiting for the final reply at stage message after the final-reply timeout, and closes', async () => {
     const timeoutMs = 200;
-    const server = await startServer({ onMessage: () => null });
-    const connection = await connect(server, { timeoutMs, finalReplyTimeoutMs: 4 * timeoutMs });
+    const server = await scriptedUpstream({ onMessage: () => null });
+    const connection = await connectPlain(server, { timeoutMs, finalReplyTimeoutMs: 4 * timeoutMs });
     let closedEvents = 0;
     connection.onClose(() => closedEvents++);
     const started = performance.now();
@@ -746,8 +709,8 @@ describe('SmtpConnection.send', () => {
   });
 
   it('survives the server resetting an idle connection, and refuses to send on it', async () => {
-    const server = await startServer();
-    const connection = await connect(server);
+    const server = await scriptedUpstream();
+    const connection = await connectPlain(server);
     const closed = new Promise<void>((resolve) => connection.onClose(resolve));
     firstSession(server).socket.resetAndDestroy();
     await closed;
@@ -759,8 +722,10 @@ describe('SmtpConnection.send', () => {
   });
 
   it('quits politely, and never throws when the server does not answer QUIT', async () => {
-    const server = await startServer({ onCommand: (command) => (command === 'QUIT' ? null : undefined) });
-    const connection = await connect(server, { timeoutMs: 200 });
+    const server = await scriptedUpstream({
+      onCommand: (command) => (command === 'QUIT' ? null : undefined),
+    });
+    const connection = await connectPlain(server, { timeoutMs: 200 });
     await connection.reset();
     await expect(connection.quit()).resolves.toBeUndefined();
     expect(connection.closed).toBe(true);
@@ -770,9 +735,9 @@ describe('SmtpConnection.send', () => {
 
 describe('TLS', () => {
   it('upgrades with STARTTLS to a server whose CA is added, then says EHLO again', async () => {
-    const server = await startServer({ tls: serverTls });
+    const server = await scriptedUpstream({ tls: serverTls });
     const steps: SmtpStep[] = [];
-    const connection = await connect(server, {
+    const connection = await connectPlain(server, {
       security: 'starttls',
       ca: testCa.pem,
       auth: { method: 'password', user: 'john@contoso.com', password: PASSWORD },
@@ -797,15 +762,15 @@ describe('TLS', () => {
   });
 
   it('negotiates TLS 1.2 with a server that stops there', async () => {
-    const server = await startServer({ tls: { ...serverTls, maxVersion: 'TLSv1.2' } });
-    const connection = await connect(server, { security: 'starttls', ca: testCa.pem });
+    const server = await scriptedUpstream({ tls: { ...serverTls, maxVersion: 'TLSv1.2' } });
+    const connection = await connectPlain(server, { security: 'starttls', ca: testCa.pem });
     expect(connection.tlsProtocol).toBe('TLSv1.2');
   });
 
   it('speaks TLS from the first byte when security is tls', async () => {
-    const server = await startServer({ tls: serverTls, implicitTls: true });
+    const server = await scriptedUpstream({ tls: serverTls, implicitTls: true });
     const steps: SmtpStep[] = [];
-    const connection = await connect(server, {
+    const connection = await connectPlain(server, {
       security: 'tls',
       ca: testCa.pem,
       onStep: (step) => steps.push(step),
@@ -830,9 +795,9 @@ describe('TLS', () => {
       'ERR_TLS_CERT_ALTNAME_INVALID',
     ],
   ])('refuses %s during STARTTLS', async (_name, certificate, ca, code) => {
-    const server = await startServer({ tls: certificate });
+    const server = await scriptedUpstream({ tls: certificate });
     const failure = await failureOf(
-      connect(server, {
+      connectPlain(server, {
         security: 'starttls',
         ca,
         auth: { method: 'password', user: 'john@contoso.com', password: PASSWORD },
@@ -843,8 +808,8 @@ describe('TLS', () => {
   });
 
   it('refuses an untrusted certificate with implicit TLS at stage connect', async () => {
-    const server = await startServer({ tls: serverTls, implicitTls: true });
-    expect(await failureOf(connect(server, { security: 'tls' }))).toMatchObject({
+    const server = await scriptedUpstream({ tls: serverTls, implicitTls: true });
+    expect(await failureOf(connectPlain(server, { security: 'tls' }))).toMatchObject({
       kind: 'tls',
       stage: 'connect',
       code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -852,10 +817,10 @@ describe('TLS', () => {
   });
 
   it('refuses a server that only speaks TLS 1.0', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       tls: { ...serverTls, minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' },
     });
-    const failure = await failureOf(connect(server, { security: 'starttls', ca: testCa.pem }));
+    const failure = await failureOf(connectPlain(server, { security: 'starttls', ca: testCa.pem }));
     expect(failure).toMatchObject({
       kind: 'tls',
       stage: 'starttls',
@@ -864,9 +829,9 @@ describe('TLS', () => {
   });
 
   it('fails with STARTTLS_NOT_OFFERED when the server does not offer it', async () => {
-    const server = await startServer();
+    const server = await scriptedUpstream();
     const failure = await failureOf(
-      connect(server, {
+      connectPlain(server, {
         security: 'starttls',
         auth: { method: 'password', user: 'john@contoso.com', password: PASSWORD },
       }),
@@ -876,12 +841,12 @@ describe('TLS', () => {
   });
 
   it('refuses plaintext sent after the STARTTLS reply (response injection)', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       tls: serverTls,
       onCommand: (command) =>
         command === 'STARTTLS' ? ['220 2.0.0 Ready', '250 2.0.0 injected'] : undefined,
     });
-    expect(await failureOf(connect(server, { security: 'starttls', ca: testCa.pem }))).toMatchObject({
+    expect(await failureOf(connectPlain(server, { security: 'starttls', ca: testCa.pem }))).toMatchObject({
       kind: 'network',
       stage: 'starttls',
       code: 'EPROTO',

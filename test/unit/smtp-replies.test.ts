@@ -2,34 +2,15 @@
  * Reply parsing against a scripted upstream (RFC 5321 §4.2): a blank line between replies is skipped,
  * as other clients do, and a reply nothing asked for is never taken as the answer to a later command.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { connectSmtp, type SmtpConnection } from '../../electron/relay/smtp-client.ts';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { connectSmtp } from '../../electron/relay/smtp-client.ts';
 import { UpstreamError } from '../../electron/relay/upstream-failure.ts';
-import {
-  startRawSmtpServer,
-  type RawSmtpServer,
-  type RawSmtpServerOptions,
-} from '../fixtures/raw-smtp-server.ts';
-
-const servers: RawSmtpServer[] = [];
-const connections: SmtpConnection[] = [];
-afterEach(async () => {
-  for (const connection of connections.splice(0)) connection.close();
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
+import type { RawSmtpServerOptions } from '../fixtures/raw-smtp-server.ts';
+import { connectPlain, plainClientOptions, scriptedUpstream } from '../fixtures/scripted-upstream.ts';
 
 async function connectTo(options: RawSmtpServerOptions) {
-  const server = await startRawSmtpServer(options);
-  servers.push(server);
-  const connection = await connectSmtp({
-    host: '127.0.0.1',
-    port: server.port,
-    security: 'none',
-    heloName: 'relay.test',
-    timeoutMs: 2000,
-    auth: null,
-  });
-  connections.push(connection);
+  const server = await scriptedUpstream(options);
+  const connection = await connectPlain(server, { timeoutMs: 2000 });
   return { server, connection };
 }
 
@@ -78,8 +59,7 @@ describe('reply parsing', () => {
   });
 
   it('does not take a reply sent with the greeting as the answer to EHLO', async () => {
-    const server = await startRawSmtpServer({ greeting: null });
-    servers.push(server);
+    const server = await scriptedUpstream({ greeting: null });
     const greeting = new Promise<void>((resolve) => {
       const check = setInterval(() => {
         const session = server.sessions[0];
@@ -90,16 +70,9 @@ describe('reply parsing', () => {
         resolve();
       }, 5);
     });
-    const connecting = connectSmtp({
-      host: '127.0.0.1',
-      port: server.port,
-      security: 'none',
-      heloName: 'relay.test',
-      timeoutMs: 2000,
-      auth: null,
-    }).then(
+    const connecting = connectSmtp(plainClientOptions(server, { timeoutMs: 2000 })).then(
       (connection) => {
-        connections.push(connection);
+        onTestFinished(() => connection.close());
         return connection;
       },
       (error: unknown) => error,

@@ -2,60 +2,24 @@
  * The SMTP transport against a scripted upstream on loopback: a message reaches the upstream once,
  * whatever the upstream does after the final dot, and a 421 is reported as the 421 it was.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
-import { createSmtpTransport } from '../../electron/relay/smtp-transport.ts';
-import type { SpooledMessage } from '../../electron/relay/spool.ts';
-import type { OutboundJob, Transport } from '../../electron/relay/transport.ts';
-import { startRawSmtpServer } from '../fixtures/raw-smtp-server.ts';
-import type { RawSmtpServer, RawSmtpServerOptions } from '../fixtures/raw-smtp-server.ts';
+import type { RawSmtpServer } from '../fixtures/raw-smtp-server.ts';
+import {
+  acceptsAfter,
+  inMemoryJob,
+  plainTransportTo,
+  scriptedUpstream,
+} from '../fixtures/scripted-upstream.ts';
 
-const servers: RawSmtpServer[] = [];
-const transports: Transport[] = [];
-
-afterEach(async () => {
-  await Promise.all(transports.splice(0).map((transport) => transport.close()));
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
-
-async function startServer(options: RawSmtpServerOptions): Promise<RawSmtpServer> {
-  const server = await startRawSmtpServer(options);
-  servers.push(server);
-  return server;
+function transportTo(server: RawSmtpServer, timeoutMs: number, finalReplyTimeoutMs?: number) {
+  return plainTransportTo(server, { timeoutMs, finalReplyTimeoutMs });
 }
 
-function transportTo(server: RawSmtpServer, timeoutMs: number, finalReplyTimeoutMs?: number): Transport {
-  const transport = createSmtpTransport({
-    connection: {
-      host: '127.0.0.1',
-      port: server.port,
-      security: 'none',
-      heloName: 'relay.test',
-      timeoutMs,
-      finalReplyTimeoutMs,
-    },
-    maxConnections: 1,
-    getAuth: async () => null,
-  });
-  transports.push(transport);
-  return transport;
-}
-
-function job(subject: string): OutboundJob {
-  const bytes = Buffer.from(`Subject: ${subject}\r\n\r\nbody\r\n`);
-  return {
-    message: {} as SpooledMessage,
-    mailFrom: 'scanner@contoso.com',
-    rcptTo: ['anna@contoso.com'],
+function job(subject: string) {
+  return inMemoryJob(Buffer.from(`Subject: ${subject}\r\n\r\nbody\r\n`), {
     headerFrom: 'scanner@contoso.com',
-    size: bytes.length,
-    eightBit: false,
-    smtpUtf8: false,
-    bytes,
-    open: () => {
-      throw new Error('the message is in memory');
-    },
-  };
+  });
 }
 
 /** Every copy of every message the upstream received, over all its sessions, by subject. */
@@ -68,12 +32,9 @@ function received(server: RawSmtpServer): string[] {
 describe('SMTP transport: exactly one copy', () => {
   it('waits for a slow upstream to accept the message instead of sending it again', async () => {
     const timeoutMs = 200;
-    const server = await startServer({
-      onMessage: (_message, session) => {
-        // Longer than several per-reply timeouts, shorter than the final-reply one.
-        setTimeout(() => session.socket.write('250 2.6.0 Queued after a virus scan\r\n'), 4 * timeoutMs);
-        return null;
-      },
+    const server = await scriptedUpstream({
+      // Longer than several per-reply timeouts, shorter than the final-reply one.
+      onMessage: acceptsAfter(4 * timeoutMs, '250 2.6.0 Queued after a virus scan'),
     });
     const transport = transportTo(server, timeoutMs, 20 * timeoutMs);
     const outcome = await transport.send(job('slow'));
@@ -83,7 +44,7 @@ describe('SMTP transport: exactly one copy', () => {
 
   it('does not send again at once when a reused connection drops after the final dot', async () => {
     let messages = 0;
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onMessage: (_message, session) => {
         if (++messages === 1) return undefined;
         // The second message arrived whole; the connection breaks before the server answers.
@@ -103,7 +64,7 @@ describe('SMTP transport: exactly one copy', () => {
   });
 
   it('sends on a new connection at once when the reused one was gone before MAIL was answered', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onCommand: (command, session) => {
         // The first session dies at the second message's MAIL, unanswered (an idle timeout racing it).
         if (command.startsWith('MAIL') && server.sessions.length === 1 && session.messages.length === 1) {
@@ -123,7 +84,7 @@ describe('SMTP transport: exactly one copy', () => {
 
 describe('SMTP transport: 421 inside a pipelined MAIL/RCPT batch', () => {
   it('reports the 421 it was, and does not reconnect at once', async () => {
-    const server = await startServer({
+    const server = await scriptedUpstream({
       onCommand: (command, session) => {
         if (session.messages.length === 0) return undefined;
         // The second transaction: 421 to MAIL, then the server hangs up; RCPT and DATA get nothing.

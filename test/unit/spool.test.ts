@@ -4,57 +4,13 @@
  */
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createSpool as openSpool,
-  inspectSpool,
-  newMessageId,
-  type Spool,
-} from '../../electron/relay/spool.ts';
+import { describe, expect, it } from 'vitest';
+import { inspectSpool, newMessageId } from '../../electron/relay/spool.ts';
+import { storeMessage, useTempSpools } from '../fixtures/temp-spools.ts';
 import { windowsFiles } from '../fixtures/windows-files.ts';
-import { cleanup, eventually, tempDir } from '../integration/harness.ts';
+import { eventually } from '../integration/harness.ts';
 
-const dirs: string[] = [];
-/** Closed before their folders go: Windows keeps a folder with an open segment in it. */
-const spools: Spool[] = [];
-afterEach(async () => {
-  for (const spool of spools.splice(0)) await spool.close();
-  for (const dir of dirs.splice(0)) await cleanup(dir);
-});
-
-async function createSpool(...args: Parameters<typeof openSpool>): Promise<Spool> {
-  const spool = await openSpool(...args);
-  spools.push(spool);
-  return spool;
-}
-
-async function freshSpool(): Promise<Spool> {
-  const dir = await tempDir('relaydesk-spool-');
-  dirs.push(dir);
-  return createSpool(dir);
-}
-
-const client = {
-  ip: '127.0.0.1',
-  port: 4000,
-  helo: 'scanner',
-  listener: '127.0.0.1:25',
-  tls: false,
-  authUser: null,
-};
-
-async function store(spool: Spool, chunks: Buffer[]) {
-  const writer = await spool.begin({
-    receivedAt: Date.now(),
-    client,
-    mailFrom: 'scanner@contoso.com',
-    rcptTo: ['anna@contoso.com'],
-    eightBit: false,
-    smtpUtf8: false,
-  });
-  for (const chunk of chunks) await writer.write(chunk);
-  return writer.commit();
-}
+const spools = useTempSpools('relaydesk-spool-');
 
 function bytes(size: number, fill: string): Buffer {
   return Buffer.alloc(size, fill);
@@ -65,9 +21,9 @@ const large = (subject: string) => [Buffer.from(`Subject: ${subject}\r\n\r\n`), 
 
 describe('spool memory copies', () => {
   it('hands a small message its bytes once, identical to the fsynced file', async () => {
-    const spool = await freshSpool();
+    const spool = await spools.fresh();
     const chunks = [Buffer.from('Subject: scan\r\n\r\n'), bytes(10_000, 'a'), Buffer.from('\r\nend\r\n')];
-    const message = await store(spool, chunks);
+    const message = await storeMessage(spool, chunks);
     const onDisk = (await readFile(spool.emlPath(message.envelope.id))).subarray(
       message.bodyOffset,
       message.bodyOffset + message.size,
@@ -82,33 +38,34 @@ describe('spool memory copies', () => {
   });
 
   it('keeps no copy of a message over 256 KB, which still lands on disk whole', async () => {
-    const spool = await freshSpool();
+    const spool = await spools.fresh();
     const chunks = Array.from({ length: 5 }, (_, i) => bytes(64 * 1024, String(i)));
-    const message = await store(spool, chunks);
+    const message = await storeMessage(spool, chunks);
     expect(spool.takeMemoryCopy(message.envelope.id)).toBeNull();
     const onDisk = (await readFile(spool.emlPath(message.envelope.id))).subarray(message.bodyOffset);
     expect(onDisk.equals(Buffer.concat(chunks))).toBe(true);
   });
 
   it('stops keeping copies at 16 MB in all (an upstream outage), and keeps them again once some are taken', async () => {
-    const spool = await freshSpool();
+    const spool = await spools.fresh();
     const ids: string[] = [];
-    for (let i = 0; i < 80; i += 1) ids.push((await store(spool, [bytes(250 * 1024, 'x')])).envelope.id);
+    for (let i = 0; i < 80; i += 1)
+      ids.push((await storeMessage(spool, [bytes(250 * 1024, 'x')])).envelope.id);
     const withCopy = ids.filter((id) => spool.takeMemoryCopy(id) !== null);
     // 16 MB / 250 KB = 65.5: the first 65 messages keep a copy, the rest wait on disk only.
     expect(withCopy).toEqual(ids.slice(0, 65));
-    const later = await store(spool, [bytes(250 * 1024, 'y')]);
+    const later = await storeMessage(spool, [bytes(250 * 1024, 'y')]);
     expect(spool.takeMemoryCopy(later.envelope.id)?.length).toBe(250 * 1024);
   });
 
   it('forgets a removed message, in memory and on disk, across a restart', async () => {
-    const spool = await freshSpool();
-    const kept = await store(spool, [Buffer.from('Subject: kept\r\n\r\nbody\r\n')]);
-    const removed = await store(spool, [Buffer.from('Subject: gone\r\n\r\nbody\r\n')]);
+    const spool = await spools.fresh();
+    const kept = await storeMessage(spool, [Buffer.from('Subject: kept\r\n\r\nbody\r\n')]);
+    const removed = await storeMessage(spool, [Buffer.from('Subject: gone\r\n\r\nbody\r\n')]);
     await spool.remove(removed.envelope.id);
     expect(spool.takeMemoryCopy(removed.envelope.id)).toBeNull();
 
-    const reopened = await createSpool(spool.root);
+    const reopened = await spools.open(spool.root);
     const loaded = await reopened.load();
     expect(loaded.messages.map((m) => m.envelope.id)).toEqual([kept.envelope.id]);
     // Nothing in memory after a restart: the first attempt reads the file.
@@ -118,18 +75,18 @@ describe('spool memory copies', () => {
 
 describe('spool removal', () => {
   it('removes the message before its state, so a crash in between never revives a half-delivered message', async () => {
-    const spool = await freshSpool();
-    const message = await store(spool, large('two'));
+    const spool = await spools.fresh();
+    const message = await storeMessage(spool, large('two'));
     const id = message.envelope.id;
     await spool.saveState(id, { ...message.state, attempts: 1 });
     await spool.remove(id);
     expect(await readdir(join(spool.root, 'queue'))).toEqual([]);
 
     // What a crash between the two unlinks leaves: the state file alone. A restart drops it.
-    const orphan = await store(spool, large('orphan'));
+    const orphan = await storeMessage(spool, large('orphan'));
     await spool.saveState(orphan.envelope.id, { ...orphan.state, attempts: 1 });
     await unlink(spool.emlPath(orphan.envelope.id));
-    const reopened = await createSpool(spool.root);
+    const reopened = await spools.open(spool.root);
     expect((await reopened.load()).messages).toEqual([]);
     expect(await readdir(join(spool.root, 'queue'))).toEqual([]);
   });
@@ -146,49 +103,46 @@ describe('newMessageId', () => {
 
 describe('spool acceptance is one step (issue 11 row 2)', () => {
   it('a message moved into queue/ that cannot be taken back is accepted (250), never refused and then delivered', async () => {
-    const dir = await tempDir('relaydesk-spool-');
-    dirs.push(dir);
+    const dir = await spools.folder();
     // A queue folder that cannot be flushed: only POSIX flushes folders (Windows cannot), so told linux.
     const files = windowsFiles({ platform: 'linux' });
-    const spool = await createSpool(dir, { fs: files.fs });
+    const spool = await spools.open(dir, { fs: files.fs });
     // The disk cannot flush the queue folder, and an indexer already holds the new .eml open, so the
     // spool cannot take the message back out of queue/: it is queued, so the device must hear 250.
     files.failFolderSync('EIO');
     files.hold(/\.eml$/);
-    const message = await store(spool, large('kept'));
+    const message = await storeMessage(spool, large('kept'));
     files.failFolderSync(null);
     files.releaseAll();
-    const loaded = await (await createSpool(dir)).load();
+    const loaded = await (await spools.open(dir)).load();
     expect(loaded.messages.map((m) => m.envelope.id)).toEqual([message.envelope.id]);
   });
 
   it('a message refused at commit leaves nothing in queue/', async () => {
-    const dir = await tempDir('relaydesk-spool-');
-    dirs.push(dir);
+    const dir = await spools.folder();
     const files = windowsFiles({ platform: 'linux' });
-    const spool = await createSpool(dir, { fs: files.fs });
+    const spool = await spools.open(dir, { fs: files.fs });
     files.failFolderSync('EIO');
-    await expect(store(spool, large('refused'))).rejects.toMatchObject({
+    await expect(storeMessage(spool, large('refused'))).rejects.toMatchObject({
       code: 'EIO',
     });
     files.failFolderSync(null);
     expect(await readdir(join(dir, 'queue'))).toEqual([]);
-    expect((await (await createSpool(dir)).load()).messages).toEqual([]);
+    expect((await (await spools.open(dir)).load()).messages).toEqual([]);
   });
 });
 
 describe('spool removal of a file another program holds (issue 11 row 5)', () => {
   it('never loads a removed message again, and deletes its files once the other program lets go', async () => {
-    const dir = await tempDir('relaydesk-spool-');
-    dirs.push(dir);
+    const dir = await spools.folder();
     const files = windowsFiles();
-    const spool = await createSpool(dir, { fs: files.fs });
-    const kept = await store(spool, large('kept'));
-    const removed = await store(spool, large('gone'));
+    const spool = await spools.open(dir, { fs: files.fs });
+    const kept = await storeMessage(spool, large('kept'));
+    const removed = await storeMessage(spool, large('gone'));
     files.hold(spool.emlPath(removed.envelope.id));
     await spool.remove(removed.envelope.id);
 
-    const restarted = await createSpool(dir, { fs: files.fs });
+    const restarted = await spools.open(dir, { fs: files.fs });
     expect((await restarted.load()).messages.map((m) => m.envelope.id)).toEqual([kept.envelope.id]);
     expect((await inspectSpool(dir)).map((m) => m.envelope.id)).toEqual([kept.envelope.id]);
     files.releaseAll();
@@ -202,24 +156,15 @@ describe('spool removal of a file another program holds (issue 11 row 5)', () =>
 
 describe('spool envelope size (issue 12 defect 2)', () => {
   it('reloads a message with 10,000 recipients (an envelope line over 1 MiB) after a restart', async () => {
-    const spool = await freshSpool();
+    const spool = await spools.fresh();
     const rcptTo = Array.from(
       { length: 10_000 },
       (_, i) => `recipient-${String(i).padStart(5, '0')}-${'x'.repeat(90)}@department.contoso.com`,
     );
-    const writer = await spool.begin({
-      receivedAt: Date.now(),
-      client,
-      mailFrom: 'scanner@contoso.com',
-      rcptTo,
-      eightBit: false,
-      smtpUtf8: false,
-    });
-    await writer.write(Buffer.from('Subject: everyone\r\n\r\nbody\r\n'));
-    const message = await writer.commit();
+    const message = await storeMessage(spool, [Buffer.from('Subject: everyone\r\n\r\nbody\r\n')], { rcptTo });
     expect(message.bodyOffset).toBeGreaterThan(1024 * 1024);
 
-    const loaded = await (await createSpool(spool.root)).load();
+    const loaded = await (await spools.open(spool.root)).load();
     expect(loaded.quarantined).toEqual([]);
     expect(loaded.messages).toHaveLength(1);
     expect(loaded.messages[0]!.envelope.rcptTo).toEqual(rcptTo);
@@ -230,23 +175,22 @@ describe('spool envelope size (issue 12 defect 2)', () => {
 
 describe('spool start while another program holds a queued message (issue 11)', () => {
   it('leaves a message it cannot open for now where it is, never quarantined, and loads it at the next start', async () => {
-    const dir = await tempDir('relaydesk-spool-');
-    dirs.push(dir);
+    const dir = await spools.folder();
     const files = windowsFiles({ platform: 'win32' });
-    const spool = await createSpool(dir, { fs: files.fs });
-    const message = await store(spool, large('scanned'));
+    const spool = await spools.open(dir, { fs: files.fs });
+    const message = await storeMessage(spool, large('scanned'));
     await spool.saveState(message.envelope.id, { ...message.state, attempts: 1 });
 
     // A backup opens the message's files without sharing them while the relay starts.
     files.fail('open', /\.(eml|state\.json)$/, 'EBUSY');
-    const first = await (await createSpool(dir, { fs: files.fs })).load();
+    const first = await (await spools.open(dir, { fs: files.fs })).load();
     expect(first.messages).toEqual([]);
     expect(first.quarantined).toEqual([]);
     expect(first.held).toEqual([{ file: `${message.envelope.id}.eml`, code: 'EBUSY' }]);
     expect(await readdir(join(dir, 'quarantine'))).toEqual([]);
 
     files.fail('open', /x/, null);
-    const second = await (await createSpool(dir, { fs: files.fs })).load();
+    const second = await (await spools.open(dir, { fs: files.fs })).load();
     expect(second.messages.map((m) => [m.envelope.id, m.state.attempts])).toEqual([[message.envelope.id, 1]]);
   });
 });

@@ -9,13 +9,13 @@ import type { RelayConfig } from '../../electron/config/types.ts';
 import type { Diagnosis } from '../../electron/relay/diagnosis.ts';
 import type {
   ActivityEntry,
-  AppStatus,
   NetworkSuggestion,
   QueueItem,
   TestEmailView,
 } from '../../electron/shared/ipc.ts';
 import { formatTime } from '../../renderer/src/lib/format.ts';
 import { queueRows, statusView, type StatusInput } from '../../renderer/src/lib/status-view.ts';
+import { appStatus } from '../fixtures/relay-status.ts';
 
 const NOW = new Date(2026, 11, 3, 15, 0, 0).getTime();
 const MINUTE = 60_000;
@@ -27,29 +27,6 @@ const AUTH_REFUSED: Diagnosis = {
   fix: 'Enter the password again.',
   action: 'hold',
 } as unknown as Diagnosis;
-
-function appStatus(change: Partial<AppStatus> = {}): AppStatus {
-  return {
-    state: 'running',
-    health: 'ok',
-    summary: 'RelayDesk: relaying on 0.0.0.0:25, 0 delivered today',
-    startError: null,
-    listeners: [{ host: '0.0.0.0', port: 25, tls: 'none' }],
-    upstream: {
-      description: 'smtp.office365.com:587',
-      state: 'unknown',
-      lastSuccessAt: null,
-      lastSuccessReply: null,
-      lastError: null,
-      hold: null,
-    },
-    queue: { queued: 0, active: 0, deferred: 0, held: 0, failed: 0 },
-    today: { date: '2026-12-03', accepted: 0, delivered: 0, deferred: 0, failed: 0, denied: 0 },
-    devices: [],
-    allowedClients: ['192.168.1.0/24'],
-    ...change,
-  };
-}
 
 function config(change: (c: RelayConfig) => void = () => {}): RelayConfig {
   const c = defaultConfig();

@@ -3,30 +3,18 @@
  * reads on every connection, a message above SIZE fails before it is uploaded, and `check` says what
  * devices are held to.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../electron/config/defaults.ts';
 import type { RelayConfig } from '../../electron/config/types.ts';
 import { checkUpstream } from '../../electron/relay/check.ts';
 import { diagnose } from '../../electron/relay/diagnosis.ts';
-import type { SpooledMessage } from '../../electron/relay/spool.ts';
-import type { OutboundJob, Transport } from '../../electron/relay/transport.ts';
 import { createUpstreamCapabilities } from '../../electron/relay/upstream-capabilities.ts';
 import { createUpstreamTransport } from '../../electron/relay/upstream.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
-import { startRawSmtpServer, type RawSmtpServer } from '../fixtures/raw-smtp-server.ts';
+import type { RawSmtpServer } from '../fixtures/raw-smtp-server.ts';
+import { closedAfterTest, inMemoryJob, scriptedUpstream } from '../fixtures/scripted-upstream.ts';
 
-const servers: RawSmtpServer[] = [];
-const transports: Transport[] = [];
-afterEach(async () => {
-  await Promise.all(transports.splice(0).map((transport) => transport.close()));
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
-
-async function upstreamWith(ehlo: string[]): Promise<RawSmtpServer> {
-  const server = await startRawSmtpServer({ ehlo });
-  servers.push(server);
-  return server;
-}
+const upstreamWith = (ehlo: string[]) => scriptedUpstream({ ehlo });
 
 function configFor(server: RawSmtpServer): RelayConfig {
   const base = defaultConfig();
@@ -44,32 +32,20 @@ function configFor(server: RawSmtpServer): RelayConfig {
   };
 }
 
-function job(bodyBytes: number): OutboundJob {
-  const bytes = Buffer.concat([Buffer.from('Subject: scan\r\n\r\n'), Buffer.alloc(bodyBytes, 'a')]);
-  return {
-    message: {} as SpooledMessage,
-    mailFrom: 'scanner@contoso.com',
-    rcptTo: ['anna@contoso.com'],
-    headerFrom: null,
-    size: bytes.length,
-    eightBit: false,
-    smtpUtf8: false,
-    bytes,
-    open: () => {
-      throw new Error('the message is in memory');
-    },
-  };
+function job(bodyBytes: number) {
+  return inMemoryJob(Buffer.concat([Buffer.from('Subject: scan\r\n\r\n'), Buffer.alloc(bodyBytes, 'a')]));
 }
 
 describe("the upstream's SIZE and SMTPUTF8", () => {
   it('are learned on connect, and a message above SIZE fails before it is uploaded', async () => {
     const server = await upstreamWith(['PIPELINING', 'SIZE 2000', 'SMTPUTF8']);
     const capabilities = createUpstreamCapabilities();
-    const transport = await createUpstreamTransport(configFor(server).upstream, {
-      secrets: createMemoryStore(),
-      capabilities,
-    });
-    transports.push(transport);
+    const transport = closedAfterTest(
+      await createUpstreamTransport(configFor(server).upstream, {
+        secrets: createMemoryStore(),
+        capabilities,
+      }),
+    );
     expect(capabilities.get()).toEqual({ smtpUtf8: undefined, sizeLimit: undefined });
 
     expect(await transport.send(job(100))).toMatchObject({ ok: true });
