@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGraphEmulator, type GraphEmulator } from '../fixtures/graph-emulator.ts';
 import { startTokenEndpoint } from '../fixtures/token-endpoint.ts';
-import { createTeardown, eventually, freePort, runCli, sendMail, startRelay, tempDir } from './harness.ts';
+import {
+  createTeardown,
+  eventually,
+  freePort,
+  graphTestConfig,
+  runCli,
+  sendMail,
+  startRelay,
+  tempDir,
+} from './harness.ts';
 
 let graph: GraphEmulator | null = null;
 const teardown = createTeardown();
@@ -30,18 +39,10 @@ async function setup(options: { sendAs?: 'mailbox' | 'from'; allowedMailboxes?: 
   });
   teardown.closing(graph);
   const port = await freePort();
-  const config = {
-    listen: { host: '127.0.0.1', port },
-    allowedClients: ['127.0.0.1'],
-    upstream: {
-      type: 'graph',
-      oauth2: { tenant: tokens.tenant, clientId: tokens.clientId, tokenUrl: tokens.url() },
-      mailbox: 'john@contoso.com',
-      graphUrl: graph.url,
-      sendAs: options.sendAs ?? 'mailbox',
-    },
+  const config = graphTestConfig(port, tokens, graph.url, {
+    upstream: { sendAs: options.sendAs ?? 'mailbox' },
     queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
-  };
+  });
   return { config, port, env: { RELAYDESK_CLIENT_SECRET: tokens.clientSecret } };
 }
 

@@ -8,6 +8,9 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { inspectSpool } from '../../electron/relay/spool.ts';
+import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { testCa } from '../fixtures/tls.ts';
+import type { TokenEndpoint } from '../fixtures/token-endpoint.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/relaydesk.js');
@@ -97,6 +100,30 @@ export function testConfig(
   };
 }
 
+/**
+ * Config for a relay on `port` that sends as john@contoso.com through the Graph emulator at
+ * `graphUrl`, with an app registration from `tokens`; `upstream` adds to the upstream section.
+ */
+export function graphTestConfig(
+  port: number,
+  tokens: Pick<TokenEndpoint, 'tenant' | 'clientId' | 'url'>,
+  graphUrl: string,
+  { upstream, ...rest }: Record<string, unknown> & { upstream?: Record<string, unknown> } = {},
+) {
+  return {
+    listen: { host: '127.0.0.1', port },
+    allowedClients: ['127.0.0.1'],
+    upstream: {
+      type: 'graph',
+      oauth2: { tenant: tokens.tenant, clientId: tokens.clientId, tokenUrl: tokens.url() },
+      mailbox: 'john@contoso.com',
+      graphUrl,
+      ...upstream,
+    },
+    ...rest,
+  };
+}
+
 export interface StartRelayOptions {
   config: Record<string, unknown>;
   dataDir?: string;
@@ -109,9 +136,9 @@ export interface StartRelayOptions {
   serveArgs?: string[];
 }
 
-export async function startRelay(
-  options: StartRelayOptions,
-): Promise<RelayProcess & { process: ChildProcess; exited: Promise<number | null> }> {
+export type Relay = RelayProcess & { process: ChildProcess; exited: Promise<number | null> };
+
+export async function startRelay(options: StartRelayOptions): Promise<Relay> {
   const dataDir = options.dataDir ?? (await tempDir());
   const configPath = join(dataDir, 'config.json');
   await writeFile(configPath, JSON.stringify(options.config, null, 2));
@@ -254,6 +281,30 @@ export function createTeardown(): Teardown {
   };
 }
 
+export interface RelayWithEmulatorOptions extends Omit<StartRelayOptions, 'config'> {
+  /** The relay's config beyond `testConfig`'s (merged as `testConfig`'s `extra`). */
+  config?: Record<string, unknown>;
+  /** The emulator's options beyond the mailbox password `UPSTREAM_PASSWORD`. */
+  emulator?: EmulatorOptions;
+}
+
+/**
+ * How most integration tests begin: the Exchange Online emulator, and a relay on a free loopback port
+ * that relays to it with the test CA; both undone by `teardown` after the test.
+ */
+export async function startRelayWithEmulator(
+  teardown: Teardown,
+  options: RelayWithEmulatorOptions = {},
+): Promise<{ emulator: Emulator; relay: Relay; config: Record<string, unknown> }> {
+  const { config: extra, emulator: emulatorOptions, ...relayOptions } = options;
+  const emulator = teardown.closing(
+    await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions }),
+  );
+  const config = testConfig(await freePort(), emulator.port, testCa.file, extra);
+  const relay = teardown.relay(await startRelay({ ...relayOptions, config }));
+  return { emulator, relay, config };
+}
+
 /**
  * The ids of the messages waiting in a relay's spool (segments and files of their own), read the way
  * `relaydesk queue list` reads it while the relay runs.
@@ -340,6 +391,69 @@ export class SmtpDevice {
 
   close(): void {
     this.socket.destroy();
+  }
+}
+
+/**
+ * A client that writes whatever it is told, whenever, and keeps every byte of the answer: for floods,
+ * pipelining and trickling, where reading reply by reply would itself be the bottleneck. The test
+ * undoes it with its other things (`teardown.closing`).
+ */
+export class RawClient {
+  text = '';
+  closed = false;
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (this.text += chunk));
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => undefined);
+  }
+
+  /** `allowHalfOpen` keeps its side open after the relay's FIN. */
+  static open(
+    teardown: Teardown,
+    port: number,
+    options: { localAddress?: string; allowHalfOpen?: boolean } = {},
+  ): Promise<RawClient> {
+    return new Promise((resolveClient, reject) => {
+      const socket = connect({ port, host: '127.0.0.1', ...options });
+      teardown.add(() => socket.destroy());
+      socket.once('connect', () => resolveClient(new RawClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Complete reply lines so far. */
+  get lines(): string[] {
+    const complete = this.text.slice(0, this.text.lastIndexOf('\r\n') + 2);
+    return complete.split('\r\n').slice(0, -1);
+  }
+
+  /** Final reply lines (`250 ...`, not `250-...`) so far. */
+  get replies(): string[] {
+    return this.lines.filter((line) => /^\d{3} /.test(line));
+  }
+
+  write(data: string | Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(data);
+  }
+
+  async waitForReplies(n: number, timeoutMs = 20_000): Promise<string[]> {
+    await eventually(() => this.replies.length >= n || this.closed, timeoutMs, 20);
+    return this.replies;
+  }
+
+  async waitForClose(timeoutMs = 15_000): Promise<void> {
+    await eventually(() => this.closed, timeoutMs, 20);
+  }
+
+  /** Sends `text` one byte every `intervalMs`, until it is all sent or the relay closes. */
+  async trickle(text: string, intervalMs: number): Promise<void> {
+    for (const byte of text) {
+      if (this.closed) return;
+      this.write(byte);
+      await new Promise((resolveByte) => setTimeout(resolveByte, intervalMs));
+    }
   }
 }
 

@@ -5,7 +5,8 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readProcess, resetPeak } from '../../bench/tools.ts';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
+import { startExchangeEmulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { deviceInData, expectDrainsOn } from './device-checks.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
@@ -15,6 +16,7 @@ import {
   sendMail,
   SmtpDevice,
   startRelay,
+  startRelayWithEmulator,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
@@ -35,15 +37,8 @@ const MESSAGE = [
 const teardown = createTeardown();
 afterEach(teardown.run);
 
-async function setup(extra: Record<string, unknown> = {}, emulatorOptions = {}) {
-  const emulator = teardown.closing(
-    await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions }),
-  );
-  const port = await freePort();
-  const relay = await startRelay({ config: testConfig(port, emulator.port, testCa.file, extra) });
-  teardown.relay(relay);
-  return { emulator, relay };
-}
+const setup = (config: Record<string, unknown> = {}, emulator: EmulatorOptions = {}) =>
+  startRelayWithEmulator(teardown, { config, emulator });
 
 describe('relaying', () => {
   it('delivers a device message with its envelope intact, Bcc recipients included', async () => {
@@ -264,24 +259,8 @@ describe('limits and syntax', () => {
 
   it('answers 421 to a device during shutdown, finishes the message in flight, and exits 0', async () => {
     const { emulator, relay } = await setup();
-    const device = await SmtpDevice.connect(relay.port);
-    await device.read();
-    await device.command('EHLO x');
-    await device.command('MAIL FROM:<john@contoso.com>');
-    await device.command('RCPT TO:<alice@contoso.com>');
-    expect(await device.command('DATA')).toMatch(/^354 /);
-    device.write('Subject: in flight\r\n\r\nstarted before the signal\r\n');
-
-    relay.process.kill('SIGTERM');
-    await relay.waitForLog((r) => r.event === 'stopping');
-    const late = await SmtpDevice.connect(relay.port);
-    expect(await late.read()).toMatch(/^421 4\.3\.2 /);
-    late.close();
-
-    device.write('.\r\n');
-    expect(await device.read()).toMatch(/^250 2\.0\.0 Ok: queued as /);
-    device.close();
-    expect(await relay.exited).toBe(0);
+    const device = await deviceInData(relay.port, 'Subject: in flight\r\n\r\nstarted before the signal\r\n');
+    await expectDrainsOn('SIGTERM', relay, device, '.\r\n');
     expect(emulator.messages.length).toBeLessThanOrEqual(1);
   });
 });
