@@ -4,7 +4,6 @@
  * `relaydesk alerts test` reaching the same receiver.
  */
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testCa } from '../fixtures/tls.ts';
 import { startWebhookReceiver } from '../fixtures/webhook-receiver.ts';
@@ -14,9 +13,9 @@ import {
   runCli,
   sendMail,
   startRelayWithEmulator,
-  tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
+  writeConfigFile,
 } from './harness.ts';
 
 const teardown = createTeardown();
@@ -100,9 +99,7 @@ describe('alerts', () => {
   });
 
   it('`alerts test` fails clearly without a webhook, and when the webhook refuses', async () => {
-    const dir = teardown.dir(await tempDir());
-    const configPath = join(dir, 'config.json');
-    await writeFile(configPath, JSON.stringify(testConfig(2525, 587, testCa.file)));
+    const { dir, file: configPath } = await writeConfigFile(teardown, testConfig(2525, 587, testCa.file));
     const none = await runCli(['alerts', 'test', '--config', configPath, '--data-dir', dir]);
     expect(none.code).not.toBe(0);
     expect(none.stderr).toContain(

@@ -16,12 +16,13 @@ import {
   eventually,
   freePort,
   queueFiles,
+  type Relay,
   sendMail,
   SmtpDevice,
   startRelay,
   startRelayWithEmulator,
+  startRelayWithUpstreamDown,
   tempDir,
-  type Relay,
   testConfig,
   UPSTREAM_PASSWORD,
 } from './harness.ts';
@@ -261,14 +262,8 @@ describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)'
 
 describe('a damaged spool', () => {
   it('quarantines damaged spool files with a log line, delivers the rest, and keeps serving', async () => {
-    const upstreamPort = await freePort();
-    const port = await freePort();
-    const dataDir = teardown.dir(await tempDir());
-    const config = testConfig(port, upstreamPort, testCa.file, {
-      queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
-    });
-    const first = await startRelay({ config, dataDir });
-    teardown.relay(first);
+    const { relay: first, config, upstreamComesUp } = await startRelayWithUpstreamDown(teardown);
+    const dataDir = first.dataDir;
     await send(first);
     await send(first, 'bob@contoso.com');
     await first.stop();
@@ -288,11 +283,8 @@ describe('a damaged spool', () => {
     await writeFile(join(queueDir, 'TRUNCATED0002.eml'), valid.slice(0, 40), 'latin1');
     await writeFile(join(queueDir, 'LEGACY0003.state.json'), '{"nextAttemptAt": 0, "recipi');
 
-    const emulator = teardown.closing(
-      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
-    );
-    const second = await startRelay({ config, dataDir });
-    teardown.relay(second);
+    const emulator = await upstreamComesUp();
+    const second = teardown.relay(await startRelay({ config, dataDir }));
     await second.cli(['queue', 'flush']);
     const quarantined = second.logs.filter((r) => r.event === 'quarantined');
     expect(quarantined.map((r) => r.file).sort()).toEqual(['GARBAGE0001.eml', 'TRUNCATED0002.eml']);

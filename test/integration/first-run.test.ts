@@ -14,7 +14,7 @@ import {
   freePort,
   ROOT,
   runCli,
-  sendMail,
+  sendScan,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
@@ -86,12 +86,7 @@ describe('first run', () => {
     const applied = await rpc('config:apply', { config: testConfig(lanPort, emulator.port, testCa.file) });
     expect(applied).toMatchObject({ ok: true });
     expect(await rpc('relay:status', null)).toMatchObject({ state: 'running' });
-    const sent = await sendMail(lanPort, {
-      from: 'john@contoso.com',
-      to: ['alice@contoso.com'],
-      data: 'Subject: first scan\r\n\r\npage 1\r\n',
-    });
-    expect(sent.final).toMatch(/^250 /);
+    expect((await sendScan(lanPort, 'first scan')).final).toMatch(/^250 /);
     await emulator.waitForMessages(1);
     expect(serve.child.exitCode).toBeNull();
   });

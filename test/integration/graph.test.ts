@@ -3,8 +3,6 @@
  * and token endpoint stand in for graph.microsoft.com and login.microsoftonline.com.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGraphEmulator, type GraphEmulator } from '../fixtures/graph-emulator.ts';
 import { startTokenEndpoint } from '../fixtures/token-endpoint.ts';
@@ -16,7 +14,7 @@ import {
   runCli,
   sendMail,
   startRelay,
-  tempDir,
+  writeConfigFile,
 } from './harness.ts';
 
 let graph: GraphEmulator | null = null;
@@ -182,9 +180,7 @@ describe('Graph upstream', () => {
 
   it('check probes the token and the mailbox without sending; send-test sends through Graph', async () => {
     const { config, env } = await setup();
-    const dir = teardown.dir(await tempDir());
-    const file = join(dir, 'config.json');
-    await writeFile(file, JSON.stringify(config));
+    const { file } = await writeConfigFile(teardown, config);
     const check = await runCli(['check', '--config', file], env);
     expect(check.stdout).toMatch(/ok +token/);
     expect(check.stdout).toMatch(/ok +mailbox send/);

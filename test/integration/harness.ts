@@ -53,20 +53,25 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<CliResult> {
-  return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdin.end(input ?? '');
-    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
+/** A relaydesk command, running: its output so far, and its end. `input` is its whole stdin. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, input = '') {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
+  child.stdin.end(input);
+  const done = new Promise<CliResult>((resolveRun) =>
+    child.on('close', (code) => resolveRun({ code, ...output })),
+  );
+  return { child, output, done };
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<CliResult> {
+  return spawnCli(args, env, input).done;
 }
 
 /** Config for a relay on a free loopback port that relays to `upstreamPort` with the test CA. */
@@ -306,6 +311,36 @@ export async function startRelayWithEmulator(
 }
 
 /**
+ * A relay whose upstream is down: it relays to a free port nobody listens on yet, retrying only an
+ * hour apart so that nothing is retried behind the test's back; `upstreamComesUp` starts the
+ * Exchange emulator on that port. All undone by `teardown`.
+ */
+export async function startRelayWithUpstreamDown(
+  teardown: Teardown,
+  options: { dataDir?: string } = {},
+): Promise<{ relay: Relay; config: Record<string, unknown>; upstreamComesUp(): Promise<Emulator> }> {
+  const upstreamPort = await freePort();
+  const config = testConfig(await freePort(), upstreamPort, testCa.file, {
+    queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
+  });
+  const relay = teardown.relay(await startRelay({ config, dataDir: options.dataDir }));
+  const upstreamComesUp = async () =>
+    teardown.closing(await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }));
+  return { relay, config, upstreamComesUp };
+}
+
+/** `config` as config.json in a folder of its own (for the CLI's --config), removed after the test. */
+export async function writeConfigFile(
+  teardown: Teardown,
+  config: object,
+): Promise<{ dir: string; file: string }> {
+  const dir = teardown.dir(await tempDir());
+  const file = join(dir, 'config.json');
+  await writeFile(file, JSON.stringify(config));
+  return { dir, file };
+}
+
+/**
  * The ids of the messages waiting in a relay's spool (segments and files of their own), read the way
  * `relaydesk queue list` reads it while the relay runs.
  */
@@ -461,6 +496,16 @@ export interface SendResult {
   replies: string[];
   final: string;
   queueId: string | null;
+}
+
+/** A device's message to alice@contoso.com, as a scanner writes it; no From header when `from` is null. */
+export function scanMessage(subject: string, from: string | null = 'john@contoso.com'): string {
+  return `${from ? `From: ${from}\r\n` : ''}To: alice@contoso.com\r\nSubject: ${subject}\r\n\r\nScan attached.\r\n`;
+}
+
+/** john@contoso.com's scanner sends `scanMessage(subject)` to `to`. */
+export function sendScan(port: number, subject: string, to = 'alice@contoso.com'): Promise<SendResult> {
+  return sendMail(port, { from: 'john@contoso.com', to: [to], data: scanMessage(subject) });
 }
 
 /** One complete SMTP transaction, the way a well-behaved device sends it. */

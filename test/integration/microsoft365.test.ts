@@ -12,11 +12,15 @@ import {
   createTeardown,
   freePort,
   runCli,
+  scanMessage,
   sendMail,
+  sendScan,
   startRelay,
+  startRelayWithEmulator,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
+  writeConfigFile,
 } from './harness.ts';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,12 +41,7 @@ async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   return emulator;
 }
 
-async function writeConfig(config: object): Promise<{ dir: string; file: string }> {
-  const dir = teardown.dir(await tempDir());
-  const file = join(dir, 'config.json');
-  await writeFile(file, JSON.stringify(config));
-  return { dir, file };
-}
+const writeConfig = (config: object) => writeConfigFile(teardown, config);
 
 async function serve(extra: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
   const relay = await startRelay({
@@ -50,17 +49,6 @@ async function serve(extra: Record<string, unknown>, env: NodeJS.ProcessEnv = {}
     env,
   });
   return teardown.relay(relay);
-}
-
-function message(from: string | null, subject: string): string {
-  return [
-    ...(from ? [`From: ${from}`] : []),
-    'To: alice@contoso.com',
-    `Subject: ${subject}`,
-    '',
-    'Scan attached.',
-    '',
-  ].join('\r\n');
 }
 
 describe('relaydesk check', () => {
@@ -144,14 +132,40 @@ describe('relaydesk send-test', () => {
 });
 
 describe('sender handling', () => {
-  it('keep: a device sending as an address the mailbox may not use fails with the Send As diagnosis', async () => {
-    await startEmulator();
-    const relay = await serve({ sender: { mode: 'keep' } });
-    const sent = await sendMail(relay.port, {
-      from: 'HelpDesk@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('Help Desk <HelpDesk@contoso.com>', 'keep'),
+  /**
+   * A relay with `sender` in front of a mailbox with Send As on `aliases`: a device sends one message
+   * to alice@ as `from` (envelope) with `header` as its From, and the upstream's copy is returned.
+   */
+  async function sendAsDevice(
+    { sender, aliases }: { sender?: Record<string, unknown>; aliases?: string[] },
+    { from, header, subject }: { from: string; header: string | null; subject: string },
+  ) {
+    const { emulator, relay } = await startRelayWithEmulator(teardown, {
+      emulator: { aliases },
+      config: sender ? { sender } : {},
     });
+    const sent = await sendMail(relay.port, {
+      from,
+      to: ['alice@contoso.com'],
+      data: scanMessage(subject, header),
+    });
+    return { emulator, relay, sent };
+  }
+
+  /** What the upstream got of the one message `sendAsDevice` sent. */
+  async function upstreamCopy(...args: Parameters<typeof sendAsDevice>) {
+    const { emulator } = await sendAsDevice(...args);
+    const [received] = await emulator.waitForMessages(1);
+    return received!;
+  }
+
+  const HELP_DESK = { from: 'HelpDesk@contoso.com', header: 'Help Desk <HelpDesk@contoso.com>' };
+
+  it('keep: a device sending as an address the mailbox may not use fails with the Send As diagnosis', async () => {
+    const { relay, sent } = await sendAsDevice(
+      { sender: { mode: 'keep' } },
+      { ...HELP_DESK, subject: 'keep' },
+    );
     expect(sent.final).toMatch(/^250 /);
     const failed = await relay.waitForLog((r) => r.event === 'failed');
     expect(String(failed.reply)).toContain('554 5.2.252 SendAsDenied');
@@ -161,61 +175,43 @@ describe('sender handling', () => {
   });
 
   it('keep: relays unchanged when the mailbox has Send As on the device address', async () => {
-    await startEmulator({ aliases: ['helpdesk@contoso.com'] });
-    const relay = await serve({ sender: { mode: 'keep' } });
-    await sendMail(relay.port, {
-      from: 'HelpDesk@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('Help Desk <HelpDesk@contoso.com>', 'keep ok'),
-    });
-    const [received] = await emulator!.waitForMessages(1);
-    expect(received!.mailFrom).toBe('HelpDesk@contoso.com');
-    expect(received!.data.toString()).toContain('\r\nFrom: Help Desk <HelpDesk@contoso.com>\r\n');
+    const received = await upstreamCopy(
+      { sender: { mode: 'keep' }, aliases: ['helpdesk@contoso.com'] },
+      { ...HELP_DESK, subject: 'keep ok' },
+    );
+    expect(received.mailFrom).toBe('HelpDesk@contoso.com');
+    expect(received.data.toString()).toContain('\r\nFrom: Help Desk <HelpDesk@contoso.com>\r\n');
   });
 
   it('rewrite: sender becomes the mailbox, the device address stays as Reply-To and in the display name', async () => {
-    await startEmulator();
-    const relay = await serve({ sender: { mode: 'rewrite' } });
-    await sendMail(relay.port, {
-      from: 'HelpDesk@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('Help Desk <HelpDesk@contoso.com>', 'rewrite'),
-    });
-    const [received] = await emulator!.waitForMessages(1);
-    const text = received!.data.toString();
-    expect(received!.mailFrom).toBe('john@contoso.com');
+    const received = await upstreamCopy(
+      { sender: { mode: 'rewrite' } },
+      { ...HELP_DESK, subject: 'rewrite' },
+    );
+    const text = received.data.toString();
+    expect(received.mailFrom).toBe('john@contoso.com');
     expect(text).toContain('\r\nFrom: "Help Desk (HelpDesk@contoso.com)" <john@contoso.com>\r\n');
     expect(text).toContain('\r\nReply-To: "Help Desk" <HelpDesk@contoso.com>\r\n');
   });
 
   it('byClient: each device sends as its own Send As address', async () => {
-    await startEmulator({ aliases: ['faxservice@contoso.com'] });
-    const relay = await serve({
-      sender: { mode: 'keep', byClient: { '127.0.0.1': 'FaxService@contoso.com' } },
-    });
-    await sendMail(relay.port, {
-      from: 'fax',
-      to: ['alice@contoso.com'],
-      data: message('Fax <fax@localhost>', 'fax'),
-    });
-    const [received] = await emulator!.waitForMessages(1);
-    expect(received!.mailFrom).toBe('FaxService@contoso.com');
-    expect(received!.data.toString()).toContain(
+    const received = await upstreamCopy(
+      {
+        sender: { mode: 'keep', byClient: { '127.0.0.1': 'FaxService@contoso.com' } },
+        aliases: ['faxservice@contoso.com'],
+      },
+      { from: 'fax', header: 'Fax <fax@localhost>', subject: 'fax' },
+    );
+    expect(received.mailFrom).toBe('FaxService@contoso.com');
+    expect(received.data.toString()).toContain(
       '\r\nFrom: "Fax (fax@localhost)" <FaxService@contoso.com>\r\n',
     );
   });
 
   it('a message without From gets the mailbox, and Date and Message-ID are added', async () => {
-    await startEmulator();
-    const relay = await serve({});
-    await sendMail(relay.port, {
-      from: 'scanner',
-      to: ['alice@contoso.com'],
-      data: message(null, 'no from'),
-    });
-    const [received] = await emulator!.waitForMessages(1);
-    const text = received!.data.toString();
-    expect(received!.mailFrom).toBe('john@contoso.com');
+    const received = await upstreamCopy({}, { from: 'scanner', header: null, subject: 'no from' });
+    const text = received.data.toString();
+    expect(received.mailFrom).toBe('john@contoso.com');
     expect(text).toContain('\r\nFrom: <john@contoso.com>\r\n');
     expect(text).toMatch(/\r\nDate: \w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d \+0000\r\n/);
     expect(text).toMatch(/\r\nMessage-ID: <[0-9A-Z]+@\S+>\r\n/);
@@ -241,16 +237,8 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
       RELAYDESK_CLIENT_SECRET: tokens!.clientSecret,
       RELAYDESK_UPSTREAM_PASSWORD: '',
     });
-    await sendMail(relay.port, {
-      from: 'john@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('john@contoso.com', 'one'),
-    });
-    await sendMail(relay.port, {
-      from: 'john@contoso.com',
-      to: ['bob@contoso.com'],
-      data: message('john@contoso.com', 'two'),
-    });
+    await sendScan(relay.port, 'one');
+    await sendScan(relay.port, 'two', 'bob@contoso.com');
     await emulator!.waitForMessages(2);
     expect(tokens!.issued).toBe(1);
 
@@ -259,11 +247,7 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
     tokens!.expireAll();
     emulator!.script('mail', { drop: true }, { times: 1 });
     const failuresBefore = emulator!.stats.authFailures;
-    await sendMail(relay.port, {
-      from: 'john@contoso.com',
-      to: ['carol@contoso.com'],
-      data: message('john@contoso.com', 'three'),
-    });
+    await sendScan(relay.port, 'three', 'carol@contoso.com');
     await emulator!.waitForMessages(3);
     expect(tokens!.issued).toBe(2);
     expect(emulator!.stats.authFailures).toBe(failuresBefore + 1);
@@ -279,11 +263,7 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
       RELAYDESK_CLIENT_SECRET: 'not-the-secret',
       RELAYDESK_UPSTREAM_PASSWORD: '',
     });
-    await sendMail(relay.port, {
-      from: 'john@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('john@contoso.com', 'x'),
-    });
+    await sendScan(relay.port, 'x');
     const held = await relay.waitForLog((r) => r.event === 'held');
     expect(String(held.reason)).toContain('AADSTS7000215');
     expect(JSON.stringify(relay.logs)).not.toContain('not-the-secret');
@@ -303,20 +283,12 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
 
 describe('Microsoft 365 limits', () => {
   it('432 4.3.2 past 3 connections is retried, and everything arrives', async () => {
-    await startEmulator();
-    const relay = await serve({
-      upstream: { maxConnections: 5 },
-      queue: { minRetrySeconds: 1, maxRetrySeconds: 1 },
+    const { emulator, relay } = await startRelayWithEmulator(teardown, {
+      config: { upstream: { maxConnections: 5 }, queue: { minRetrySeconds: 1, maxRetrySeconds: 1 } },
     });
-    const sends = Array.from({ length: 10 }, (_, i) =>
-      sendMail(relay.port, {
-        from: 'john@contoso.com',
-        to: [`user${i}@contoso.com`],
-        data: message('john@contoso.com', `n${i}`),
-      }),
-    );
+    const sends = Array.from({ length: 10 }, (_, i) => sendScan(relay.port, `n${i}`, `user${i}@contoso.com`));
     for (const sent of await Promise.all(sends)) expect(sent.final).toMatch(/^250 /);
-    const received = await emulator!.waitForMessages(10, 30_000);
+    const received = await emulator.waitForMessages(10, 30_000);
     expect(new Set(received.flatMap((m) => m.rcptTo)).size).toBe(10);
     const deferred = relay.logs.filter((r) => r.event === 'deferred');
     expect(deferred.length).toBeGreaterThan(0);
@@ -325,19 +297,14 @@ describe('Microsoft 365 limits', () => {
   });
 
   it('stays within 3 connections and reuses them when configured like Microsoft 365', async () => {
-    await startEmulator();
-    const relay = await serve({ upstream: { maxConnections: 3 } });
-    const sends = Array.from({ length: 12 }, (_, i) =>
-      sendMail(relay.port, {
-        from: 'john@contoso.com',
-        to: [`user${i}@contoso.com`],
-        data: message('john@contoso.com', `n${i}`),
-      }),
-    );
+    const { emulator, relay } = await startRelayWithEmulator(teardown, {
+      config: { upstream: { maxConnections: 3 } },
+    });
+    const sends = Array.from({ length: 12 }, (_, i) => sendScan(relay.port, `n${i}`, `user${i}@contoso.com`));
     await Promise.all(sends);
-    await emulator!.waitForMessages(12, 30_000);
-    expect(emulator!.stats.maxConcurrent).toBeLessThanOrEqual(3);
-    expect(emulator!.stats.connections).toBeLessThan(12);
+    await emulator.waitForMessages(12, 30_000);
+    expect(emulator.stats.maxConcurrent).toBeLessThanOrEqual(3);
+    expect(emulator.stats.connections).toBeLessThan(12);
     expect(relay.logs.filter((r) => r.event === 'deferred')).toEqual([]);
   });
 });
@@ -359,11 +326,7 @@ describe('secrets in the OS keychain', () => {
 
       const relay = await startRelay({ config, dataDir, env });
       teardown.relay(relay);
-      await sendMail(port, {
-        from: 'john@contoso.com',
-        to: ['alice@contoso.com'],
-        data: message('john@contoso.com', 'from keychain'),
-      });
+      await sendScan(port, 'from keychain');
       await emulator!.waitForMessages(1);
       await relay.stop();
 

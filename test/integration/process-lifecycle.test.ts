@@ -21,6 +21,7 @@ import {
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
+  writeConfigFile,
 } from './harness.ts';
 
 const NO_SIGNALS_ON_WINDOWS =
@@ -180,10 +181,11 @@ describe('one relay per data folder', () => {
 describe('the data folder', () => {
   it('is created private (0700) by serve', async (context) => {
     context.skip(process.platform === 'win32', WINDOWS_ACL_ELSEWHERE);
-    const parent = teardown.dir(await tempDir());
     const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
-    const configPath = join(parent, 'config.json');
-    await writeFile(configPath, JSON.stringify(testConfig(await freePort(), emulator.port, testCa.file)));
+    const { dir: parent, file: configPath } = await writeConfigFile(
+      teardown,
+      testConfig(await freePort(), emulator.port, testCa.file),
+    );
     const dataDir = join(parent, 'RelayDesk');
     const serve = spawn(
       process.execPath,

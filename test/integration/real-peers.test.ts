@@ -32,6 +32,7 @@ import {
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
+  writeConfigFile,
 } from './harness.ts';
 
 const MAILBOX = 'john@contoso.com';
@@ -138,13 +139,9 @@ describe.skipIf(skipReason !== null)('RelayDesk with a Postfix + Dovecot smart h
   afterAll(async () => smartHost?.close());
 
   async function configFile(password?: string): Promise<{ file: string; env: NodeJS.ProcessEnv }> {
-    const dir = teardown.dir(await tempDir());
-    const file = join(dir, 'config.json');
-    await writeFile(
-      file,
-      JSON.stringify(
-        testConfig(await freePort(), smartHost.port, SMART_HOST_CA, { upstream: { user: MAILBOX } }),
-      ),
+    const { file } = await writeConfigFile(
+      teardown,
+      testConfig(await freePort(), smartHost.port, SMART_HOST_CA, { upstream: { user: MAILBOX } }),
     );
     return { file, env: { RELAYDESK_UPSTREAM_PASSWORD: password ?? UPSTREAM_PASSWORD } };
   }

@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readProcess, resetPeak } from '../../bench/tools.ts';
-import { startExchangeEmulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import type { EmulatorOptions } from '../fixtures/exchange-emulator.ts';
 import { deviceInData, expectDrainsOn } from './device-checks.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
@@ -17,9 +17,8 @@ import {
   SmtpDevice,
   startRelay,
   startRelayWithEmulator,
-  tempDir,
+  startRelayWithUpstreamDown,
   testConfig,
-  UPSTREAM_PASSWORD,
 } from './harness.ts';
 
 const MESSAGE = [
@@ -96,15 +95,7 @@ describe('relaying', () => {
   });
 
   it('keeps mail while the upstream is down and delivers it after `queue flush`', async () => {
-    const upstreamPort = await freePort();
-    const port = await freePort();
-    const relay = await startRelay({
-      config: testConfig(port, upstreamPort, testCa.file, {
-        queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
-      }),
-    });
-    teardown.relay(relay);
-
+    const { relay, upstreamComesUp } = await startRelayWithUpstreamDown(teardown);
     const sent = await sendMail(relay.port, {
       from: 'john@contoso.com',
       to: ['alice@contoso.com'],
@@ -121,9 +112,7 @@ describe('relaying', () => {
     expect(status.upstream.lastError.diagnosis.category).toBe('network');
     expect(status.queue.deferred).toBe(1);
 
-    const emulator = teardown.closing(
-      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
-    );
+    const emulator = await upstreamComesUp();
     const flush = await relay.cli(['queue', 'flush']);
     expect(flush.stdout).toContain('Retrying 1 message(s) now.');
     const [received] = await emulator.waitForMessages(1);
@@ -132,23 +121,18 @@ describe('relaying', () => {
   });
 
   it('delivers an acknowledged message exactly once after kill -9 between the 250 and delivery', async () => {
-    const upstreamPort = await freePort();
-    const port = await freePort();
-    const dataDir = teardown.dir(await tempDir());
-    const config = testConfig(port, upstreamPort, testCa.file, {
-      queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
+    const { relay: first, config, upstreamComesUp } = await startRelayWithUpstreamDown(teardown);
+    const dataDir = first.dataDir;
+    const sent = await sendMail(first.port, {
+      from: 'john@contoso.com',
+      to: ['alice@contoso.com'],
+      data: MESSAGE,
     });
-    const first = await startRelay({ config, dataDir });
-    teardown.relay(first);
-    const sent = await sendMail(port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: MESSAGE });
     expect(sent.final).toMatch(/^250 /);
     await first.stop('SIGKILL');
 
-    const emulator = teardown.closing(
-      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
-    );
-    const second = await startRelay({ config, dataDir });
-    teardown.relay(second);
+    const emulator = await upstreamComesUp();
+    const second = teardown.relay(await startRelay({ config, dataDir }));
     const [received] = await emulator.waitForMessages(1);
     expect(received!.data.toString('latin1')).toContain('Subject: Ticket 4711 updated');
     await second.waitForLog((r) => r.event === 'delivered' && r.queueId === sent.queueId);
