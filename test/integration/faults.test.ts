@@ -153,7 +153,8 @@ const UPSTREAM_FAULTS: UpstreamFault[] = [
 ];
 
 describe('upstream faults', () => {
-  it.each(UPSTREAM_FAULTS)('$name', async (fault) => {
+  // `%s` of the name: `$name` would quote and shorten it.
+  it.each(UPSTREAM_FAULTS.map((fault) => [fault.name, fault] as const))('%s', async (_name, fault) => {
     const { emulator, relay } = await setup(fault.config, fault.emulator);
     fault.stage?.(emulator);
     const started = Date.now();
