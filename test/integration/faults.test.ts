@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import { writeLegacyMessage } from '../fixtures/legacy-spool.ts';
 import {
@@ -19,12 +19,12 @@ import {
   type Relay,
   sendMail,
   SmtpDevice,
+  startEmulator,
   startRelay,
   startRelayWithEmulator,
   startRelayWithUpstreamDown,
   tempDir,
   testConfig,
-  UPSTREAM_PASSWORD,
 } from './harness.ts';
 
 const teardown = createTeardown();
@@ -198,7 +198,7 @@ async function fillUp(file: string): Promise<void> {
 
 describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)', () => {
   it('answers MAIL with 452 4.3.1 when the spool disk has no room left, and stores nothing', async () => {
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const emulator = await startEmulator(teardown);
     const dataDir = await dataDirWithSmallSpool(2);
     const port = await freePort();
     const relay = await startRelay({ config: testConfig(port, emulator.port, testCa.file), dataDir });
@@ -247,9 +247,7 @@ describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)'
 
     // Room again: the acknowledged message was kept and goes out; the refused one never existed.
     await rm(filler);
-    const emulator = teardown.closing(
-      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
-    );
+    const emulator = await startEmulator(teardown, { port: upstreamPort });
     await relay.cli(['queue', 'flush']);
     const [received] = await emulator.waitForMessages(1);
     expect(received!.rcptTo).toEqual(['alice@contoso.com']);

@@ -7,7 +7,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
@@ -15,6 +14,7 @@ import {
   ROOT,
   runCli,
   sendScan,
+  startEmulator,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
@@ -63,7 +63,7 @@ describe('first run', () => {
   it('serve without a config serves the setup window, then relays what the wizard applies, without a restart', async () => {
     const dataDir = await tempDir();
     teardown.dir(dataDir);
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const emulator = await startEmulator(teardown);
     const serve = await startServe(dataDir, {
       ...NO_KEYCHAIN,
       RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
@@ -94,7 +94,7 @@ describe('first run', () => {
   it('relaydesk setup writes a config in the terminal, tests the connection and sends a test email', async () => {
     const dataDir = await tempDir();
     teardown.dir(dataDir);
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const emulator = await startEmulator(teardown);
     const lanPort = await freePort();
     const answers = [
       '2', // another mail server
@@ -131,7 +131,7 @@ describe('first run', () => {
   it('relaydesk setup saves nothing when the connection test fails and the admin does not insist', async () => {
     const dataDir = await tempDir();
     teardown.dir(dataDir);
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const emulator = await startEmulator(teardown);
     const answers = ['2', '127.0.0.1', '1', String(emulator.port), 'john@contoso.com', 'no', ''].join('\n');
     const result = await runCli(
       ['setup', '--data-dir', dataDir],

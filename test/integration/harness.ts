@@ -1,32 +1,23 @@
 /**
  * Test harness: runs the real `relaydesk serve` as a child process against a config in a temp data
- * folder, and talks SMTP to it over loopback like a device would.
+ * folder (most often in front of the Exchange Online emulator: `startRelayWithEmulator`), and talks
+ * SMTP to it over loopback like a device would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { inspectSpool } from '../../electron/relay/spool.ts';
 import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { testCa } from '../fixtures/tls.ts';
 import type { TokenEndpoint } from '../fixtures/token-endpoint.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/relaydesk.js');
 export const UPSTREAM_PASSWORD = 'correct horse battery staple';
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+export { freePort };
 
 export async function tempDir(prefix = 'relaydesk-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
@@ -286,6 +277,11 @@ export function createTeardown(): Teardown {
   };
 }
 
+/** The Exchange Online emulator, its mailbox password UPSTREAM_PASSWORD unless `options` say; closed after the test. */
+export async function startEmulator(teardown: Teardown, options: EmulatorOptions = {}): Promise<Emulator> {
+  return teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...options }));
+}
+
 export interface RelayWithEmulatorOptions extends Omit<StartRelayOptions, 'config'> {
   /** The relay's config beyond `testConfig`'s (merged as `testConfig`'s `extra`). */
   config?: Record<string, unknown>;
@@ -302,9 +298,7 @@ export async function startRelayWithEmulator(
   options: RelayWithEmulatorOptions = {},
 ): Promise<{ emulator: Emulator; relay: Relay; config: Record<string, unknown> }> {
   const { config: extra, emulator: emulatorOptions, ...relayOptions } = options;
-  const emulator = teardown.closing(
-    await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions }),
-  );
+  const emulator = await startEmulator(teardown, emulatorOptions);
   const config = testConfig(await freePort(), emulator.port, testCa.file, extra);
   const relay = teardown.relay(await startRelay({ ...relayOptions, config }));
   return { emulator, relay, config };
@@ -324,8 +318,7 @@ export async function startRelayWithUpstreamDown(
     queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
   });
   const relay = teardown.relay(await startRelay({ config, dataDir: options.dataDir }));
-  const upstreamComesUp = async () =>
-    teardown.closing(await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }));
+  const upstreamComesUp = () => startEmulator(teardown, { port: upstreamPort });
   return { relay, config, upstreamComesUp };
 }
 
@@ -431,8 +424,8 @@ export class SmtpDevice {
 
 /**
  * A client that writes whatever it is told, whenever, and keeps every byte of the answer: for floods,
- * pipelining and trickling, where reading reply by reply would itself be the bottleneck. The test
- * undoes it with its other things (`teardown.closing`).
+ * pipelining and trickling, where reading reply by reply would itself be the bottleneck. Its socket
+ * is destroyed after the test by the `teardown` it was opened with.
  */
 export class RawClient {
   text = '';

@@ -4,7 +4,7 @@
  * loopback token endpoint.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { type Emulator } from '../fixtures/exchange-emulator.ts';
 import { startKeyringSession } from '../fixtures/keyring-session.ts';
 import { testCa, untrustedCertificate } from '../fixtures/tls.ts';
 import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
@@ -15,6 +15,7 @@ import {
   scanMessage,
   sendMail,
   sendScan,
+  startEmulator,
   startRelay,
   startRelayWithEmulator,
   tempDir,
@@ -36,11 +37,6 @@ afterEach(async () => {
   tokens = null;
 });
 
-async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
-  emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...options }));
-  return emulator;
-}
-
 const writeConfig = (config: object) => writeConfigFile(teardown, config);
 
 async function serve(extra: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
@@ -53,7 +49,7 @@ async function serve(extra: Record<string, unknown>, env: NodeJS.ProcessEnv = {}
 
 describe('relaydesk check', () => {
   it('shows each step with its time and says nothing was sent', async () => {
-    await startEmulator();
+    emulator = await startEmulator(teardown);
     const { file } = await writeConfig(testConfig(25, emulator!.port, testCa.file));
     const result = await runCli(['check', '--config', file], {
       RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
@@ -69,7 +65,7 @@ describe('relaydesk check', () => {
   });
 
   it('explains a wrong password with the 535 5.7.3 diagnosis', async () => {
-    await startEmulator();
+    emulator = await startEmulator(teardown);
     const { file } = await writeConfig(testConfig(25, emulator!.port, testCa.file));
     const result = await runCli(['check', '--config', file], { RELAYDESK_UPSTREAM_PASSWORD: 'wrong' });
     expect(result.code).toBe(1);
@@ -80,7 +76,7 @@ describe('relaydesk check', () => {
   });
 
   it('explains an untrusted certificate without ever switching checks off', async () => {
-    await startEmulator({ certificate: 'untrusted' });
+    emulator = await startEmulator(teardown, { certificate: 'untrusted' });
     const { file } = await writeConfig(testConfig(25, emulator!.port, testCa.file));
     const result = await runCli(['check', '--config', file, '--json'], {
       RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
@@ -97,7 +93,7 @@ describe('relaydesk check', () => {
 
 describe('relaydesk send-test', () => {
   it('sends a test message that says which relay, which path and when', async () => {
-    await startEmulator();
+    emulator = await startEmulator(teardown);
     const { file } = await writeConfig(testConfig(2525, emulator!.port, testCa.file));
     const result = await runCli(['send-test', '--to', 'john@contoso.com', '--config', file], {
       RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
@@ -113,7 +109,7 @@ describe('relaydesk send-test', () => {
   });
 
   it('reports a Send As refusal with its fix', async () => {
-    await startEmulator();
+    emulator = await startEmulator(teardown);
     const { file } = await writeConfig(
       testConfig(2525, emulator!.port, testCa.file, { upstream: { user: 'scanner@contoso.com' } }),
     );
@@ -222,7 +218,9 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
   async function oauthSetup() {
     tokens = teardown.closing(await startTokenEndpoint({ tenant: 'contoso.onmicrosoft.com' }));
     const endpoint = tokens;
-    await startEmulator({ validateToken: (token) => endpoint.validate(token, SMTP_SCOPE) });
+    emulator = await startEmulator(teardown, {
+      validateToken: (token) => endpoint.validate(token, SMTP_SCOPE),
+    });
     return {
       upstream: {
         auth: 'oauth2',
@@ -313,7 +311,7 @@ describe('secrets in the OS keychain', () => {
   it('password set stores the secret in a real Secret Service, and serve uses it without the environment variable', async () => {
     const session = await startKeyringSession();
     try {
-      await startEmulator();
+      emulator = await startEmulator(teardown);
       const dataDir = teardown.dir(await tempDir());
       const port = await freePort();
       const config = testConfig(port, emulator!.port, testCa.file);

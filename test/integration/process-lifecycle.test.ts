@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import { deviceInData, expectDrainsOn } from './device-checks.ts';
 import {
@@ -16,6 +15,7 @@ import {
   queueFiles,
   ROOT,
   runCli,
+  startEmulator,
   startRelay,
   startRelayWithEmulator,
   tempDir,
@@ -181,7 +181,7 @@ describe('one relay per data folder', () => {
 describe('the data folder', () => {
   it('is created private (0700) by serve', async (context) => {
     context.skip(process.platform === 'win32', WINDOWS_ACL_ELSEWHERE);
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const emulator = await startEmulator(teardown);
     const { dir: parent, file: configPath } = await writeConfigFile(
       teardown,
       testConfig(await freePort(), emulator.port, testCa.file),

@@ -13,18 +13,19 @@ import { parseConfig } from '../../electron/config/validate.ts';
 import { createLogger } from '../../electron/relay/log.ts';
 import { createRelay, type Relay } from '../../electron/relay/relay.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
-import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
+import { type Emulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import { windowsFiles, type WindowsFiles, type WindowsFilesOptions } from '../fixtures/windows-files.ts';
 import {
   createTeardown,
   eventually,
   freePort,
+  type LogRecord,
   sendMail,
+  startEmulator,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
-  type LogRecord,
 } from './harness.ts';
 
 const teardown = createTeardown();
@@ -94,7 +95,7 @@ async function start(
 }
 
 async function setup(options: WindowsFilesOptions = {}) {
-  const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+  const emulator = await startEmulator(teardown);
   const dataDir = teardown.dir(await tempDir('relaydesk-winfs-'));
   const files = windowsFiles(options);
   return { emulator, dataDir, files };
