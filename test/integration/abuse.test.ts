@@ -5,24 +5,18 @@
  * it sent may be lost. Times are only ever compared with the same device's times in the same run.
  */
 import { spawn } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readProcess } from '../../bench/tools.ts';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
-import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
-  eventually,
-  freePort,
   median,
   quantile,
+  RawClient,
   ROOT,
   sendMail,
-  startRelay,
-  testConfig,
-  UPSTREAM_PASSWORD,
+  startRelayWithEmulator,
 } from './harness.ts';
 
 const teardown = createTeardown();
@@ -30,65 +24,8 @@ afterEach(teardown.run);
 
 const HEADER = 'From: john@contoso.com\r\nTo: alice@contoso.com\r\n';
 
-async function setup(extra: Record<string, unknown> = {}) {
-  const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
-  const relay = teardown.relay(
-    await startRelay({
-      config: testConfig(await freePort(), emulator.port, testCa.file, {
-        upstream: { messagesPerMinute: 10000 },
-        ...extra,
-      }),
-    }),
-  );
-  return { emulator, relay };
-}
-
-/** A raw connection that keeps every reply line; `allowHalfOpen` keeps its side open after the relay's FIN. */
-class Peer {
-  text = '';
-  closed = false;
-  private constructor(readonly socket: Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (this.text += chunk));
-    socket.on('close', () => (this.closed = true));
-    socket.on('error', () => undefined);
-  }
-
-  static open(port: number, localAddress = '127.0.0.1', allowHalfOpen = false): Promise<Peer> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ port, host: '127.0.0.1', localAddress, allowHalfOpen });
-      teardown.add(() => socket.destroy());
-      socket.once('connect', () => resolve(new Peer(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  get replies(): string[] {
-    return this.text.split('\r\n').filter((line) => /^\d{3} /.test(line));
-  }
-
-  write(data: string): void {
-    if (!this.socket.destroyed) this.socket.write(data);
-  }
-
-  async waitForReplies(n: number, timeoutMs = 15_000): Promise<string[]> {
-    await eventually(() => this.replies.length >= n || this.closed, timeoutMs, 20);
-    return this.replies;
-  }
-
-  async waitForClose(timeoutMs = 15_000): Promise<void> {
-    await eventually(() => this.closed, timeoutMs, 20);
-  }
-
-  /** Sends `text` one byte every `intervalMs`, until it is all sent or the relay closes. */
-  async trickle(text: string, intervalMs: number): Promise<void> {
-    for (const byte of text) {
-      if (this.closed) return;
-      this.write(byte);
-      await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    }
-  }
-}
+const setup = (config: Record<string, unknown> = {}) =>
+  startRelayWithEmulator(teardown, { config: { upstream: { messagesPerMinute: 10000 }, ...config } });
 
 /** `127.0.0.{first}` .. for `count` addresses: outsiders, none of them in allowedClients. */
 function outsiders(count: number, first = 2): string[] {
@@ -98,7 +35,7 @@ function outsiders(count: number, first = 2): string[] {
 describe('connection budgets', () => {
   it('answers a denied client with 550 5.7.1 and closes the connection at once', async () => {
     const { relay } = await setup();
-    const denied = await Peer.open(relay.port, '127.0.0.2');
+    const denied = await RawClient.open(teardown, relay.port, { localAddress: '127.0.0.2' });
     denied.write('EHLO stranger\r\nMAIL FROM:<ceo@contoso.com>\r\nRCPT TO:<victim@contoso.com>\r\n');
     await denied.waitForClose();
     expect(denied.replies.slice(2)).toEqual([
@@ -108,8 +45,8 @@ describe('connection budgets', () => {
 
   it('cuts off an outsider flooding NOOPs after 100 of them and 20 more (Postfix junk and error limits); a device may NOOP on', async () => {
     const { relay } = await setup();
-    const flooder = await Peer.open(relay.port, '127.0.0.2');
-    const device = await Peer.open(relay.port);
+    const flooder = await RawClient.open(teardown, relay.port, { localAddress: '127.0.0.2' });
+    const device = await RawClient.open(teardown, relay.port);
     flooder.write('NOOP\r\n'.repeat(1000));
     device.write('NOOP\r\n'.repeat(1000));
     await flooder.waitForClose();
@@ -123,7 +60,9 @@ describe('connection budgets', () => {
     const { emulator, relay } = await setup();
     // The default budget is 200 connections: the outsiders alone would fill it.
     const idle = await Promise.all(
-      outsiders(10).flatMap((address) => Array.from({ length: 20 }, () => Peer.open(relay.port, address))),
+      outsiders(10).flatMap((address) =>
+        Array.from({ length: 20 }, () => RawClient.open(teardown, relay.port, { localAddress: address })),
+      ),
     );
     await Promise.all(idle.map((peer) => peer.waitForReplies(1)));
     const sent = await sendMail(relay.port, {
@@ -148,12 +87,12 @@ describe('connection budgets', () => {
     const { relay } = await setup();
     // The program reads 221 and connects again before its old sockets are gone: half-open keeps them.
     const sessions = await Promise.all(
-      Array.from({ length: 20 }, () => Peer.open(relay.port, '127.0.0.1', true)),
+      Array.from({ length: 20 }, () => RawClient.open(teardown, relay.port, { allowHalfOpen: true })),
     );
     for (const session of sessions) await session.waitForReplies(1);
     for (const session of sessions) session.write('QUIT\r\n');
     for (const session of sessions) expect((await session.waitForReplies(2))[1]).toBe('221 2.0.0 Bye');
-    const next = await Peer.open(relay.port);
+    const next = await RawClient.open(teardown, relay.port);
     expect((await next.waitForReplies(1))[0]).toMatch(/^220 /);
   });
 });
@@ -161,7 +100,7 @@ describe('connection budgets', () => {
 describe('slow clients (Slowloris)', () => {
   it('closes a client that trickles a command line byte by byte with 421 4.4.2', async () => {
     const { relay } = await setup({ limits: { idleTimeoutSeconds: 2 } });
-    const slow = await Peer.open(relay.port);
+    const slow = await RawClient.open(teardown, relay.port);
     await slow.waitForReplies(1);
     const started = Date.now();
     // 400 ms per byte never trips the 2 s idle timer; the whole line would take 20 s.
@@ -173,7 +112,7 @@ describe('slow clients (Slowloris)', () => {
 
   it('closes a client that trickles its message data, and keeps nothing of it', async () => {
     const { emulator, relay } = await setup({ limits: { idleTimeoutSeconds: 2 } });
-    const slow = await Peer.open(relay.port);
+    const slow = await RawClient.open(teardown, relay.port);
     slow.write('EHLO slow\r\nMAIL FROM:<john@contoso.com>\r\nRCPT TO:<alice@contoso.com>\r\nDATA\r\n');
     expect((await slow.waitForReplies(5))[4]).toMatch(/^354 /);
     void slow.trickle(`${HEADER}Subject: slow\r\n\r\n${'x'.repeat(100)}\r\n.\r\n`, 400);
@@ -185,7 +124,7 @@ describe('slow clients (Slowloris)', () => {
 
   it('ends a session that goes on past sessionTimeoutSeconds with complete but endless commands', async () => {
     const { relay } = await setup({ limits: { idleTimeoutSeconds: 2, sessionTimeoutSeconds: 3 } });
-    const chatty = await Peer.open(relay.port);
+    const chatty = await RawClient.open(teardown, relay.port);
     await chatty.waitForReplies(1);
     for (let i = 0; i < 40 && !chatty.closed; i += 1) {
       chatty.write('NOOP\r\n');

@@ -13,7 +13,7 @@ import { createLogger } from '../../electron/relay/log.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
 import { startRawSmtpServer } from '../fixtures/raw-smtp-server.ts';
 import { freePort } from '../fixtures/free-port.ts';
-import { startTokenEndpoint } from '../fixtures/token-endpoint.ts';
+import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
 
 let dir: string;
 let service: RelayService;
@@ -26,6 +26,23 @@ interface Answer {
   headers: http.IncomingHttpHeaders;
   body: string;
   ms: number;
+}
+
+/**
+ * A config whose upstream signs in with OAuth 2.0 as an app of `entra`, asking `tokenUrl` for its
+ * token, and sends nowhere (port 1): for what the relay tells a token endpoint, real or not.
+ */
+function oauthToNowhere(entra: Pick<TokenEndpoint, 'tenant' | 'clientId'>, tokenUrl: string) {
+  return {
+    upstream: {
+      host: '127.0.0.1',
+      port: 1,
+      security: 'none',
+      auth: 'oauth2',
+      user: 'scanner@contoso.com',
+      oauth2: { tenant: entra.tenant, clientId: entra.clientId, tokenUrl },
+    },
+  };
 }
 
 function request(
@@ -195,16 +212,7 @@ describe('the admin web server (serve --admin)', () => {
     await new Promise<void>((resolve) => fakeEntra.listen(0, '127.0.0.2', resolve));
     const fakeSmtp = await startRawSmtpServer({ host: '127.0.0.2' });
     const fakeEntraUrl = `http://127.0.0.2:${(fakeEntra.address() as { port: number }).port}/${entra.tenant}/oauth2/v2.0/token`;
-    const oauth = (tokenUrl: string) => ({
-      upstream: {
-        host: '127.0.0.1',
-        port: 1,
-        security: 'none',
-        auth: 'oauth2',
-        user: 'scanner@contoso.com',
-        oauth2: { tenant: entra.tenant, clientId: entra.clientId, tokenUrl },
-      },
-    });
+    const oauth = (tokenUrl: string) => oauthToNowhere(entra, tokenUrl);
     const password = (host: string, port: number) => ({
       upstream: { host, port, security: 'none', auth: 'password', user: 'scanner@contoso.com' },
     });
@@ -351,16 +359,7 @@ describe('a secret given in the environment (a server without a keychain)', () =
     await new Promise<void>((resolve) => fakeEntra.listen(0, '127.0.0.2', resolve));
     const fakeUrl = `http://127.0.0.2:${(fakeEntra.address() as { port: number }).port}/${entra.tenant}/oauth2/v2.0/token`;
     const root = await mkdtemp(join(tmpdir(), 'relaydesk-env-secret-'));
-    const config = (tokenUrl: string) => ({
-      upstream: {
-        host: '127.0.0.1',
-        port: 1,
-        security: 'none',
-        auth: 'oauth2',
-        user: 'scanner@contoso.com',
-        oauth2: { tenant: entra.tenant, clientId: entra.clientId, tokenUrl },
-      },
-    });
+    const config = (tokenUrl: string) => oauthToNowhere(entra, tokenUrl);
     await mkdir(join(root, 'data'));
     const started = { ...config(entra.url()), listen: { host: '127.0.0.1', port: await freePort() } };
     await writeFile(join(root, 'data', 'config.json'), JSON.stringify(started));

@@ -4,21 +4,18 @@
  * `relaydesk alerts test` reaching the same receiver.
  */
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import { startWebhookReceiver } from '../fixtures/webhook-receiver.ts';
 import {
   createTeardown,
   eventually,
-  freePort,
   runCli,
   sendMail,
-  startRelay,
-  tempDir,
+  startRelayWithEmulator,
   testConfig,
   UPSTREAM_PASSWORD,
+  writeConfigFile,
 } from './harness.ts';
 
 const teardown = createTeardown();
@@ -29,16 +26,15 @@ const MESSAGE = 'From: john@contoso.com\r\nTo: alice@contoso.com\r\nSubject: Sca
 describe('alerts', () => {
   it('a held queue reaches the webhook once; `alerts test` reaches it too', async () => {
     const hook = teardown.closing(await startWebhookReceiver());
-    const emulator = teardown.closing(await startExchangeEmulator({ password: 'a different password' }));
-    const port = await freePort();
-    const relay = teardown.relay(
-      await startRelay({
-        config: testConfig(port, emulator.port, testCa.file, {
-          alerts: { webhookUrl: hook.url, webhookFormat: 'json' },
-        }),
-      }),
-    );
-    const sent = await sendMail(port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: MESSAGE });
+    const { emulator, relay } = await startRelayWithEmulator(teardown, {
+      emulator: { password: 'a different password' },
+      config: { alerts: { webhookUrl: hook.url, webhookFormat: 'json' } },
+    });
+    const sent = await sendMail(relay.port, {
+      from: 'john@contoso.com',
+      to: ['alice@contoso.com'],
+      data: MESSAGE,
+    });
     expect(sent.final).toMatch(/^250/);
 
     const alert = await eventually(() => hook.received[0], 60_000);
@@ -62,7 +58,9 @@ describe('alerts', () => {
   });
 
   it('a message refused for good: the admin gets an alert mail and the sender a notice, through the upstream', async () => {
-    const emulator = teardown.closing(await startExchangeEmulator());
+    const { emulator, relay } = await startRelayWithEmulator(teardown, {
+      config: { alerts: { email: 'admin@contoso.com' } },
+    });
     emulator.script(
       'rcpt',
       '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup',
@@ -70,15 +68,13 @@ describe('alerts', () => {
         match: (address) => address === 'nobody@contoso.com',
       },
     );
-    const port = await freePort();
-    const relay = teardown.relay(
-      await startRelay({
-        config: testConfig(port, emulator.port, testCa.file, { alerts: { email: 'admin@contoso.com' } }),
-      }),
-    );
     const scan =
       'From: john@contoso.com\r\nTo: nobody@contoso.com\r\nSubject: Scan 7\r\nMessage-ID: <scan-7@mfp>\r\n\r\npage 1\r\n';
-    const sent = await sendMail(port, { from: 'john@contoso.com', to: ['nobody@contoso.com'], data: scan });
+    const sent = await sendMail(relay.port, {
+      from: 'john@contoso.com',
+      to: ['nobody@contoso.com'],
+      data: scan,
+    });
     expect(sent.final).toMatch(/^250/);
 
     const mails = await emulator.waitForMessages(2, 60_000);
@@ -103,9 +99,7 @@ describe('alerts', () => {
   });
 
   it('`alerts test` fails clearly without a webhook, and when the webhook refuses', async () => {
-    const dir = teardown.dir(await tempDir());
-    const configPath = join(dir, 'config.json');
-    await writeFile(configPath, JSON.stringify(testConfig(2525, 587, testCa.file)));
+    const { dir, file: configPath } = await writeConfigFile(teardown, testConfig(2525, 587, testCa.file));
     const none = await runCli(['alerts', 'test', '--config', configPath, '--data-dir', dir]);
     expect(none.code).not.toBe(0);
     expect(none.stderr).toContain(

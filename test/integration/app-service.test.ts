@@ -12,9 +12,9 @@ import { sendFromDevice } from '../fixtures/device-send.ts';
 import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { until } from '../fixtures/until.ts';
+import { UPSTREAM_PASSWORD } from './harness.ts';
 
 const MAILBOX = 'john@contoso.com';
-const PASSWORD = 'correct horse battery staple';
 
 let dir: string;
 let emulator: Emulator;
@@ -48,13 +48,13 @@ function lanPort(): number {
 }
 
 async function configured(): Promise<void> {
-  expect(await service.storeSecret('password', PASSWORD, draft())).toMatchObject({ ok: true });
+  expect(await service.storeSecret('password', UPSTREAM_PASSWORD, draft())).toMatchObject({ ok: true });
   expect(await service.applyConfig(draft())).toEqual({ ok: true, problems: [] });
 }
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'relaydesk-service-'));
-  emulator = await startExchangeEmulator({ mailbox: MAILBOX, password: PASSWORD });
+  emulator = await startExchangeEmulator({ mailbox: MAILBOX, password: UPSTREAM_PASSWORD });
   secrets = createMemoryStore();
   notices = [];
   listenPort = await freePort();
@@ -93,7 +93,7 @@ describe('the relay service (real relay, Exchange emulator)', () => {
     expect(service.status()).toMatchObject({ state: 'running', health: 'ok' });
     const saved = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
     expect(saved.upstream.user).toBe(MAILBOX);
-    expect(JSON.stringify(saved)).not.toContain(PASSWORD);
+    expect(JSON.stringify(saved)).not.toContain(UPSTREAM_PASSWORD);
     expect((await stat(join(dir, 'config.json'))).mode & 0o777).toBe(0o600);
 
     const reply = await sendFromDevice({
@@ -127,7 +127,7 @@ describe('the relay service (real relay, Exchange emulator)', () => {
     expect(failed.diagnosis).toMatchObject({ id: 'auth-failed', category: 'credentials' });
     expect(JSON.stringify(failed)).not.toContain('wrong password');
 
-    await service.storeSecret('password', PASSWORD, draft());
+    await service.storeSecret('password', UPSTREAM_PASSWORD, draft());
     const passed = await service.testConnection(draft());
     expect(passed.ok).toBe(true);
     expect(passed.steps.every((s) => s.ok)).toBe(true);
@@ -145,7 +145,7 @@ describe('the relay service (real relay, Exchange emulator)', () => {
     await configured();
     const view = await service.getConfig();
     expect(view.secrets).toEqual({ password: 'keychain', clientSecret: null });
-    expect(JSON.stringify(view)).not.toContain(PASSWORD);
+    expect(JSON.stringify(view)).not.toContain(UPSTREAM_PASSWORD);
     const noUser = await service.storeSecret('password', 'x', { upstream: { host: 'smtp.office365.com' } });
     expect(noUser.ok).toBe(false);
     expect(noUser.error).toContain('upstream.user');
@@ -220,7 +220,7 @@ describe('the relay service (real relay, Exchange emulator)', () => {
     expect(held.upstream.hold?.diagnosis.id).toBe('auth-failed');
     expect(notices).toContainEqual(expect.objectContaining({ kind: 'held' }));
 
-    await service.storeSecret('password', PASSWORD, draft());
+    await service.storeSecret('password', UPSTREAM_PASSWORD, draft());
     await emulator.waitForMessages(1);
     await until('health ok', () => service.status().health === 'ok');
   });

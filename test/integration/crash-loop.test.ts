@@ -6,18 +6,14 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
-import { testCa } from '../fixtures/tls.ts';
 import {
-  cleanup,
+  createTeardown,
   eventually,
-  freePort,
   queueFiles,
   sendMail,
   startRelay,
+  startRelayWithEmulator,
   tempDir,
-  testConfig,
-  UPSTREAM_PASSWORD,
 } from './harness.ts';
 
 const KILLS = 50;
@@ -27,19 +23,8 @@ const RUN_MS = { min: 100, max: 900 };
 /** Less than any kill and restart takes. */
 const RESTART_MS = 100;
 
-type Relay = Awaited<ReturnType<typeof startRelay>>;
-let emulator: Emulator | null = null;
-let relay: Relay | null = null;
-let dataDir: string | null = null;
-
-afterEach(async () => {
-  await relay?.stop('SIGKILL');
-  relay = null;
-  await emulator?.close();
-  emulator = null;
-  if (dataDir) await cleanup(dataDir);
-  dataDir = null;
-});
+const teardown = createTeardown();
+afterEach(teardown.run);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -48,17 +33,19 @@ describe('kill -9 under load', () => {
     `loses no acknowledged message across ${KILLS} kills and counts the duplicates`,
     { timeout: 300_000 },
     async () => {
-      emulator = await startExchangeEmulator({ password: UPSTREAM_PASSWORD });
-      const port = await freePort();
-      dataDir = await tempDir('relaydesk-crash-');
-      const config = testConfig(port, emulator.port, testCa.file, {
-        upstream: { messagesPerMinute: 10_000 },
-        queue: { minRetrySeconds: 1, maxRetrySeconds: 2 },
+      const dataDir = teardown.dir(await tempDir('relaydesk-crash-'));
+      const { emulator, relay, config } = await startRelayWithEmulator(teardown, {
+        config: {
+          upstream: { messagesPerMinute: 10_000 },
+          queue: { minRetrySeconds: 1, maxRetrySeconds: 2 },
+        },
+        dataDir,
       });
+      const port = relay.port;
 
       const acknowledged = new Set<string>();
       const queueIds = new Map<string, string>();
-      const instances: Relay[] = [];
+      const instances = [relay];
       let attempts = 0;
       let sending = true;
       const sender = async (senderId: number) => {
@@ -85,15 +72,14 @@ describe('kill -9 under load', () => {
 
       let acknowledgedBeforeLastKill = 0;
       for (let kill = 1; kill <= KILLS; kill += 1) {
-        relay = await startRelay({ config, dataDir });
-        instances.push(relay);
-        expect(relay.logs.filter((r) => r.event === 'quarantined')).toEqual([]);
+        const running = instances.at(-1)!;
+        expect(running.logs.filter((r) => r.event === 'quarantined')).toEqual([]);
         await sleep(RUN_MS.min + Math.random() * (RUN_MS.max - RUN_MS.min));
-        relay.process.kill('SIGKILL');
-        await relay.exited;
+        running.process.kill('SIGKILL');
+        await running.exited;
         acknowledgedBeforeLastKill = acknowledged.size;
+        instances.push(teardown.relay(await startRelay({ config, dataDir })));
       }
-      relay = await startRelay({ config, dataDir });
       await sleep(1000);
       sending = false;
       await Promise.all(senders);
@@ -101,7 +87,7 @@ describe('kill -9 under load', () => {
       const markerOf = (data: Buffer) => /Subject: (crash-\d+-\d+)/.exec(data.toString('latin1'))?.[1] ?? '';
       await eventually(
         () => {
-          const arrived = new Set(emulator!.messages.map((m) => markerOf(m.data)));
+          const arrived = new Set(emulator.messages.map((m) => markerOf(m.data)));
           return [...acknowledged].every((marker) => arrived.has(marker));
         },
         90_000,
@@ -109,8 +95,8 @@ describe('kill -9 under load', () => {
       );
       // Nothing waits any more, in the segments or in files of their own, and the segments every
       // killed run left behind (each restart starts a new one) were reclaimed.
-      await eventually(async () => (await queueFiles(dataDir!)).length === 0, 30_000);
-      await eventually(async () => (await readdir(join(dataDir!, 'spool', 'segments'))).length <= 3, 30_000);
+      await eventually(async () => (await queueFiles(dataDir)).length === 0, 30_000);
+      await eventually(async () => (await readdir(join(dataDir, 'spool', 'segments'))).length <= 3, 30_000);
       await sleep(1000);
 
       const copies = new Map<string, number>();

@@ -268,6 +268,18 @@ const mail = (headers: string[], body: string) => `${headers.join('\r\n')}\r\n\r
 /** The message as the emulator stores it: without the CRLF before the final dot. */
 const stored = (text: string) => text.replace(/\r\n$/, '');
 const TO_ALICE = { rcptTo: ['alice@contoso.com'] };
+/** The message most rows' devices send to alice@: From, To, Subject, the device's Date, Message-ID, `body`. */
+const deviceMail = (from: string, subject: string, messageId: string, body: string) =>
+  mail(
+    [
+      `From: ${from}`,
+      'To: alice@contoso.com',
+      `Subject: ${subject}`,
+      DEVICE_DATE,
+      `Message-ID: <${messageId}>`,
+    ],
+    body,
+  );
 
 interface DeviceRow {
   /** What the device does: the test's name. */
@@ -282,16 +294,7 @@ const rows: DeviceRow[] = [
     seenWith: 'HP MFP M477dw, Synology DiskStation, FRITZ!Box',
     async run() {
       const { relay } = await setup();
-      const scan = mail(
-        [
-          'From: scanner@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Scan from MFP',
-          DEVICE_DATE,
-          'Message-ID: <m477@npi>',
-        ],
-        'Scan attached.\r\n',
-      );
+      const scan = deviceMail('scanner@contoso.com', 'Scan from MFP', 'm477@npi', 'Scan attached.\r\n');
       const [id] = await replay(await Wire.plain(relay.port), [
         GREETING,
         C('HELO NPI8C1D2A'),
@@ -318,26 +321,8 @@ const rows: DeviceRow[] = [
     seenWith: 'a UPS, a Danfoss drive, HP default host names',
     async run() {
       const { relay } = await setup();
-      const ups = mail(
-        [
-          'From: printer@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: On battery',
-          DEVICE_DATE,
-          'Message-ID: <ups1@ups>',
-        ],
-        'Power failure.\r\n',
-      );
-      const hp = mail(
-        [
-          'From: printer@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Toner',
-          DEVICE_DATE,
-          'Message-ID: <hp1@hp>',
-        ],
-        'Toner low.\r\n',
-      );
+      const ups = deviceMail('printer@contoso.com', 'On battery', 'ups1@ups', 'Power failure.\r\n');
+      const hp = deviceMail('printer@contoso.com', 'Toner', 'hp1@hp', 'Toner low.\r\n');
       const [upsId] = await replay(await Wire.plain(relay.port), [
         GREETING,
         C('HELO'),
@@ -360,16 +345,7 @@ const rows: DeviceRow[] = [
     seenWith: 'an IP camera (smtp-server answers it "421 You talk too soon")',
     async run() {
       const { relay } = await setup();
-      const alert = mail(
-        [
-          'From: scanner@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Motion detected',
-          DEVICE_DATE,
-          'Message-ID: <cam1@cam>',
-        ],
-        'Camera 3: motion.\r\n',
-      );
+      const alert = deviceMail('scanner@contoso.com', 'Motion detected', 'cam1@cam', 'Camera 3: motion.\r\n');
       // EHLO goes out in the same tick as the connect, before any greeting can have arrived.
       const wire = Wire.early(relay.port, 'EHLO ipcam\r\n');
       const [id] = await replay(wire, [
@@ -389,16 +365,7 @@ const rows: DeviceRow[] = [
     seenWith: 'ESXi backup scripts (XSIBackup, ghettoVCB)',
     async run() {
       const { relay } = await setup();
-      const report = mail(
-        [
-          'From: raid@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Backup OK',
-          DEVICE_DATE,
-          'Message-ID: <xsi@esxi>',
-        ],
-        'All 4 VMs backed up.\r\n',
-      );
+      const report = deviceMail('raid@contoso.com', 'Backup OK', 'xsi@esxi', 'All 4 VMs backed up.\r\n');
       const wire = await Wire.plain(relay.port);
       // The whole session in one write, message and QUIT included, as soon as the greeting is in.
       const [id] = await replay(wire, [
@@ -426,16 +393,7 @@ const rows: DeviceRow[] = [
     seenWith: 'LSI MegaRAID, older clients',
     async run() {
       const { relay } = await setup();
-      const event = mail(
-        [
-          'From: raid@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Controller event',
-          DEVICE_DATE,
-          'Message-ID: <lsi@raid>',
-        ],
-        'Drive 2 rebuilt.\r\n',
-      );
+      const event = deviceMail('raid@contoso.com', 'Controller event', 'lsi@raid', 'Drive 2 rebuilt.\r\n');
       const [id] = await replay(await Wire.plain(relay.port), [
         GREETING,
         C('HELO megaraid'),
@@ -462,16 +420,7 @@ const rows: DeviceRow[] = [
     seenWith: 'PHP mailers',
     async run() {
       const { relay } = await setup();
-      const form = mail(
-        [
-          'From: web@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Contact form',
-          DEVICE_DATE,
-          'Message-ID: <php@web>',
-        ],
-        'Someone wrote in.\r\n',
-      );
+      const form = deviceMail('web@contoso.com', 'Contact form', 'php@web', 'Someone wrote in.\r\n');
       const [id] = await replay(await Wire.plain(relay.port), [
         GREETING,
         C('EHLO web01'),
@@ -502,10 +451,7 @@ const rows: DeviceRow[] = [
         allowedClients: ['127.0.0.1', '127.0.0.2'],
         sender: { mode: 'keep', byClient: { '127.0.0.2': 'printer@contoso.com' } },
       });
-      const bare = mail(
-        ['From: scanner', 'To: alice@contoso.com', 'Subject: Scan', DEVICE_DATE, 'Message-ID: <s1@mfp>'],
-        'Scan.\r\n',
-      );
+      const bare = deviceMail('scanner', 'Scan', 's1@mfp', 'Scan.\r\n');
       const [bareId] = await replay(await Wire.plain(relay.port), [
         GREETING,
         C('HELO mfp'),
@@ -518,16 +464,7 @@ const rows: DeviceRow[] = [
         received('mfp') + stored(bare.replace('From: scanner', `From: "scanner" <${MAILBOX}>`)),
       );
 
-      const ilo = mail(
-        [
-          'From: iLO <user.@ilo-dom>',
-          'To: alice@contoso.com',
-          'Subject: Fan failure',
-          DEVICE_DATE,
-          'Message-ID: <i1@ilo>',
-        ],
-        'Fan 3 failed.\r\n',
-      );
+      const ilo = deviceMail('iLO <user.@ilo-dom>', 'Fan failure', 'i1@ilo', 'Fan 3 failed.\r\n');
       const [iloId] = await replay(await Wire.plain(relay.port, '127.0.0.2'), [
         GREETING,
         C('HELO ilo'),
@@ -614,16 +551,7 @@ const rows: DeviceRow[] = [
     seenWith: 'Minolta copiers, Veeam, .NET SmtpClient',
     async run() {
       const { relay } = await setup();
-      const scan = mail(
-        [
-          'From: scanner@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: bizhub scan',
-          DEVICE_DATE,
-          'Message-ID: <c1@bizhub>',
-        ],
-        'Scan.\r\n',
-      );
+      const scan = deviceMail('scanner@contoso.com', 'bizhub scan', 'c1@bizhub', 'Scan.\r\n');
       const [id] = await replay(await Wire.plain(relay.port), [
         GREETING,
         C('ehlo bizhub'),
@@ -646,16 +574,7 @@ const rows: DeviceRow[] = [
     seenWith: 'some Xerox units',
     async run() {
       const { relay } = await setup();
-      const scan = mail(
-        [
-          'From: scanner@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Xerox scan',
-          DEVICE_DATE,
-          'Message-ID: <x1@xerox>',
-        ],
-        'Scan.\r\n',
-      );
+      const scan = deviceMail('scanner@contoso.com', 'Xerox scan', 'x1@xerox', 'Scan.\r\n');
       const [id] = await replay(await Wire.plain(relay.port), [
         GREETING,
         C('EHLO xerox'),
@@ -682,16 +601,7 @@ const rows: DeviceRow[] = [
     seenWith: 'Ricoh, others',
     async run() {
       const { relay } = await setup();
-      const scan = mail(
-        [
-          'From: scanner@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Ricoh scan',
-          DEVICE_DATE,
-          'Message-ID: <r1@ricoh>',
-        ],
-        'Scan.\r\n',
-      );
+      const scan = deviceMail('scanner@contoso.com', 'Ricoh scan', 'r1@ricoh', 'Scan.\r\n');
       const wire = await Wire.plain(relay.port);
       await replay(wire, [GREETING, C('EHLO ricoh')]);
       const capabilities = await wire.read();
@@ -721,16 +631,7 @@ const rows: DeviceRow[] = [
     seenWith: 'HP LaserJet 200 M276n, older HP, Paradox IP150',
     async run() {
       const { relay } = await setup({ listen: { tls: 'starttls' }, lanTls: { allowLegacyTls: true } });
-      const scan = mail(
-        [
-          'From: scanner@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: M276n scan',
-          DEVICE_DATE,
-          'Message-ID: <l1@m276n>',
-        ],
-        'Scan.\r\n',
-      );
+      const scan = deviceMail('scanner@contoso.com', 'M276n scan', 'l1@m276n', 'Scan.\r\n');
       const wire = await Wire.plain(relay.port);
       await replay(wire, [
         GREETING,
@@ -762,16 +663,7 @@ const rows: DeviceRow[] = [
       const { relay } = await setup({
         extraListeners: [{ host: '127.0.0.1', port: implicitPort, tls: 'implicit' }],
       });
-      const scan = mail(
-        [
-          'From: scanner@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Scan over SSL',
-          DEVICE_DATE,
-          'Message-ID: <ssl@m477>',
-        ],
-        'Scan.\r\n',
-      );
+      const scan = deviceMail('scanner@contoso.com', 'Scan over SSL', 'ssl@m477', 'Scan.\r\n');
       const wire = await Wire.implicitTls(implicitPort);
       expect(wire.protocol).toMatch(/^TLSv1\.[23]$/);
       const [id] = await replay(wire, [
@@ -906,16 +798,7 @@ const rows: DeviceRow[] = [
     async run() {
       const { relay, emulator } = await setup({ queue: { minRetrySeconds: 2 } });
       emulator.script('message', '451 4.7.500 Server busy. Please try again later.', { times: 1 });
-      const scan = mail(
-        [
-          'From: scanner@contoso.com',
-          'To: alice@contoso.com',
-          'Subject: Scan',
-          DEVICE_DATE,
-          'Message-ID: <sf@mfp>',
-        ],
-        'Scan.\r\n',
-      );
+      const scan = deviceMail('scanner@contoso.com', 'Scan', 'sf@mfp', 'Scan.\r\n');
       const wire = await Wire.plain(relay.port);
       await replay(wire, [
         GREETING,
@@ -996,16 +879,7 @@ describe('LAN sign-in (lanAuth)', () => {
     ]);
 
     const { relay } = await setup({ lanAuth: { mode: 'check', users } }, {}, dir);
-    const scan = mail(
-      [
-        'From: web@contoso.com',
-        'To: alice@contoso.com',
-        'Subject: From the laptop',
-        DEVICE_DATE,
-        'Message-ID: <l@laptop>',
-      ],
-      'Hello.\r\n',
-    );
+    const scan = deviceMail('web@contoso.com', 'From the laptop', 'l@laptop', 'Hello.\r\n');
     const wire = await Wire.plain(relay.port, '127.0.0.2');
     await replay(wire, [
       GREETING,
@@ -1158,16 +1032,7 @@ describe('LAN TLS (lanTls)', () => {
       S('220 2.0.0 Ready to start TLS'),
     ]);
     await wire.startTls();
-    const scan = mail(
-      [
-        'From: scanner@contoso.com',
-        'To: alice@contoso.com',
-        'Subject: After TLS',
-        DEVICE_DATE,
-        'Message-ID: <t@mfp>',
-      ],
-      'Scanned.\r\n',
-    );
+    const scan = deviceMail('scanner@contoso.com', 'After TLS', 't@mfp', 'Scanned.\r\n');
     const [id] = await replay(wire, [
       C('EHLO mfp'),
       S(/^250-/),

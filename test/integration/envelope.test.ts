@@ -4,37 +4,28 @@
  * `relaydesk serve` in front of the Exchange Online emulator, which offers SMTPUTF8 as Microsoft 365 does.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
-import { testCa } from '../fixtures/tls.ts';
-import {
-  createTeardown,
-  eventually,
-  freePort,
-  queueFiles,
-  SmtpDevice,
-  startRelay,
-  testConfig,
-  UPSTREAM_PASSWORD,
-} from './harness.ts';
+import { createTeardown, eventually, queueFiles, SmtpDevice, startRelayWithEmulator } from './harness.ts';
 
 const teardown = createTeardown();
 afterEach(teardown.run);
 
 const MESSAGE = 'From: john@contoso.com\r\nTo: alice@contoso.com\r\nSubject: envelope\r\n\r\nHello.\r\n';
 
-async function setup() {
-  const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
-  const relay = teardown.relay(
-    await startRelay({ config: testConfig(await freePort(), emulator.port, testCa.file) }),
-  );
-  return { emulator, relay };
-}
+const setup = () => startRelayWithEmulator(teardown);
 
 /** Writes each command as UTF-8 bytes (SmtpDevice writes strings as UTF-8) and returns the replies. */
 async function converse(device: SmtpDevice, commands: string[]): Promise<string[]> {
   const replies: string[] = [];
   for (const command of commands) replies.push(await device.command(command));
   return replies;
+}
+
+/** DATA, the message, its 250; then the device hangs up. */
+async function sendData(device: SmtpDevice): Promise<void> {
+  expect(await device.command('DATA')).toMatch(/^354 /);
+  device.write(`${MESSAGE}.\r\n`);
+  expect(await device.read()).toMatch(/^250 2\.0\.0 Ok: queued as /);
+  device.close();
 }
 
 describe('envelope recipients', () => {
@@ -59,10 +50,7 @@ describe('envelope recipients', () => {
       '250 2.1.5 Ok',
       '250 2.1.5 Ok',
     ]);
-    expect(await device.command('DATA')).toMatch(/^354 /);
-    device.write(`${MESSAGE}.\r\n`);
-    expect(await device.read()).toMatch(/^250 2\.0\.0 Ok: queued as /);
-    device.close();
+    await sendData(device);
 
     const [received] = await emulator.waitForMessages(1);
     // Local parts may be case-sensitive (RFC 5321 §2.4): only the exact same address is a duplicate.
@@ -89,10 +77,7 @@ describe('addresses beyond ASCII (SMTPUTF8)', () => {
       '250 2.1.5 Ok',
       '250 2.1.5 Ok',
     ]);
-    expect(await device.command('DATA')).toMatch(/^354 /);
-    device.write(`${MESSAGE}.\r\n`);
-    expect(await device.read()).toMatch(/^250 2\.0\.0 Ok: queued as /);
-    device.close();
+    await sendData(device);
 
     const [received] = await emulator.waitForMessages(1);
     expect(received!.rcptTo).toEqual(['josé@contoso.com', 'зоя@пример.рф']);

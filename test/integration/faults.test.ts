@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import { writeLegacyMessage } from '../fixtures/legacy-spool.ts';
 import {
@@ -16,36 +16,29 @@ import {
   eventually,
   freePort,
   queueFiles,
+  type Relay,
   sendMail,
   SmtpDevice,
+  startEmulator,
   startRelay,
+  startRelayWithEmulator,
+  startRelayWithUpstreamDown,
   tempDir,
   testConfig,
-  UPSTREAM_PASSWORD,
 } from './harness.ts';
 
-type Relay = Awaited<ReturnType<typeof startRelay>>;
 const teardown = createTeardown();
 afterEach(teardown.run);
 
 const MESSAGE =
   'From: john@contoso.com\r\nTo: alice@contoso.com\r\nSubject: fault\r\nMessage-ID: <fault@scanner>\r\n\r\nScan attached.\r\n';
 
-async function setup(extra: Record<string, unknown> = {}, emulatorOptions: EmulatorOptions = {}) {
-  const emulator = teardown.closing(
-    await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions }),
-  );
-  const port = await freePort();
-  const relay = await startRelay({
-    config: testConfig(port, emulator.port, testCa.file, {
-      // Retries are driven by `queue flush` below, so nothing is retried behind the test's back.
-      queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
-      ...extra,
-    }),
+const setup = (config: Record<string, unknown> = {}, emulator: EmulatorOptions = {}) =>
+  startRelayWithEmulator(teardown, {
+    // Retries are driven by `queue flush` below, so nothing is retried behind the test's back.
+    config: { queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 }, ...config },
+    emulator,
   });
-  teardown.relay(relay);
-  return { emulator, relay };
-}
 
 async function send(relay: Relay, to = 'alice@contoso.com') {
   const sent = await sendMail(relay.port, { from: 'john@contoso.com', to: [to], data: MESSAGE });
@@ -94,86 +87,80 @@ async function expectQueuedThenDeliveredOnce(
   expect(copies).toHaveLength(1);
 }
 
+/** An upstream fault: how it is staged, what `status` must say about it, and how it goes away. */
+interface UpstreamFault {
+  name: string;
+  config?: Record<string, unknown>;
+  emulator?: EmulatorOptions;
+  stage?: (emulator: Emulator) => void;
+  expected: { state: 'error' | 'held'; diagnosis: string; reason: RegExp };
+  fix: (emulator: Emulator) => void;
+  /** What else must hold once the message went out; `elapsedMs` from the send to its delivery. */
+  afterwards?: (emulator: Emulator, elapsedMs: number) => void;
+}
+
+const clearScript = (emulator: Emulator) => emulator.clearScript();
+
+const UPSTREAM_FAULTS: UpstreamFault[] = [
+  {
+    name: 'keeps the message queued while the upstream refuses it with 451, then delivers it once',
+    stage: (emulator) =>
+      emulator.script('message', '451 4.3.0 Temporary server error. Please try again later'),
+    expected: { state: 'error', diagnosis: 'reply-4xx', reason: /451 4\.3\.0 Temporary server error/ },
+    fix: clearScript,
+    afterwards: (emulator) => expect(emulator.messages).toHaveLength(1),
+  },
+  {
+    name: 'keeps the message queued while the upstream turns every connection away with 421',
+    stage: (emulator) =>
+      emulator.script('connect', '421 4.3.2 Service not available, closing transmission channel'),
+    expected: { state: 'error', diagnosis: 'reply-421', reason: /421 4\.3\.2 Service not available/ },
+    fix: clearScript,
+  },
+  {
+    name: 'keeps the message queued when the connection is reset mid-DATA, then delivers it once',
+    stage: (emulator) => emulator.script('message', { resetMidData: true }),
+    expected: { state: 'error', diagnosis: 'connection-reset', reason: /ECONNRESET|EPIPE|reset|closed/i },
+    fix: clearScript,
+    afterwards: (emulator) =>
+      expect(emulator.transcript.some((line) => line.includes('reset after'))).toBe(true),
+  },
+  {
+    name: 'gives up on an upstream that stalls after DATA within upstream.timeoutSeconds, keeps the message, delivers it once',
+    config: { upstream: { timeoutSeconds: 2 } },
+    stage: (emulator) => emulator.script('data', { stall: true }),
+    expected: { state: 'error', diagnosis: 'connection-timeout', reason: /ETIMEDOUT/ },
+    fix: clearScript,
+    afterwards: (_emulator, elapsedMs) => expect(elapsedMs).toBeGreaterThanOrEqual(2000),
+  },
+  {
+    name: 'holds the queue on an untrusted certificate, explains it, and delivers once it is fixed',
+    emulator: { certificate: 'untrusted' },
+    expected: {
+      state: 'held',
+      diagnosis: 'tls-untrusted-certificate',
+      reason: /self[- ]signed|certificate/i,
+    },
+    fix: (emulator) => emulator.setOptions({ certificate: 'trusted' }),
+  },
+  {
+    name: 'holds the queue on an upstream that only speaks TLS 1.0, and never downgrades',
+    emulator: { tlsVersions: { min: 'TLSv1', max: 'TLSv1' } },
+    expected: { state: 'held', diagnosis: 'tls-old-version', reason: /protocol|version/i },
+    fix: (emulator) => emulator.setOptions({ tlsVersions: { min: 'TLSv1.2', max: 'TLSv1.3' } }),
+    afterwards: (emulator) => expect(emulator.messages[0]!.tlsProtocol).toMatch(/^TLSv1\.[23]$/),
+  },
+];
+
 describe('upstream faults', () => {
-  it('keeps the message queued while the upstream refuses it with 451, then delivers it once', async () => {
-    const { emulator, relay } = await setup();
-    emulator.script('message', '451 4.3.0 Temporary server error. Please try again later');
-    const id = await send(relay);
-    await expectQueuedThenDeliveredOnce(
-      relay,
-      emulator,
-      id,
-      { state: 'error', diagnosis: 'reply-4xx', reason: /451 4\.3\.0 Temporary server error/ },
-      () => emulator.clearScript(),
-    );
-    expect(emulator.messages).toHaveLength(1);
-  });
-
-  it('keeps the message queued while the upstream turns every connection away with 421', async () => {
-    const { emulator, relay } = await setup();
-    emulator.script('connect', '421 4.3.2 Service not available, closing transmission channel');
-    const id = await send(relay);
-    await expectQueuedThenDeliveredOnce(
-      relay,
-      emulator,
-      id,
-      { state: 'error', diagnosis: 'reply-421', reason: /421 4\.3\.2 Service not available/ },
-      () => emulator.clearScript(),
-    );
-  });
-
-  it('keeps the message queued when the connection is reset mid-DATA, then delivers it once', async () => {
-    const { emulator, relay } = await setup();
-    emulator.script('message', { resetMidData: true });
-    const id = await send(relay);
-    await expectQueuedThenDeliveredOnce(
-      relay,
-      emulator,
-      id,
-      { state: 'error', diagnosis: 'connection-reset', reason: /ECONNRESET|EPIPE|reset|closed/i },
-      () => emulator.clearScript(),
-    );
-    expect(emulator.transcript.some((line) => line.includes('reset after'))).toBe(true);
-  });
-
-  it('gives up on an upstream that stalls after DATA within upstream.timeoutSeconds, keeps the message, delivers it once', async () => {
-    const { emulator, relay } = await setup({ upstream: { timeoutSeconds: 2 } });
-    emulator.script('data', { stall: true });
+  // `%s` of the name: `$name` would quote and shorten it.
+  it.each(UPSTREAM_FAULTS.map((fault) => [fault.name, fault] as const))('%s', async (_name, fault) => {
+    const { emulator, relay } = await setup(fault.config, fault.emulator);
+    fault.stage?.(emulator);
     const started = Date.now();
     const id = await send(relay);
-    await expectQueuedThenDeliveredOnce(
-      relay,
-      emulator,
-      id,
-      { state: 'error', diagnosis: 'connection-timeout', reason: /ETIMEDOUT/ },
-      () => emulator.clearScript(),
-    );
-    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
-  });
-
-  it('holds the queue on an untrusted certificate, explains it, and delivers once it is fixed', async () => {
-    const { emulator, relay } = await setup({}, { certificate: 'untrusted' });
-    const id = await send(relay);
-    await expectQueuedThenDeliveredOnce(
-      relay,
-      emulator,
-      id,
-      { state: 'held', diagnosis: 'tls-untrusted-certificate', reason: /self[- ]signed|certificate/i },
-      () => emulator.setOptions({ certificate: 'trusted' }),
-    );
-  });
-
-  it('holds the queue on an upstream that only speaks TLS 1.0, and never downgrades', async () => {
-    const { emulator, relay } = await setup({}, { tlsVersions: { min: 'TLSv1', max: 'TLSv1' } });
-    const id = await send(relay);
-    await expectQueuedThenDeliveredOnce(
-      relay,
-      emulator,
-      id,
-      { state: 'held', diagnosis: 'tls-old-version', reason: /protocol|version/i },
-      () => emulator.setOptions({ tlsVersions: { min: 'TLSv1.2', max: 'TLSv1.3' } }),
-    );
-    expect(emulator.messages[0]!.tlsProtocol).toMatch(/^TLSv1\.[23]$/);
+    await expectQueuedThenDeliveredOnce(relay, emulator, id, fault.expected, () => fault.fix(emulator));
+    fault.afterwards?.(emulator, Date.now() - started);
   });
 });
 
@@ -211,7 +198,7 @@ async function fillUp(file: string): Promise<void> {
 
 describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)', () => {
   it('answers MAIL with 452 4.3.1 when the spool disk has no room left, and stores nothing', async () => {
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const emulator = await startEmulator(teardown);
     const dataDir = await dataDirWithSmallSpool(2);
     const port = await freePort();
     const relay = await startRelay({ config: testConfig(port, emulator.port, testCa.file), dataDir });
@@ -260,9 +247,7 @@ describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)'
 
     // Room again: the acknowledged message was kept and goes out; the refused one never existed.
     await rm(filler);
-    const emulator = teardown.closing(
-      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
-    );
+    const emulator = await startEmulator(teardown, { port: upstreamPort });
     await relay.cli(['queue', 'flush']);
     const [received] = await emulator.waitForMessages(1);
     expect(received!.rcptTo).toEqual(['alice@contoso.com']);
@@ -276,14 +261,8 @@ describe.skipIf(!canMount())('a full disk (a real tmpfs mounted over the spool)'
 
 describe('a damaged spool', () => {
   it('quarantines damaged spool files with a log line, delivers the rest, and keeps serving', async () => {
-    const upstreamPort = await freePort();
-    const port = await freePort();
-    const dataDir = teardown.dir(await tempDir());
-    const config = testConfig(port, upstreamPort, testCa.file, {
-      queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
-    });
-    const first = await startRelay({ config, dataDir });
-    teardown.relay(first);
+    const { relay: first, config, upstreamComesUp } = await startRelayWithUpstreamDown(teardown);
+    const dataDir = first.dataDir;
     await send(first);
     await send(first, 'bob@contoso.com');
     await first.stop();
@@ -303,11 +282,8 @@ describe('a damaged spool', () => {
     await writeFile(join(queueDir, 'TRUNCATED0002.eml'), valid.slice(0, 40), 'latin1');
     await writeFile(join(queueDir, 'LEGACY0003.state.json'), '{"nextAttemptAt": 0, "recipi');
 
-    const emulator = teardown.closing(
-      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
-    );
-    const second = await startRelay({ config, dataDir });
-    teardown.relay(second);
+    const emulator = await upstreamComesUp();
+    const second = teardown.relay(await startRelay({ config, dataDir }));
     await second.cli(['queue', 'flush']);
     const quarantined = second.logs.filter((r) => r.event === 'quarantined');
     expect(quarantined.map((r) => r.file).sort()).toEqual(['GARBAGE0001.eml', 'TRUNCATED0002.eml']);

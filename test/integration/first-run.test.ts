@@ -7,14 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
   freePort,
   ROOT,
   runCli,
-  sendMail,
+  sendScan,
+  startEmulator,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
@@ -63,7 +63,7 @@ describe('first run', () => {
   it('serve without a config serves the setup window, then relays what the wizard applies, without a restart', async () => {
     const dataDir = await tempDir();
     teardown.dir(dataDir);
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const emulator = await startEmulator(teardown);
     const serve = await startServe(dataDir, {
       ...NO_KEYCHAIN,
       RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
@@ -86,12 +86,7 @@ describe('first run', () => {
     const applied = await rpc('config:apply', { config: testConfig(lanPort, emulator.port, testCa.file) });
     expect(applied).toMatchObject({ ok: true });
     expect(await rpc('relay:status', null)).toMatchObject({ state: 'running' });
-    const sent = await sendMail(lanPort, {
-      from: 'john@contoso.com',
-      to: ['alice@contoso.com'],
-      data: 'Subject: first scan\r\n\r\npage 1\r\n',
-    });
-    expect(sent.final).toMatch(/^250 /);
+    expect((await sendScan(lanPort, 'first scan')).final).toMatch(/^250 /);
     await emulator.waitForMessages(1);
     expect(serve.child.exitCode).toBeNull();
   });
@@ -99,7 +94,7 @@ describe('first run', () => {
   it('relaydesk setup writes a config in the terminal, tests the connection and sends a test email', async () => {
     const dataDir = await tempDir();
     teardown.dir(dataDir);
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const emulator = await startEmulator(teardown);
     const lanPort = await freePort();
     const answers = [
       '2', // another mail server
@@ -136,7 +131,7 @@ describe('first run', () => {
   it('relaydesk setup saves nothing when the connection test fails and the admin does not insist', async () => {
     const dataDir = await tempDir();
     teardown.dir(dataDir);
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+    const emulator = await startEmulator(teardown);
     const answers = ['2', '127.0.0.1', '1', String(emulator.port), 'john@contoso.com', 'no', ''].join('\n');
     const result = await runCli(
       ['setup', '--data-dir', dataDir],

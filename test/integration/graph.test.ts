@@ -3,12 +3,19 @@
  * and token endpoint stand in for graph.microsoft.com and login.microsoftonline.com.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGraphEmulator, type GraphEmulator } from '../fixtures/graph-emulator.ts';
 import { startTokenEndpoint } from '../fixtures/token-endpoint.ts';
-import { createTeardown, eventually, freePort, runCli, sendMail, startRelay, tempDir } from './harness.ts';
+import {
+  createTeardown,
+  eventually,
+  freePort,
+  graphTestConfig,
+  runCli,
+  sendMail,
+  startRelay,
+  writeConfigFile,
+} from './harness.ts';
 
 let graph: GraphEmulator | null = null;
 const teardown = createTeardown();
@@ -30,18 +37,10 @@ async function setup(options: { sendAs?: 'mailbox' | 'from'; allowedMailboxes?: 
   });
   teardown.closing(graph);
   const port = await freePort();
-  const config = {
-    listen: { host: '127.0.0.1', port },
-    allowedClients: ['127.0.0.1'],
-    upstream: {
-      type: 'graph',
-      oauth2: { tenant: tokens.tenant, clientId: tokens.clientId, tokenUrl: tokens.url() },
-      mailbox: 'john@contoso.com',
-      graphUrl: graph.url,
-      sendAs: options.sendAs ?? 'mailbox',
-    },
+  const config = graphTestConfig(port, tokens, graph.url, {
+    upstream: { sendAs: options.sendAs ?? 'mailbox' },
     queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
-  };
+  });
   return { config, port, env: { RELAYDESK_CLIENT_SECRET: tokens.clientSecret } };
 }
 
@@ -181,9 +180,7 @@ describe('Graph upstream', () => {
 
   it('check probes the token and the mailbox without sending; send-test sends through Graph', async () => {
     const { config, env } = await setup();
-    const dir = teardown.dir(await tempDir());
-    const file = join(dir, 'config.json');
-    await writeFile(file, JSON.stringify(config));
+    const { file } = await writeConfigFile(teardown, config);
     const check = await runCli(['check', '--config', file], env);
     expect(check.stdout).toMatch(/ok +token/);
     expect(check.stdout).toMatch(/ok +mailbox send/);

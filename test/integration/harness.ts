@@ -1,29 +1,23 @@
 /**
  * Test harness: runs the real `relaydesk serve` as a child process against a config in a temp data
- * folder, and talks SMTP to it over loopback like a device would.
+ * folder (most often in front of the Exchange Online emulator: `startRelayWithEmulator`), and talks
+ * SMTP to it over loopback like a device would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { inspectSpool } from '../../electron/relay/spool.ts';
+import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { freePort } from '../fixtures/free-port.ts';
+import { testCa } from '../fixtures/tls.ts';
+import type { TokenEndpoint } from '../fixtures/token-endpoint.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/relaydesk.js');
 export const UPSTREAM_PASSWORD = 'correct horse battery staple';
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+export { freePort };
 
 export async function tempDir(prefix = 'relaydesk-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
@@ -50,20 +44,25 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<CliResult> {
-  return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdin.end(input ?? '');
-    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
+/** A relaydesk command, running: its output so far, and its end. `input` is its whole stdin. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, input = '') {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
+  child.stdin.end(input);
+  const done = new Promise<CliResult>((resolveRun) =>
+    child.on('close', (code) => resolveRun({ code, ...output })),
+  );
+  return { child, output, done };
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<CliResult> {
+  return spawnCli(args, env, input).done;
 }
 
 /** Config for a relay on a free loopback port that relays to `upstreamPort` with the test CA. */
@@ -97,6 +96,30 @@ export function testConfig(
   };
 }
 
+/**
+ * Config for a relay on `port` that sends as john@contoso.com through the Graph emulator at
+ * `graphUrl`, with an app registration from `tokens`; `upstream` adds to the upstream section.
+ */
+export function graphTestConfig(
+  port: number,
+  tokens: Pick<TokenEndpoint, 'tenant' | 'clientId' | 'url'>,
+  graphUrl: string,
+  { upstream, ...rest }: Record<string, unknown> & { upstream?: Record<string, unknown> } = {},
+) {
+  return {
+    listen: { host: '127.0.0.1', port },
+    allowedClients: ['127.0.0.1'],
+    upstream: {
+      type: 'graph',
+      oauth2: { tenant: tokens.tenant, clientId: tokens.clientId, tokenUrl: tokens.url() },
+      mailbox: 'john@contoso.com',
+      graphUrl,
+      ...upstream,
+    },
+    ...rest,
+  };
+}
+
 export interface StartRelayOptions {
   config: Record<string, unknown>;
   dataDir?: string;
@@ -109,9 +132,9 @@ export interface StartRelayOptions {
   serveArgs?: string[];
 }
 
-export async function startRelay(
-  options: StartRelayOptions,
-): Promise<RelayProcess & { process: ChildProcess; exited: Promise<number | null> }> {
+export type Relay = RelayProcess & { process: ChildProcess; exited: Promise<number | null> };
+
+export async function startRelay(options: StartRelayOptions): Promise<Relay> {
   const dataDir = options.dataDir ?? (await tempDir());
   const configPath = join(dataDir, 'config.json');
   await writeFile(configPath, JSON.stringify(options.config, null, 2));
@@ -254,6 +277,62 @@ export function createTeardown(): Teardown {
   };
 }
 
+/** The Exchange Online emulator, its mailbox password UPSTREAM_PASSWORD unless `options` say; closed after the test. */
+export async function startEmulator(teardown: Teardown, options: EmulatorOptions = {}): Promise<Emulator> {
+  return teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...options }));
+}
+
+export interface RelayWithEmulatorOptions extends Omit<StartRelayOptions, 'config'> {
+  /** The relay's config beyond `testConfig`'s (merged as `testConfig`'s `extra`). */
+  config?: Record<string, unknown>;
+  /** The emulator's options beyond the mailbox password `UPSTREAM_PASSWORD`. */
+  emulator?: EmulatorOptions;
+}
+
+/**
+ * How most integration tests begin: the Exchange Online emulator, and a relay on a free loopback port
+ * that relays to it with the test CA; both undone by `teardown` after the test.
+ */
+export async function startRelayWithEmulator(
+  teardown: Teardown,
+  options: RelayWithEmulatorOptions = {},
+): Promise<{ emulator: Emulator; relay: Relay; config: Record<string, unknown> }> {
+  const { config: extra, emulator: emulatorOptions, ...relayOptions } = options;
+  const emulator = await startEmulator(teardown, emulatorOptions);
+  const config = testConfig(await freePort(), emulator.port, testCa.file, extra);
+  const relay = teardown.relay(await startRelay({ ...relayOptions, config }));
+  return { emulator, relay, config };
+}
+
+/**
+ * A relay whose upstream is down: it relays to a free port nobody listens on yet, retrying only an
+ * hour apart so that nothing is retried behind the test's back; `upstreamComesUp` starts the
+ * Exchange emulator on that port. All undone by `teardown`.
+ */
+export async function startRelayWithUpstreamDown(
+  teardown: Teardown,
+  options: { dataDir?: string } = {},
+): Promise<{ relay: Relay; config: Record<string, unknown>; upstreamComesUp(): Promise<Emulator> }> {
+  const upstreamPort = await freePort();
+  const config = testConfig(await freePort(), upstreamPort, testCa.file, {
+    queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
+  });
+  const relay = teardown.relay(await startRelay({ config, dataDir: options.dataDir }));
+  const upstreamComesUp = () => startEmulator(teardown, { port: upstreamPort });
+  return { relay, config, upstreamComesUp };
+}
+
+/** `config` as config.json in a folder of its own (for the CLI's --config), removed after the test. */
+export async function writeConfigFile(
+  teardown: Teardown,
+  config: object,
+): Promise<{ dir: string; file: string }> {
+  const dir = teardown.dir(await tempDir());
+  const file = join(dir, 'config.json');
+  await writeFile(file, JSON.stringify(config));
+  return { dir, file };
+}
+
 /**
  * The ids of the messages waiting in a relay's spool (segments and files of their own), read the way
  * `relaydesk queue list` reads it while the relay runs.
@@ -343,10 +422,83 @@ export class SmtpDevice {
   }
 }
 
+/**
+ * A client that writes whatever it is told, whenever, and keeps every byte of the answer: for floods,
+ * pipelining and trickling, where reading reply by reply would itself be the bottleneck. Its socket
+ * is destroyed after the test by the `teardown` it was opened with.
+ */
+export class RawClient {
+  text = '';
+  closed = false;
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (this.text += chunk));
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => undefined);
+  }
+
+  /** `allowHalfOpen` keeps its side open after the relay's FIN. */
+  static open(
+    teardown: Teardown,
+    port: number,
+    options: { localAddress?: string; allowHalfOpen?: boolean } = {},
+  ): Promise<RawClient> {
+    return new Promise((resolveClient, reject) => {
+      const socket = connect({ port, host: '127.0.0.1', ...options });
+      teardown.add(() => socket.destroy());
+      socket.once('connect', () => resolveClient(new RawClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Complete reply lines so far. */
+  get lines(): string[] {
+    const complete = this.text.slice(0, this.text.lastIndexOf('\r\n') + 2);
+    return complete.split('\r\n').slice(0, -1);
+  }
+
+  /** Final reply lines (`250 ...`, not `250-...`) so far. */
+  get replies(): string[] {
+    return this.lines.filter((line) => /^\d{3} /.test(line));
+  }
+
+  write(data: string | Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(data);
+  }
+
+  async waitForReplies(n: number, timeoutMs = 20_000): Promise<string[]> {
+    await eventually(() => this.replies.length >= n || this.closed, timeoutMs, 20);
+    return this.replies;
+  }
+
+  async waitForClose(timeoutMs = 15_000): Promise<void> {
+    await eventually(() => this.closed, timeoutMs, 20);
+  }
+
+  /** Sends `text` one byte every `intervalMs`, until it is all sent or the relay closes. */
+  async trickle(text: string, intervalMs: number): Promise<void> {
+    for (const byte of text) {
+      if (this.closed) return;
+      this.write(byte);
+      await new Promise((resolveByte) => setTimeout(resolveByte, intervalMs));
+    }
+  }
+}
+
 export interface SendResult {
   replies: string[];
   final: string;
   queueId: string | null;
+}
+
+/** A device's message to alice@contoso.com, as a scanner writes it; no From header when `from` is null. */
+export function scanMessage(subject: string, from: string | null = 'john@contoso.com'): string {
+  return `${from ? `From: ${from}\r\n` : ''}To: alice@contoso.com\r\nSubject: ${subject}\r\n\r\nScan attached.\r\n`;
+}
+
+/** john@contoso.com's scanner sends `scanMessage(subject)` to `to`. */
+export function sendScan(port: number, subject: string, to = 'alice@contoso.com'): Promise<SendResult> {
+  return sendMail(port, { from: 'john@contoso.com', to: [to], data: scanMessage(subject) });
 }
 
 /** One complete SMTP transaction, the way a well-behaved device sends it. */

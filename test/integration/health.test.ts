@@ -4,15 +4,12 @@
  * for scripts and Task Scheduler: 0 relaying, 2 held or not running.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
-import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
   eventually,
   freePort,
   sendMail,
-  startRelay,
-  testConfig,
+  startRelayWithEmulator,
   UPSTREAM_PASSWORD,
 } from './harness.ts';
 
@@ -21,15 +18,13 @@ afterEach(teardown.run);
 
 const MESSAGE = 'From: john@contoso.com\r\nTo: alice@contoso.com\r\nSubject: Scan\r\n\r\npage 1\r\n';
 
+/** The emulator takes `password`; the relay signs in with UPSTREAM_PASSWORD. */
 async function setup(password: string) {
-  const emulator = teardown.closing(await startExchangeEmulator({ password }));
-  const port = await freePort();
   const healthPort = await freePort();
-  const relay = await startRelay({
-    config: testConfig(port, emulator.port, testCa.file),
+  const { emulator, relay } = await startRelayWithEmulator(teardown, {
+    emulator: { password },
     serveArgs: ['--health', `127.0.0.1:${healthPort}`],
   });
-  teardown.relay(relay);
   const get = async (path: string) => {
     const response = await fetch(`http://127.0.0.1:${healthPort}${path}`);
     return {

@@ -4,38 +4,23 @@
  * the upstream, so what would leave the relay is checked too.
  */
 import { readdir } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readProcess, resetPeak } from '../../bench/tools.ts';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
-import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
   eventually,
-  freePort,
+  RawClient,
   sendMail,
   SmtpDevice,
-  startRelay,
-  testConfig,
-  UPSTREAM_PASSWORD,
+  startRelayWithEmulator,
 } from './harness.ts';
 
 const teardown = createTeardown();
 afterEach(teardown.run);
 
-async function setup(extra: Record<string, unknown> = {}) {
-  const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
-  const port = await freePort();
-  const relay = await startRelay({
-    config: testConfig(port, emulator.port, testCa.file, {
-      allowedClients: ['127.0.0.0/8'],
-      ...extra,
-    }),
-  });
-  teardown.relay(relay);
-  return { emulator, relay };
-}
+const setup = (config: Record<string, unknown> = {}) =>
+  startRelayWithEmulator(teardown, { config: { allowedClients: ['127.0.0.0/8'], ...config } });
 
 /** Every file in the spool's incoming and queue folders: what the relay is keeping. */
 async function spoolFiles(dataDir: string): Promise<string[]> {
@@ -43,54 +28,6 @@ async function spoolFiles(dataDir: string): Promise<string[]> {
   const incoming = await readdir(join(spool, 'incoming'));
   const queue = await readdir(join(spool, 'queue'));
   return [...incoming.map((n) => `incoming/${n}`), ...queue.map((n) => `queue/${n}`)];
-}
-
-/**
- * A client that writes whatever it is told, whenever, and keeps every byte of the answer: for floods
- * and pipelining, where reading reply by reply would itself be the bottleneck.
- */
-class RawClient {
-  text = '';
-  closed = false;
-  private constructor(readonly socket: Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (this.text += chunk));
-    socket.on('close', () => (this.closed = true));
-    socket.on('error', () => undefined);
-  }
-
-  static open(port: number, localAddress?: string): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ port, host: '127.0.0.1', localAddress });
-      teardown.add(() => socket.destroy());
-      socket.once('connect', () => resolve(new RawClient(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  /** Complete reply lines so far. */
-  get lines(): string[] {
-    const complete = this.text.slice(0, this.text.lastIndexOf('\r\n') + 2);
-    return complete.split('\r\n').slice(0, -1);
-  }
-
-  /** Final reply lines (`250 ...`, not `250-...`) so far. */
-  get replies(): string[] {
-    return this.lines.filter((line) => /^\d{3} /.test(line));
-  }
-
-  write(data: string | Buffer): void {
-    this.socket.write(data);
-  }
-
-  async waitForReplies(n: number, timeoutMs = 20_000): Promise<string[]> {
-    await eventually(() => this.replies.length >= n || this.closed, timeoutMs, 20);
-    return this.replies;
-  }
-
-  async waitForClose(timeoutMs = 15_000): Promise<void> {
-    await eventually(() => this.closed, timeoutMs, 20);
-  }
 }
 
 const HEADER = 'From: john@contoso.com\r\nTo: alice@contoso.com\r\nSubject: hostile\r\n\r\n';
@@ -106,7 +43,7 @@ describe('SMTP smuggling', () => {
     '$name inside DATA neither ends the message nor starts a second one, here or upstream',
     async ({ bytes }) => {
       const { emulator, relay } = await setup();
-      const client = await RawClient.open(relay.port);
+      const client = await RawClient.open(teardown, relay.port);
       await client.waitForReplies(1);
       client.write(
         'EHLO attacker.example\r\nMAIL FROM:<john@contoso.com>\r\nRCPT TO:<alice@contoso.com>\r\n',
@@ -242,7 +179,7 @@ describe('malformed commands', () => {
 describe('floods', () => {
   it('takes 10,000 pipelined RCPT TO: 452 4.5.3 past the limit, one message to the allowed ones', async () => {
     const { emulator, relay } = await setup({ limits: { maxRecipients: 100 } });
-    const client = await RawClient.open(relay.port);
+    const client = await RawClient.open(teardown, relay.port);
     await client.waitForReplies(1);
     const rcpts = Array.from({ length: 10_000 }, (_, i) => `RCPT TO:<user${i}@contoso.com>\r\n`).join('');
     client.write(`EHLO flood\r\nMAIL FROM:<john@contoso.com>\r\n${rcpts}`);
@@ -264,7 +201,7 @@ describe('floods', () => {
   it('answers a pipelining flood in order without growing its memory while the client does not read', async () => {
     const { relay } = await setup();
     const pid = relay.process.pid!;
-    const client = await RawClient.open(relay.port);
+    const client = await RawClient.open(teardown, relay.port);
     await client.waitForReplies(1);
     client.socket.pause();
     resetPeak(pid);
@@ -287,7 +224,7 @@ describe('floods', () => {
 
   it('delivers every one of 100 whole transactions pipelined in one write, each acknowledged in order', async () => {
     const { emulator, relay } = await setup({ upstream: { messagesPerMinute: 1000 } });
-    const client = await RawClient.open(relay.port);
+    const client = await RawClient.open(teardown, relay.port);
     const transactions = Array.from(
       { length: 100 },
       (_, i) =>
@@ -314,7 +251,7 @@ describe('floods', () => {
 
   it('answers commands sent before the greeting in order, after its 220', async () => {
     const { emulator, relay } = await setup();
-    const client = await RawClient.open(relay.port);
+    const client = await RawClient.open(teardown, relay.port);
     client.write(
       `EHLO early\r\nMAIL FROM:<john@contoso.com>\r\nRCPT TO:<alice@contoso.com>\r\nDATA\r\n${HEADER}early\r\n.\r\nQUIT\r\n`,
     );
@@ -335,8 +272,8 @@ describe('floods', () => {
 describe('slow and greedy clients', () => {
   it('times out an idle client and one that stalls mid-DATA, keeps nothing of it, and serves others meanwhile', async () => {
     const { emulator, relay } = await setup({ limits: { idleTimeoutSeconds: 2 } });
-    const idle = await RawClient.open(relay.port);
-    const stalled = await RawClient.open(relay.port);
+    const idle = await RawClient.open(teardown, relay.port);
+    const stalled = await RawClient.open(teardown, relay.port);
     stalled.write('EHLO slow\r\nMAIL FROM:<john@contoso.com>\r\nRCPT TO:<alice@contoso.com>\r\nDATA\r\n');
     await stalled.waitForReplies(5);
     stalled.write(`${HEADER}the first half of a scan and then noth`);
@@ -363,9 +300,9 @@ describe('slow and greedy clients', () => {
 
   it('refuses a connection over maxConnectionsPerClient with 421 4.7.0 while other devices are served', async () => {
     const { emulator, relay } = await setup({ limits: { maxConnectionsPerClient: 3 } });
-    const held = await Promise.all([1, 2, 3].map(() => RawClient.open(relay.port)));
+    const held = await Promise.all([1, 2, 3].map(() => RawClient.open(teardown, relay.port)));
     for (const client of held) await client.waitForReplies(1);
-    const fourth = await RawClient.open(relay.port);
+    const fourth = await RawClient.open(teardown, relay.port);
     await fourth.waitForClose();
     expect(fourth.replies).toEqual(['421 4.7.0 Too many connections from 127.0.0.1, try again later']);
 
@@ -394,7 +331,7 @@ describe('slow and greedy clients', () => {
     const limit = 10 * 1024 * 1024;
     const { emulator, relay } = await setup({ limits: { maxMessageBytes: limit } });
     const pid = relay.process.pid!;
-    const client = await RawClient.open(relay.port);
+    const client = await RawClient.open(teardown, relay.port);
     client.write('EHLO big\r\nMAIL FROM:<john@contoso.com>\r\nRCPT TO:<alice@contoso.com>\r\nDATA\r\n');
     await client.waitForReplies(5);
     resetPeak(pid);

@@ -5,30 +5,23 @@
  * real clients to a real Postfix, which would repair or hide some of this on its own.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { startGraphEmulator } from '../fixtures/graph-emulator.ts';
-import { testCa } from '../fixtures/tls.ts';
 import { startTokenEndpoint } from '../fixtures/token-endpoint.ts';
 import {
   createTeardown,
   eventually,
   freePort,
+  graphTestConfig,
   sendMail,
   startRelay,
-  testConfig,
-  UPSTREAM_PASSWORD,
+  startRelayWithEmulator,
 } from './harness.ts';
 
 const teardown = createTeardown();
 afterEach(teardown.run);
 
-async function relayToEmulator(extra: Record<string, unknown> = {}) {
-  const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
-  const relay = teardown.relay(
-    await startRelay({ config: testConfig(await freePort(), emulator.port, testCa.file, extra) }),
-  );
-  return { emulator, relay };
-}
+const relayToEmulator = (config: Record<string, unknown> = {}) =>
+  startRelayWithEmulator(teardown, { config });
 
 /** The header lines as the upstream got them (unfolded), our Received left out, and the body. */
 function split(data: Buffer): { headers: string[]; body: string } {
@@ -123,17 +116,7 @@ describe('over Microsoft Graph, which sends to the header', () => {
     const port = await freePort();
     teardown.relay(
       await startRelay({
-        config: {
-          listen: { host: '127.0.0.1', port },
-          allowedClients: ['127.0.0.1'],
-          upstream: {
-            type: 'graph',
-            oauth2: { tenant: tokens.tenant, clientId: tokens.clientId, tokenUrl: tokens.url() },
-            mailbox: 'john@contoso.com',
-            graphUrl: graph.url,
-          },
-          sender: { mode: 'rewrite', byClient: {} },
-        },
+        config: graphTestConfig(port, tokens, graph.url, { sender: { mode: 'rewrite', byClient: {} } }),
         env: { RELAYDESK_CLIENT_SECRET: tokens.clientSecret },
       }),
     );

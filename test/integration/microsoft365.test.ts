@@ -4,7 +4,7 @@
  * loopback token endpoint.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { type Emulator } from '../fixtures/exchange-emulator.ts';
 import { startKeyringSession } from '../fixtures/keyring-session.ts';
 import { testCa, untrustedCertificate } from '../fixtures/tls.ts';
 import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoint.ts';
@@ -12,11 +12,16 @@ import {
   createTeardown,
   freePort,
   runCli,
+  scanMessage,
   sendMail,
+  sendScan,
+  startEmulator,
   startRelay,
+  startRelayWithEmulator,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
+  writeConfigFile,
 } from './harness.ts';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -32,17 +37,7 @@ afterEach(async () => {
   tokens = null;
 });
 
-async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
-  emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...options }));
-  return emulator;
-}
-
-async function writeConfig(config: object): Promise<{ dir: string; file: string }> {
-  const dir = teardown.dir(await tempDir());
-  const file = join(dir, 'config.json');
-  await writeFile(file, JSON.stringify(config));
-  return { dir, file };
-}
+const writeConfig = (config: object) => writeConfigFile(teardown, config);
 
 async function serve(extra: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
   const relay = await startRelay({
@@ -52,20 +47,9 @@ async function serve(extra: Record<string, unknown>, env: NodeJS.ProcessEnv = {}
   return teardown.relay(relay);
 }
 
-function message(from: string | null, subject: string): string {
-  return [
-    ...(from ? [`From: ${from}`] : []),
-    'To: alice@contoso.com',
-    `Subject: ${subject}`,
-    '',
-    'Scan attached.',
-    '',
-  ].join('\r\n');
-}
-
 describe('relaydesk check', () => {
   it('shows each step with its time and says nothing was sent', async () => {
-    await startEmulator();
+    emulator = await startEmulator(teardown);
     const { file } = await writeConfig(testConfig(25, emulator!.port, testCa.file));
     const result = await runCli(['check', '--config', file], {
       RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
@@ -81,7 +65,7 @@ describe('relaydesk check', () => {
   });
 
   it('explains a wrong password with the 535 5.7.3 diagnosis', async () => {
-    await startEmulator();
+    emulator = await startEmulator(teardown);
     const { file } = await writeConfig(testConfig(25, emulator!.port, testCa.file));
     const result = await runCli(['check', '--config', file], { RELAYDESK_UPSTREAM_PASSWORD: 'wrong' });
     expect(result.code).toBe(1);
@@ -92,7 +76,7 @@ describe('relaydesk check', () => {
   });
 
   it('explains an untrusted certificate without ever switching checks off', async () => {
-    await startEmulator({ certificate: 'untrusted' });
+    emulator = await startEmulator(teardown, { certificate: 'untrusted' });
     const { file } = await writeConfig(testConfig(25, emulator!.port, testCa.file));
     const result = await runCli(['check', '--config', file, '--json'], {
       RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
@@ -109,7 +93,7 @@ describe('relaydesk check', () => {
 
 describe('relaydesk send-test', () => {
   it('sends a test message that says which relay, which path and when', async () => {
-    await startEmulator();
+    emulator = await startEmulator(teardown);
     const { file } = await writeConfig(testConfig(2525, emulator!.port, testCa.file));
     const result = await runCli(['send-test', '--to', 'john@contoso.com', '--config', file], {
       RELAYDESK_UPSTREAM_PASSWORD: UPSTREAM_PASSWORD,
@@ -125,7 +109,7 @@ describe('relaydesk send-test', () => {
   });
 
   it('reports a Send As refusal with its fix', async () => {
-    await startEmulator();
+    emulator = await startEmulator(teardown);
     const { file } = await writeConfig(
       testConfig(2525, emulator!.port, testCa.file, { upstream: { user: 'scanner@contoso.com' } }),
     );
@@ -144,14 +128,40 @@ describe('relaydesk send-test', () => {
 });
 
 describe('sender handling', () => {
-  it('keep: a device sending as an address the mailbox may not use fails with the Send As diagnosis', async () => {
-    await startEmulator();
-    const relay = await serve({ sender: { mode: 'keep' } });
-    const sent = await sendMail(relay.port, {
-      from: 'HelpDesk@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('Help Desk <HelpDesk@contoso.com>', 'keep'),
+  /**
+   * A relay with `sender` in front of a mailbox with Send As on `aliases`: a device sends one message
+   * to alice@ as `from` (envelope) with `header` as its From, and the upstream's copy is returned.
+   */
+  async function sendAsDevice(
+    { sender, aliases }: { sender?: Record<string, unknown>; aliases?: string[] },
+    { from, header, subject }: { from: string; header: string | null; subject: string },
+  ) {
+    const { emulator, relay } = await startRelayWithEmulator(teardown, {
+      emulator: { aliases },
+      config: sender ? { sender } : {},
     });
+    const sent = await sendMail(relay.port, {
+      from,
+      to: ['alice@contoso.com'],
+      data: scanMessage(subject, header),
+    });
+    return { emulator, relay, sent };
+  }
+
+  /** What the upstream got of the one message `sendAsDevice` sent. */
+  async function upstreamCopy(...args: Parameters<typeof sendAsDevice>) {
+    const { emulator } = await sendAsDevice(...args);
+    const [received] = await emulator.waitForMessages(1);
+    return received!;
+  }
+
+  const HELP_DESK = { from: 'HelpDesk@contoso.com', header: 'Help Desk <HelpDesk@contoso.com>' };
+
+  it('keep: a device sending as an address the mailbox may not use fails with the Send As diagnosis', async () => {
+    const { relay, sent } = await sendAsDevice(
+      { sender: { mode: 'keep' } },
+      { ...HELP_DESK, subject: 'keep' },
+    );
     expect(sent.final).toMatch(/^250 /);
     const failed = await relay.waitForLog((r) => r.event === 'failed');
     expect(String(failed.reply)).toContain('554 5.2.252 SendAsDenied');
@@ -161,61 +171,43 @@ describe('sender handling', () => {
   });
 
   it('keep: relays unchanged when the mailbox has Send As on the device address', async () => {
-    await startEmulator({ aliases: ['helpdesk@contoso.com'] });
-    const relay = await serve({ sender: { mode: 'keep' } });
-    await sendMail(relay.port, {
-      from: 'HelpDesk@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('Help Desk <HelpDesk@contoso.com>', 'keep ok'),
-    });
-    const [received] = await emulator!.waitForMessages(1);
-    expect(received!.mailFrom).toBe('HelpDesk@contoso.com');
-    expect(received!.data.toString()).toContain('\r\nFrom: Help Desk <HelpDesk@contoso.com>\r\n');
+    const received = await upstreamCopy(
+      { sender: { mode: 'keep' }, aliases: ['helpdesk@contoso.com'] },
+      { ...HELP_DESK, subject: 'keep ok' },
+    );
+    expect(received.mailFrom).toBe('HelpDesk@contoso.com');
+    expect(received.data.toString()).toContain('\r\nFrom: Help Desk <HelpDesk@contoso.com>\r\n');
   });
 
   it('rewrite: sender becomes the mailbox, the device address stays as Reply-To and in the display name', async () => {
-    await startEmulator();
-    const relay = await serve({ sender: { mode: 'rewrite' } });
-    await sendMail(relay.port, {
-      from: 'HelpDesk@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('Help Desk <HelpDesk@contoso.com>', 'rewrite'),
-    });
-    const [received] = await emulator!.waitForMessages(1);
-    const text = received!.data.toString();
-    expect(received!.mailFrom).toBe('john@contoso.com');
+    const received = await upstreamCopy(
+      { sender: { mode: 'rewrite' } },
+      { ...HELP_DESK, subject: 'rewrite' },
+    );
+    const text = received.data.toString();
+    expect(received.mailFrom).toBe('john@contoso.com');
     expect(text).toContain('\r\nFrom: "Help Desk (HelpDesk@contoso.com)" <john@contoso.com>\r\n');
     expect(text).toContain('\r\nReply-To: "Help Desk" <HelpDesk@contoso.com>\r\n');
   });
 
   it('byClient: each device sends as its own Send As address', async () => {
-    await startEmulator({ aliases: ['faxservice@contoso.com'] });
-    const relay = await serve({
-      sender: { mode: 'keep', byClient: { '127.0.0.1': 'FaxService@contoso.com' } },
-    });
-    await sendMail(relay.port, {
-      from: 'fax',
-      to: ['alice@contoso.com'],
-      data: message('Fax <fax@localhost>', 'fax'),
-    });
-    const [received] = await emulator!.waitForMessages(1);
-    expect(received!.mailFrom).toBe('FaxService@contoso.com');
-    expect(received!.data.toString()).toContain(
+    const received = await upstreamCopy(
+      {
+        sender: { mode: 'keep', byClient: { '127.0.0.1': 'FaxService@contoso.com' } },
+        aliases: ['faxservice@contoso.com'],
+      },
+      { from: 'fax', header: 'Fax <fax@localhost>', subject: 'fax' },
+    );
+    expect(received.mailFrom).toBe('FaxService@contoso.com');
+    expect(received.data.toString()).toContain(
       '\r\nFrom: "Fax (fax@localhost)" <FaxService@contoso.com>\r\n',
     );
   });
 
   it('a message without From gets the mailbox, and Date and Message-ID are added', async () => {
-    await startEmulator();
-    const relay = await serve({});
-    await sendMail(relay.port, {
-      from: 'scanner',
-      to: ['alice@contoso.com'],
-      data: message(null, 'no from'),
-    });
-    const [received] = await emulator!.waitForMessages(1);
-    const text = received!.data.toString();
-    expect(received!.mailFrom).toBe('john@contoso.com');
+    const received = await upstreamCopy({}, { from: 'scanner', header: null, subject: 'no from' });
+    const text = received.data.toString();
+    expect(received.mailFrom).toBe('john@contoso.com');
     expect(text).toContain('\r\nFrom: <john@contoso.com>\r\n');
     expect(text).toMatch(/\r\nDate: \w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d \+0000\r\n/);
     expect(text).toMatch(/\r\nMessage-ID: <[0-9A-Z]+@\S+>\r\n/);
@@ -226,7 +218,9 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
   async function oauthSetup() {
     tokens = teardown.closing(await startTokenEndpoint({ tenant: 'contoso.onmicrosoft.com' }));
     const endpoint = tokens;
-    await startEmulator({ validateToken: (token) => endpoint.validate(token, SMTP_SCOPE) });
+    emulator = await startEmulator(teardown, {
+      validateToken: (token) => endpoint.validate(token, SMTP_SCOPE),
+    });
     return {
       upstream: {
         auth: 'oauth2',
@@ -241,16 +235,8 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
       RELAYDESK_CLIENT_SECRET: tokens!.clientSecret,
       RELAYDESK_UPSTREAM_PASSWORD: '',
     });
-    await sendMail(relay.port, {
-      from: 'john@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('john@contoso.com', 'one'),
-    });
-    await sendMail(relay.port, {
-      from: 'john@contoso.com',
-      to: ['bob@contoso.com'],
-      data: message('john@contoso.com', 'two'),
-    });
+    await sendScan(relay.port, 'one');
+    await sendScan(relay.port, 'two', 'bob@contoso.com');
     await emulator!.waitForMessages(2);
     expect(tokens!.issued).toBe(1);
 
@@ -259,11 +245,7 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
     tokens!.expireAll();
     emulator!.script('mail', { drop: true }, { times: 1 });
     const failuresBefore = emulator!.stats.authFailures;
-    await sendMail(relay.port, {
-      from: 'john@contoso.com',
-      to: ['carol@contoso.com'],
-      data: message('john@contoso.com', 'three'),
-    });
+    await sendScan(relay.port, 'three', 'carol@contoso.com');
     await emulator!.waitForMessages(3);
     expect(tokens!.issued).toBe(2);
     expect(emulator!.stats.authFailures).toBe(failuresBefore + 1);
@@ -279,11 +261,7 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
       RELAYDESK_CLIENT_SECRET: 'not-the-secret',
       RELAYDESK_UPSTREAM_PASSWORD: '',
     });
-    await sendMail(relay.port, {
-      from: 'john@contoso.com',
-      to: ['alice@contoso.com'],
-      data: message('john@contoso.com', 'x'),
-    });
+    await sendScan(relay.port, 'x');
     const held = await relay.waitForLog((r) => r.event === 'held');
     expect(String(held.reason)).toContain('AADSTS7000215');
     expect(JSON.stringify(relay.logs)).not.toContain('not-the-secret');
@@ -303,20 +281,12 @@ describe('OAuth 2.0 (client credentials, XOAUTH2)', () => {
 
 describe('Microsoft 365 limits', () => {
   it('432 4.3.2 past 3 connections is retried, and everything arrives', async () => {
-    await startEmulator();
-    const relay = await serve({
-      upstream: { maxConnections: 5 },
-      queue: { minRetrySeconds: 1, maxRetrySeconds: 1 },
+    const { emulator, relay } = await startRelayWithEmulator(teardown, {
+      config: { upstream: { maxConnections: 5 }, queue: { minRetrySeconds: 1, maxRetrySeconds: 1 } },
     });
-    const sends = Array.from({ length: 10 }, (_, i) =>
-      sendMail(relay.port, {
-        from: 'john@contoso.com',
-        to: [`user${i}@contoso.com`],
-        data: message('john@contoso.com', `n${i}`),
-      }),
-    );
+    const sends = Array.from({ length: 10 }, (_, i) => sendScan(relay.port, `n${i}`, `user${i}@contoso.com`));
     for (const sent of await Promise.all(sends)) expect(sent.final).toMatch(/^250 /);
-    const received = await emulator!.waitForMessages(10, 30_000);
+    const received = await emulator.waitForMessages(10, 30_000);
     expect(new Set(received.flatMap((m) => m.rcptTo)).size).toBe(10);
     const deferred = relay.logs.filter((r) => r.event === 'deferred');
     expect(deferred.length).toBeGreaterThan(0);
@@ -325,19 +295,14 @@ describe('Microsoft 365 limits', () => {
   });
 
   it('stays within 3 connections and reuses them when configured like Microsoft 365', async () => {
-    await startEmulator();
-    const relay = await serve({ upstream: { maxConnections: 3 } });
-    const sends = Array.from({ length: 12 }, (_, i) =>
-      sendMail(relay.port, {
-        from: 'john@contoso.com',
-        to: [`user${i}@contoso.com`],
-        data: message('john@contoso.com', `n${i}`),
-      }),
-    );
+    const { emulator, relay } = await startRelayWithEmulator(teardown, {
+      config: { upstream: { maxConnections: 3 } },
+    });
+    const sends = Array.from({ length: 12 }, (_, i) => sendScan(relay.port, `n${i}`, `user${i}@contoso.com`));
     await Promise.all(sends);
-    await emulator!.waitForMessages(12, 30_000);
-    expect(emulator!.stats.maxConcurrent).toBeLessThanOrEqual(3);
-    expect(emulator!.stats.connections).toBeLessThan(12);
+    await emulator.waitForMessages(12, 30_000);
+    expect(emulator.stats.maxConcurrent).toBeLessThanOrEqual(3);
+    expect(emulator.stats.connections).toBeLessThan(12);
     expect(relay.logs.filter((r) => r.event === 'deferred')).toEqual([]);
   });
 });
@@ -346,7 +311,7 @@ describe('secrets in the OS keychain', () => {
   it('password set stores the secret in a real Secret Service, and serve uses it without the environment variable', async () => {
     const session = await startKeyringSession();
     try {
-      await startEmulator();
+      emulator = await startEmulator(teardown);
       const dataDir = teardown.dir(await tempDir());
       const port = await freePort();
       const config = testConfig(port, emulator!.port, testCa.file);
@@ -359,11 +324,7 @@ describe('secrets in the OS keychain', () => {
 
       const relay = await startRelay({ config, dataDir, env });
       teardown.relay(relay);
-      await sendMail(port, {
-        from: 'john@contoso.com',
-        to: ['alice@contoso.com'],
-        data: message('john@contoso.com', 'from keychain'),
-      });
+      await sendScan(port, 'from keychain');
       await emulator!.waitForMessages(1);
       await relay.stop();
 

@@ -15,13 +15,13 @@ import { ensureRendererBuilt } from '../fixtures/renderer-build.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
   cleanup,
+  type CliResult,
   freePort,
   ROOT,
-  sendMail,
+  sendScan,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
-  type CliResult,
 } from './harness.ts';
 
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -145,12 +145,7 @@ describe('installed from the packed tarball without devDependencies', () => {
             }
           });
         });
-        const sent = await sendMail(port, {
-          from: 'john@contoso.com',
-          to: ['alice@contoso.com'],
-          data: 'Subject: from the packaged relay\r\n\r\nhello\r\n',
-        });
-        expect(sent.final).toMatch(/^250 /);
+        expect((await sendScan(port, 'from the packaged relay')).final).toMatch(/^250 /);
         await emulator.waitForMessages(1);
 
         const running = await relaydesk(['status', '--data-dir', dataDir]);

@@ -7,30 +7,27 @@
 import { open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
-import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
   eventually,
-  freePort,
   sendMail,
   startRelay,
+  startRelayWithEmulator,
   tempDir,
-  testConfig,
 } from './harness.ts';
 
 const teardown = createTeardown();
 afterEach(teardown.run);
 
 async function setup(pickup: Record<string, unknown> = {}) {
-  const emulator = teardown.closing(await startExchangeEmulator());
   const mailroot = teardown.dir(await tempDir('relaydesk-mailroot-'));
   const pickupDir = join(mailroot, 'Pickup');
-  const config = testConfig(await freePort(), emulator.port, testCa.file, {
-    upstream: { messagesPerMinute: 10_000, maxConnections: 3 },
-    pickup: { dir: pickupDir, ...pickup },
+  const { emulator, relay, config } = await startRelayWithEmulator(teardown, {
+    config: {
+      upstream: { messagesPerMinute: 10_000, maxConnections: 3 },
+      pickup: { dir: pickupDir, ...pickup },
+    },
   });
-  const relay = teardown.relay(await startRelay({ config }));
   /** The same relay started again on its data folder, after a stop or a crash. */
   const restart = async () => teardown.relay(await startRelay({ config, dataDir: relay.dataDir }));
   return { emulator, relay, restart, pickupDir, badmailDir: join(mailroot, 'Badmail') };
@@ -207,12 +204,11 @@ describe('pickup folder', () => {
   });
 
   it("refuses a pickup folder inside the spool, says why, and still relays the devices' mail", async () => {
-    const emulator = teardown.closing(await startExchangeEmulator());
     const dataDir = await tempDir();
-    const config = testConfig(await freePort(), emulator.port, testCa.file, {
-      pickup: { dir: join(dataDir, 'spool', 'pickup') },
+    const { emulator, relay } = await startRelayWithEmulator(teardown, {
+      config: { pickup: { dir: join(dataDir, 'spool', 'pickup') } },
+      dataDir,
     });
-    const relay = teardown.relay(await startRelay({ config, dataDir }));
     const failed = await relay.waitForLog((r) => r.event === 'pickup-failed');
     expect(failed.reason).toMatch(/overlaps RelayDesk's spool/);
     await sendMail(relay.port, {

@@ -7,19 +7,21 @@ import { spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
+import { deviceInData, expectDrainsOn } from './device-checks.ts';
 import {
   createTeardown,
   freePort,
   queueFiles,
   ROOT,
   runCli,
-  SmtpDevice,
+  startEmulator,
   startRelay,
+  startRelayWithEmulator,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
+  writeConfigFile,
 } from './harness.ts';
 
 const NO_SIGNALS_ON_WINDOWS =
@@ -33,28 +35,17 @@ const WINDOWS_ACL_ELSEWHERE =
 const teardown = createTeardown();
 afterEach(teardown.run);
 
-async function setup(dataDir?: string) {
-  const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
-  const port = await freePort();
-  const config = testConfig(port, emulator.port, testCa.file);
-  const relay = teardown.relay(await startRelay({ config, dataDir }));
-  return { emulator, relay, config };
-}
+const setup = (dataDir?: string) => startRelayWithEmulator(teardown, { dataDir });
 
 /**
  * A device that has begun a message and not finished it: its bytes are in spool/incoming (over
  * 256 KB, so a file of its own; a smaller message waits in memory until its batch is written).
  */
-async function deviceInData(port: number): Promise<SmtpDevice> {
-  const device = await SmtpDevice.connect(port);
-  await device.read();
-  await device.command('EHLO scanner');
-  await device.command('MAIL FROM:<john@contoso.com>');
-  await device.command('RCPT TO:<alice@contoso.com>');
-  expect(await device.command('DATA')).toMatch(/^354 /);
-  device.write(`Subject: Scan 0042\r\n\r\n${`${'the first half of a scan '.repeat(40)}\r\n`.repeat(300)}`);
-  return device;
-}
+const deviceWithHalfAScan = (port: number) =>
+  deviceInData(
+    port,
+    `Subject: Scan 0042\r\n\r\n${`${'the first half of a scan '.repeat(40)}\r\n`.repeat(300)}`,
+  );
 
 async function incomingFiles(dataDir: string): Promise<string[]> {
   return readdir(join(dataDir, 'spool', 'incoming'));
@@ -75,22 +66,13 @@ describe('stopping', () => {
     it(`drains on ${signal} like on SIGTERM: the message in flight is accepted and kept, exit 0`, async (context) => {
       context.skip(process.platform === 'win32', NO_SIGNALS_ON_WINDOWS);
       const { emulator, relay } = await setup();
-      const device = await deviceInData(relay.port);
+      const device = await deviceWithHalfAScan(relay.port);
       await eventuallyTrue(
         async () => (await incomingFiles(relay.dataDir)).length === 1,
         'message in incoming/',
       );
 
-      relay.process.kill(signal);
-      await relay.waitForLog((r) => r.event === 'stopping');
-      const late = await SmtpDevice.connect(relay.port);
-      expect(await late.read()).toMatch(/^421 4\.3\.2 /);
-      late.close();
-
-      device.write('the second half\r\n.\r\n');
-      expect(await device.read()).toMatch(/^250 2\.0\.0 Ok: queued as /);
-      device.close();
-      expect(await relay.exited).toBe(0);
+      await expectDrainsOn(signal, relay, device, 'the second half\r\n.\r\n');
       expect(relay.process.signalCode).toBeNull();
       // Accepted means kept: delivered before the exit, or waiting in the queue for the next start.
       const delivered = emulator.messages.length;
@@ -103,7 +85,7 @@ describe('stopping', () => {
 describe('one relay per data folder', () => {
   it("refuses a second serve before it touches the first one's spool, naming the running pid", async () => {
     const { emulator, relay, config } = await setup();
-    const device = await deviceInData(relay.port);
+    const device = await deviceWithHalfAScan(relay.port);
     await eventuallyTrue(
       async () => (await incomingFiles(relay.dataDir)).length === 1,
       'message in incoming/',
@@ -199,10 +181,11 @@ describe('one relay per data folder', () => {
 describe('the data folder', () => {
   it('is created private (0700) by serve', async (context) => {
     context.skip(process.platform === 'win32', WINDOWS_ACL_ELSEWHERE);
-    const parent = teardown.dir(await tempDir());
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
-    const configPath = join(parent, 'config.json');
-    await writeFile(configPath, JSON.stringify(testConfig(await freePort(), emulator.port, testCa.file)));
+    const emulator = await startEmulator(teardown);
+    const { dir: parent, file: configPath } = await writeConfigFile(
+      teardown,
+      testConfig(await freePort(), emulator.port, testCa.file),
+    );
     const dataDir = join(parent, 'RelayDesk');
     const serve = spawn(
       process.execPath,

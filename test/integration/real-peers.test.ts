@@ -32,6 +32,7 @@ import {
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
+  writeConfigFile,
 } from './harness.ts';
 
 const MAILBOX = 'john@contoso.com';
@@ -138,13 +139,9 @@ describe.skipIf(skipReason !== null)('RelayDesk with a Postfix + Dovecot smart h
   afterAll(async () => smartHost?.close());
 
   async function configFile(password?: string): Promise<{ file: string; env: NodeJS.ProcessEnv }> {
-    const dir = teardown.dir(await tempDir());
-    const file = join(dir, 'config.json');
-    await writeFile(
-      file,
-      JSON.stringify(
-        testConfig(await freePort(), smartHost.port, SMART_HOST_CA, { upstream: { user: MAILBOX } }),
-      ),
+    const { file } = await writeConfigFile(
+      teardown,
+      testConfig(await freePort(), smartHost.port, SMART_HOST_CA, { upstream: { user: MAILBOX } }),
     );
     return { file, env: { RELAYDESK_UPSTREAM_PASSWORD: password ?? UPSTREAM_PASSWORD } };
   }
@@ -364,68 +361,62 @@ describe.skipIf(skipReason !== null)('real device clients through RelayDesk to t
     return copy!;
   }
 
-  it('Python smtplib', async () => {
+  /**
+   * `command` (a device's mail client) sends a device's message, given on its stdin, through the relay
+   * on the port `args` get; it must end well and the message arrive intact.
+   */
+  async function expectClientSendsIntact(client: string, command: string, args: (port: number) => string[]) {
     await relay();
-    const message = deviceMessage('From Python smtplib');
-    const script = [
-      'import smtplib, sys',
-      'data = sys.stdin.buffer.read()',
-      `with smtplib.SMTP("127.0.0.1", ${relayPort}, timeout=20) as s:`,
-      '    s.sendmail("scanner@contoso.com", ["alice@example.com"], data)',
-    ].join('\n');
-    const result = await runClient('python3', ['-c', script], asSent(message));
+    const subject = `From ${client}`;
+    const message = deviceMessage(subject);
+    const result = await runClient(command, args(relayPort), asSent(message));
     expect(result.code, result.stderr).toBe(0);
-    await expectIntact('From Python smtplib', message);
+    await expectIntact(subject, message);
+  }
+
+  it('Python smtplib', async () => {
+    await expectClientSendsIntact('Python smtplib', 'python3', (port) => [
+      '-c',
+      [
+        'import smtplib, sys',
+        'data = sys.stdin.buffer.read()',
+        `with smtplib.SMTP("127.0.0.1", ${port}, timeout=20) as s:`,
+        '    s.sendmail("scanner@contoso.com", ["alice@example.com"], data)',
+      ].join('\n'),
+    ]);
   });
 
   it('curl (smtp://)', async () => {
-    await relay();
-    const message = deviceMessage('From curl');
-    const result = await runClient(
-      'curl',
-      [
-        '-sS',
-        '--max-time',
-        '20',
-        '--url',
-        `smtp://127.0.0.1:${relayPort}`,
-        '--mail-from',
-        'scanner@contoso.com',
-        '--mail-rcpt',
-        'alice@example.com',
-        '--upload-file',
-        '-',
-      ],
-      asSent(message),
-    );
-    expect(result.code, result.stderr).toBe(0);
-    await expectIntact('From curl', message);
+    await expectClientSendsIntact('curl', 'curl', (port) => [
+      '-sS',
+      '--max-time',
+      '20',
+      '--url',
+      `smtp://127.0.0.1:${port}`,
+      '--mail-from',
+      'scanner@contoso.com',
+      '--mail-rcpt',
+      'alice@example.com',
+      '--upload-file',
+      '-',
+    ]);
   });
 
   it('msmtp', async () => {
-    await relay();
-    const dir = teardown.dir(await tempDir());
-    const config = join(dir, 'msmtprc');
+    const config = join(teardown.dir(await tempDir()), 'msmtprc');
     await writeFile(config, '', { mode: 0o600 });
-    const message = deviceMessage('From msmtp');
-    const result = await runClient(
-      'msmtp',
-      [
-        '-C',
-        config,
-        '--host=127.0.0.1',
-        `--port=${relayPort}`,
-        '--auth=off',
-        '--tls=off',
-        '--timeout=20',
-        '--from=scanner@contoso.com',
-        '--',
-        'alice@example.com',
-      ],
-      asSent(message),
-    );
-    expect(result.code, result.stderr).toBe(0);
-    await expectIntact('From msmtp', message);
+    await expectClientSendsIntact('msmtp', 'msmtp', (port) => [
+      '-C',
+      config,
+      '--host=127.0.0.1',
+      `--port=${port}`,
+      '--auth=off',
+      '--tls=off',
+      '--timeout=20',
+      '--from=scanner@contoso.com',
+      '--',
+      'alice@example.com',
+    ]);
   });
 
   it('s-nail, which writes its own header', async () => {

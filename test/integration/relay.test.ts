@@ -5,7 +5,8 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readProcess, resetPeak } from '../../bench/tools.ts';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
+import type { EmulatorOptions } from '../fixtures/exchange-emulator.ts';
+import { deviceInData, expectDrainsOn } from './device-checks.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
@@ -15,9 +16,9 @@ import {
   sendMail,
   SmtpDevice,
   startRelay,
-  tempDir,
+  startRelayWithEmulator,
+  startRelayWithUpstreamDown,
   testConfig,
-  UPSTREAM_PASSWORD,
 } from './harness.ts';
 
 const MESSAGE = [
@@ -35,15 +36,8 @@ const MESSAGE = [
 const teardown = createTeardown();
 afterEach(teardown.run);
 
-async function setup(extra: Record<string, unknown> = {}, emulatorOptions = {}) {
-  const emulator = teardown.closing(
-    await startExchangeEmulator({ password: UPSTREAM_PASSWORD, ...emulatorOptions }),
-  );
-  const port = await freePort();
-  const relay = await startRelay({ config: testConfig(port, emulator.port, testCa.file, extra) });
-  teardown.relay(relay);
-  return { emulator, relay };
-}
+const setup = (config: Record<string, unknown> = {}, emulator: EmulatorOptions = {}) =>
+  startRelayWithEmulator(teardown, { config, emulator });
 
 describe('relaying', () => {
   it('delivers a device message with its envelope intact, Bcc recipients included', async () => {
@@ -101,15 +95,7 @@ describe('relaying', () => {
   });
 
   it('keeps mail while the upstream is down and delivers it after `queue flush`', async () => {
-    const upstreamPort = await freePort();
-    const port = await freePort();
-    const relay = await startRelay({
-      config: testConfig(port, upstreamPort, testCa.file, {
-        queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
-      }),
-    });
-    teardown.relay(relay);
-
+    const { relay, upstreamComesUp } = await startRelayWithUpstreamDown(teardown);
     const sent = await sendMail(relay.port, {
       from: 'john@contoso.com',
       to: ['alice@contoso.com'],
@@ -126,9 +112,7 @@ describe('relaying', () => {
     expect(status.upstream.lastError.diagnosis.category).toBe('network');
     expect(status.queue.deferred).toBe(1);
 
-    const emulator = teardown.closing(
-      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
-    );
+    const emulator = await upstreamComesUp();
     const flush = await relay.cli(['queue', 'flush']);
     expect(flush.stdout).toContain('Retrying 1 message(s) now.');
     const [received] = await emulator.waitForMessages(1);
@@ -137,23 +121,18 @@ describe('relaying', () => {
   });
 
   it('delivers an acknowledged message exactly once after kill -9 between the 250 and delivery', async () => {
-    const upstreamPort = await freePort();
-    const port = await freePort();
-    const dataDir = teardown.dir(await tempDir());
-    const config = testConfig(port, upstreamPort, testCa.file, {
-      queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
+    const { relay: first, config, upstreamComesUp } = await startRelayWithUpstreamDown(teardown);
+    const dataDir = first.dataDir;
+    const sent = await sendMail(first.port, {
+      from: 'john@contoso.com',
+      to: ['alice@contoso.com'],
+      data: MESSAGE,
     });
-    const first = await startRelay({ config, dataDir });
-    teardown.relay(first);
-    const sent = await sendMail(port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: MESSAGE });
     expect(sent.final).toMatch(/^250 /);
     await first.stop('SIGKILL');
 
-    const emulator = teardown.closing(
-      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
-    );
-    const second = await startRelay({ config, dataDir });
-    teardown.relay(second);
+    const emulator = await upstreamComesUp();
+    const second = teardown.relay(await startRelay({ config, dataDir }));
     const [received] = await emulator.waitForMessages(1);
     expect(received!.data.toString('latin1')).toContain('Subject: Ticket 4711 updated');
     await second.waitForLog((r) => r.event === 'delivered' && r.queueId === sent.queueId);
@@ -264,24 +243,8 @@ describe('limits and syntax', () => {
 
   it('answers 421 to a device during shutdown, finishes the message in flight, and exits 0', async () => {
     const { emulator, relay } = await setup();
-    const device = await SmtpDevice.connect(relay.port);
-    await device.read();
-    await device.command('EHLO x');
-    await device.command('MAIL FROM:<john@contoso.com>');
-    await device.command('RCPT TO:<alice@contoso.com>');
-    expect(await device.command('DATA')).toMatch(/^354 /);
-    device.write('Subject: in flight\r\n\r\nstarted before the signal\r\n');
-
-    relay.process.kill('SIGTERM');
-    await relay.waitForLog((r) => r.event === 'stopping');
-    const late = await SmtpDevice.connect(relay.port);
-    expect(await late.read()).toMatch(/^421 4\.3\.2 /);
-    late.close();
-
-    device.write('.\r\n');
-    expect(await device.read()).toMatch(/^250 2\.0\.0 Ok: queued as /);
-    device.close();
-    expect(await relay.exited).toBe(0);
+    const device = await deviceInData(relay.port, 'Subject: in flight\r\n\r\nstarted before the signal\r\n');
+    await expectDrainsOn('SIGTERM', relay, device, '.\r\n');
     expect(emulator.messages.length).toBeLessThanOrEqual(1);
   });
 });

@@ -4,7 +4,6 @@
  * one refresh when the access token dies, the queue held with "Sign in again" when the refresh token is
  * revoked, `signin --device-code`, and the held mail going out.
  */
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,17 +14,15 @@ import { startTokenEndpoint, type TokenEndpoint } from '../fixtures/token-endpoi
 import {
   createTeardown,
   freePort,
-  ROOT,
   runCli,
-  sendMail,
+  sendScan,
+  spawnCli,
   startRelay,
   tempDir,
   testConfig,
-  type CliResult,
 } from './harness.ts';
 
 const DELEGATED_SMTP_SCOPE = 'https://outlook.office.com/SMTP.Send';
-const BIN = join(ROOT, 'bin', 'relaydesk.js');
 
 let keyring: KeyringSession;
 const teardown = createTeardown();
@@ -39,43 +36,21 @@ afterAll(async () => {
 
 /** A CLI run whose output the test reads while it runs (signin waits for the "browser"). */
 function startCli(args: string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<CliResult>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
-  );
+  const { child, output, done } = spawnCli(args, env);
   return {
     done,
     /** Resolves with the first match of `pattern` in stdout (bounded). */
     async waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
-        const match = pattern.exec(stdout);
+        const match = pattern.exec(output.stdout);
         if (match) return match;
         if (child.exitCode !== null) break;
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
-      throw new Error(`no ${pattern} in signin output:\n${stdout}\n${stderr}`);
+      throw new Error(`no ${pattern} in signin output:\n${output.stdout}\n${output.stderr}`);
     },
   };
-}
-
-function mail(subject: string): string {
-  return [
-    'From: john@contoso.com',
-    'To: alice@contoso.com',
-    `Subject: ${subject}`,
-    '',
-    'Scan attached.',
-    '',
-  ].join('\r\n');
 }
 
 describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
@@ -165,7 +140,7 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     // 2. `serve` delivers through XOAUTH2 as the user.
     const relay = teardown.relay(await startRelay({ config, dataDir, env }));
     await relay.waitForLog((r) => r.event === 'signin-renewed', 60_000);
-    await sendMail(relay.port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: mail('one') });
+    await sendScan(relay.port, 'one');
     const [, first] = await emulator.waitForMessages(2, 60_000);
     expect(first!.authUser).toBe('john@contoso.com');
     const status = await relay.cli(['status'], env);
@@ -178,7 +153,7 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     const refreshesBefore = endpoint.grants.refresh_token ?? 0;
     endpoint.expireAll();
     emulator.script('mail', { drop: true }, { times: 1 });
-    await sendMail(relay.port, { from: 'john@contoso.com', to: ['bob@contoso.com'], data: mail('two') });
+    await sendScan(relay.port, 'two', 'bob@contoso.com');
     const afterExpiry = await emulator.waitForMessages(3, 60_000);
     expect(afterExpiry[2]!.authUser).toBe('john@contoso.com');
     expect(endpoint.grants.refresh_token).toBe(refreshesBefore + 1);
@@ -187,7 +162,7 @@ describe('Sign in with Microsoft (delegated OAuth 2.0) end to end', () => {
     endpoint.revokeRefreshTokens(50173);
     endpoint.expireAll();
     emulator.script('mail', { drop: true }, { times: 1 });
-    await sendMail(relay.port, { from: 'john@contoso.com', to: ['carol@contoso.com'], data: mail('three') });
+    await sendScan(relay.port, 'three', 'carol@contoso.com');
     const held = await relay.waitForLog((r) => r.event === 'held', 60_000);
     expect(held.diagnosis).toBe('signin-revoked');
     expect(String(held.fix)).toMatch(/^Sign in again: run `npx relaydesk signin`/);

@@ -8,21 +8,18 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inspectSpool } from '../../electron/relay/spool.ts';
-import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
 import { writeLegacyMessage } from '../fixtures/legacy-spool.ts';
-import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
   eventually,
-  freePort,
   median,
   queueFiles,
   runCli,
   sendMail,
   startRelay,
+  startRelayWithEmulator,
+  startRelayWithUpstreamDown,
   tempDir,
-  testConfig,
-  UPSTREAM_PASSWORD,
 } from './harness.ts';
 
 const teardown = createTeardown();
@@ -79,16 +76,17 @@ describe('upgrading from the file-per-message spool', () => {
       ['OLDQ000000000002', 'deferred'],
     ]);
 
-    const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
-    const port = await freePort();
-    const relay = teardown.relay(
-      await startRelay({ config: testConfig(port, emulator.port, testCa.file), dataDir }),
-    );
+    const { emulator, relay } = await startRelayWithEmulator(teardown, { dataDir });
     expect(relay.logs.filter((r) => r.event === 'quarantined')).toEqual([]);
     // New mail goes to the segments, beside the old files.
     expect(
-      (await sendMail(port, { from: 'john@contoso.com', to: ['alice@contoso.com'], data: message('new-1') }))
-        .final,
+      (
+        await sendMail(relay.port, {
+          from: 'john@contoso.com',
+          to: ['alice@contoso.com'],
+          data: message('new-1'),
+        })
+      ).final,
     ).toMatch(/^250 /);
     await relay.cli(['queue', 'flush']);
     await emulator.waitForMessages(3);
@@ -105,17 +103,12 @@ describe('upgrading from the file-per-message spool', () => {
 
 describe('the queue commands without a relay', () => {
   it('list, delete, flush and status read and change the segments; the relay then does what they said', async () => {
-    const upstreamPort = await freePort();
-    const port = await freePort();
     const dataDir = teardown.dir(await tempDir('relaydesk-offline-'));
-    const config = testConfig(port, upstreamPort, testCa.file, {
-      queue: { minRetrySeconds: 3600, maxRetrySeconds: 3600 },
-    });
     // The upstream is down: three messages wait.
-    const first = teardown.relay(await startRelay({ config, dataDir }));
+    const { relay: first, config, upstreamComesUp } = await startRelayWithUpstreamDown(teardown, { dataDir });
     const ids: string[] = [];
     for (const marker of ['keep-1', 'drop-2', 'keep-3']) {
-      const sent = await sendMail(port, {
+      const sent = await sendMail(first.port, {
         from: 'john@contoso.com',
         to: ['alice@contoso.com'],
         data: message(marker),
@@ -138,9 +131,7 @@ describe('the queue commands without a relay', () => {
     const status = JSON.parse((await cli(['status', '--json'])).stdout);
     expect(status).toMatchObject({ running: false, queue: { queued: 2, deferred: 0 } });
 
-    const emulator = teardown.closing(
-      await startExchangeEmulator({ port: upstreamPort, password: UPSTREAM_PASSWORD }),
-    );
+    const emulator = await upstreamComesUp();
     const second = teardown.relay(await startRelay({ config, dataDir }));
     await emulator.waitForMessages(2);
     await eventually(async () => (await queueFiles(dataDir)).length === 0);
@@ -163,22 +154,16 @@ describe.skipIf(process.platform !== 'linux')('soak', () => {
     async () => {
       const TOTAL = 1500;
       const SENDERS = 20;
-      const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
-      const port = await freePort();
       const dataDir = teardown.dir(await tempDir('relaydesk-soak-'));
-      const relay = teardown.relay(
-        await startRelay({
-          config: testConfig(port, emulator.port, testCa.file, {
-            upstream: { messagesPerMinute: 10_000, maxConnections: 5 },
-          }),
-          dataDir,
-          // V8 grows its heap while the machine has memory to spare and collects lazily: without a
-          // cap this soak went from 175 to 373 MB resident with nothing leaked (the same run under a
-          // 48 MB cap stayed at 124-131 MB). Under a cap a leak cannot hide behind a lazy collector:
-          // it ends the relay out of memory or shows in the resident memory below.
-          nodeArgs: ['--max-old-space-size=64'],
-        }),
-      );
+      const { emulator, relay } = await startRelayWithEmulator(teardown, {
+        config: { upstream: { messagesPerMinute: 10_000, maxConnections: 5 } },
+        dataDir,
+        // V8 grows its heap while the machine has memory to spare and collects lazily: without a
+        // cap this soak went from 175 to 373 MB resident with nothing leaked (the same run under a
+        // 48 MB cap stayed at 124-131 MB). Under a cap a leak cannot hide behind a lazy collector:
+        // it ends the relay out of memory or shows in the resident memory below.
+        nodeArgs: ['--max-old-space-size=64'],
+      });
       const pid = relay.process.pid!;
 
       let next = 0;
@@ -186,7 +171,7 @@ describe.skipIf(process.platform !== 'linux')('soak', () => {
       const sender = async () => {
         for (let n = next++; n < TOTAL; n = next++) {
           // 30 KB, a scan with a small attachment.
-          const sent = await sendMail(port, {
+          const sent = await sendMail(relay.port, {
             from: 'john@contoso.com',
             to: ['alice@contoso.com'],
             data: message(`soak-${n}`, 30_000),

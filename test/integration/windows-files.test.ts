@@ -13,18 +13,19 @@ import { parseConfig } from '../../electron/config/validate.ts';
 import { createLogger } from '../../electron/relay/log.ts';
 import { createRelay, type Relay } from '../../electron/relay/relay.ts';
 import { createMemoryStore } from '../../electron/secrets/index.ts';
-import { startExchangeEmulator, type Emulator } from '../fixtures/exchange-emulator.ts';
+import { type Emulator } from '../fixtures/exchange-emulator.ts';
 import { testCa } from '../fixtures/tls.ts';
 import { windowsFiles, type WindowsFiles, type WindowsFilesOptions } from '../fixtures/windows-files.ts';
 import {
   createTeardown,
   eventually,
   freePort,
+  type LogRecord,
   sendMail,
+  startEmulator,
   tempDir,
   testConfig,
   UPSTREAM_PASSWORD,
-  type LogRecord,
 } from './harness.ts';
 
 const teardown = createTeardown();
@@ -94,7 +95,7 @@ async function start(
 }
 
 async function setup(options: WindowsFilesOptions = {}) {
-  const emulator = teardown.closing(await startExchangeEmulator({ password: UPSTREAM_PASSWORD }));
+  const emulator = await startEmulator(teardown);
   const dataDir = teardown.dir(await tempDir('relaydesk-winfs-'));
   const files = windowsFiles(options);
   return { emulator, dataDir, files };
@@ -107,6 +108,14 @@ const subjects = (emulator: Emulator) =>
   emulator.messages.map((m) => /Subject: (.*)\r\n/.exec(m.data.toString('latin1'))?.[1]).sort();
 
 const queueDir = (dataDir: string) => join(dataDir, 'spool', 'queue');
+
+/** How a row ends: exactly `expected` arrived (by subject), the queue folder emptied, nothing escaped. */
+async function expectDeliveredOnce(emulator: Emulator, dataDir: string, expected: string[]) {
+  await emulator.waitForMessages(expected.length);
+  await eventually(async () => (await readdir(queueDir(dataDir))).length === 0, 20_000);
+  expect(subjects(emulator)).toEqual(expected);
+  expect(escaped).toEqual([]);
+}
 
 describe('a relay on Windows file semantics', () => {
   it('row 1: accepts and delivers mail where folders cannot be flushed (Windows)', async () => {
@@ -129,11 +138,8 @@ describe('a relay on Windows file semantics', () => {
 
     const second = await start(emulator, dataDir, files);
     expect((await send(second.port, 2)).final).toMatch(/^250 /);
-    await emulator.waitForMessages(1);
     // The peer message went through the same queue after the restart; the refused one never did.
-    await eventually(async () => (await readdir(queueDir(dataDir))).length === 0);
-    expect(subjects(emulator)).toEqual(['scan 2']);
-    expect(escaped).toEqual([]);
+    await expectDeliveredOnce(emulator, dataDir, ['scan 2']);
   });
 
   it('row 3: a file-system error while recording a delivery attempt defers the message, logged, and the relay goes on', async () => {
@@ -150,10 +156,7 @@ describe('a relay on Windows file semantics', () => {
     files.fail('open', stateTemp, null);
 
     expect(relay.flush()).toBe(1);
-    await emulator.waitForMessages(1);
-    await eventually(async () => (await readdir(queueDir(dataDir))).length === 0);
-    expect(subjects(emulator)).toEqual(['scan 1']);
-    expect(escaped).toEqual([]);
+    await expectDeliveredOnce(emulator, dataDir, ['scan 1']);
   });
 
   it('row 4: state.json held open by another program: the state is written once it lets go, or the message waits', async () => {
@@ -188,10 +191,7 @@ describe('a relay on Windows file semantics', () => {
     files.releaseAll();
 
     relay.flush();
-    await emulator.waitForMessages(1);
-    await eventually(async () => (await readdir(queueDir(dataDir))).length === 0);
-    expect(subjects(emulator)).toEqual(['scan 1']);
-    expect(escaped).toEqual([]);
+    await expectDeliveredOnce(emulator, dataDir, ['scan 1']);
   });
 
   it('row 5: a delivered message whose .eml is held open is not delivered again, even after a restart', async () => {
@@ -213,9 +213,7 @@ describe('a relay on Windows file semantics', () => {
 
     // Once the indexer lets go, the files go too.
     files.releaseAll();
-    await eventually(async () => (await readdir(queueDir(dataDir))).length === 0, 20_000);
-    expect(subjects(emulator)).toEqual(['scan 1', 'scan 2']);
-    expect(escaped).toEqual([]);
+    await expectDeliveredOnce(emulator, dataDir, ['scan 1', 'scan 2']);
   });
 
   it('row 6: a segment another program holds at start is left as it is, loaded at the next start, and delivered once', async () => {
