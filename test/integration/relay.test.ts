@@ -202,7 +202,10 @@ describe('relaying', () => {
     expect(sent.final).toMatch(/^250 /);
     const [received] = await emulator.waitForMessages(1, 60_000);
     const growthMb = (readProcess(pid).peakRssKb - before) / 1024;
-    expect(growthMb).toBeLessThan(16);
+    console.info(`30 MB message: relay peak RSS grew ${growthMb.toFixed(1)} MB`);
+    // 14.0-14.7 MB on a quiet machine, 16.3 once under load (buffers fill while the disk or the
+    // upstream lags): the stream's buffers, not the message. Holding it whole adds its 30 MB on top.
+    expect(growthMb).toBeLessThan(20);
     const data = received!.data;
     const start = data.indexOf('From: john@contoso.com');
     expect(data.subarray(start).equals(message.subarray(0, message.length - 2))).toBe(true);
