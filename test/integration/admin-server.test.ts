@@ -172,7 +172,9 @@ describe('the admin web server (serve --admin)', () => {
     expect(third.ms).toBeGreaterThanOrEqual(390);
     const right = await call('relay:status', null);
     expect(right.status).toBe(200);
-    expect(right.ms).toBeLessThan(300);
+    // Not held by the penalty its client earned (the next wrong one would wait about 800 ms): measured
+    // against the third wrong answer, not a fixed time, on a machine that may be busy.
+    expect(right.ms).toBeLessThan(third.ms);
     expect(JSON.parse(right.body).result).toMatchObject({ state: 'unconfigured', health: 'attention' });
   });
 
