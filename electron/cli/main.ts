@@ -3,6 +3,7 @@
  */
 import { parseArgs } from 'node:util';
 import { alertsCommand } from './alerts.ts';
+import { ControlAccessError } from '../relay/control.ts';
 import { checkCommand, sendTestCommand } from './check.ts';
 import type { CliIo } from './context.ts';
 import { lanUserCommand } from './lan-user.ts';
@@ -60,6 +61,7 @@ const OPTIONS = {
   'device-code': { type: 'boolean' },
   'no-browser': { type: 'boolean' },
   for: { type: 'string' },
+  'add-admin': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -77,6 +79,21 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     io.stdout.write(USAGE);
     return command || values.help ? 0 : 64;
   }
+  try {
+    return await run(command, rest, values, io);
+  } catch (error) {
+    // A service's channel that shuts this account out: the message says who may and how to join.
+    if (!(error instanceof ControlAccessError)) throw error;
+    io.stderr.write(`${error.message}\n`);
+    return command === 'status' ? 2 : 1;
+  }
+}
+
+type Values = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>
+>['values'];
+
+function run(command: string, rest: string[], values: Values, io: CliIo): Promise<number> {
   switch (command) {
     case 'serve':
       return serveCommand(values, io);
@@ -104,7 +121,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       return serviceCommand(rest, values, io);
     default:
       io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
-      return 64;
+      return Promise.resolve(64);
   }
 }
 
