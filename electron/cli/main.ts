@@ -45,6 +45,8 @@ Usage: relaydesk <command> [options]
                                              show the service definition that install writes (docs/service.md)
   service install|uninstall|status           run the relay from boot as a system service (systemd: done here;
                                              macOS, Windows: prints the commands to run as administrator)
+          [--add-admin USER]                 install: who joins the admin group that may drive the service
+                                             (default: you; see docs/service.md "Who can drive the service")
 
 --data-dir defaults to the per-user app-data folder (~/.config/RelayDesk on Linux,
 ~/Library/Application Support/RelayDesk on macOS, %APPDATA%\\RelayDesk on Windows);

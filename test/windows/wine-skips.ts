@@ -116,6 +116,14 @@ export const wineSkips: WineSkip[] = [
       'Linux only: the XDG autostart entry is what the app offers on Linux (on Windows it is Electron’s login item setting)',
   },
   {
+    test: 'test/unit/service-admin-group.test.ts > who installs > is found by the uid pkexec passes',
+    reason: 'Linux and root only: makes a throwaway account with useradd to stand for the user pkexec names',
+  },
+  {
+    test: 'test/unit/service-admin-group.test.ts > the Linux admin group',
+    reason: 'Linux and root only: creates a throwaway group and user with groupadd, useradd and usermod',
+  },
+  {
     test: 'test/unit/data-folder.test.ts > POSIX data folder',
     reason:
       'POSIX only: Windows has no mode bits; the Windows data folder is checked through its ACL (icacls)',
