@@ -13,11 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/index.ts';
 import { controlGroupDir } from '../relay/control.ts';
 import { ensureLinuxAdminGroup, installingUser } from '../service/admin-group.ts';
+import { shellQuote as shellWord } from '../service/elevate.ts';
+import { manualSteps } from '../service/launchd-steps.ts';
 import {
   DEFAULT_SERVICE_DATA_DIR,
-  LAUNCHD_LABEL,
-  LAUNCHD_PLIST_PATH,
-  LAUNCHD_USER,
   SERVICE_ADMIN_GROUP,
   SERVICE_CONTROL_DIR,
   SERVICE_TARGETS,
@@ -94,7 +93,7 @@ export async function serviceCommand(args: string[], flags: ServiceFlags, io: Cl
     io.stdout.write(definition);
     return 0;
   }
-  const adminUser = flags['add-admin'] ?? installingUser(io.env);
+  const adminUser = flags['add-admin'] || installingUser(io.env);
   if (target === 'systemd') return systemd(action, definition, spec, adminUser, io);
   if (target === 'windows')
     return windows(action as 'install' | 'uninstall' | 'status', definition, spec, adminUser, io);
@@ -264,47 +263,4 @@ function systemctl(io: CliIo, ...args: string[]): number {
   io.stdout.write(result.stdout);
   io.stderr.write(result.stderr);
   return result.status ?? 1;
-}
-
-// ---- launchd: the admin runs these ---------------------------------------------------------
-
-function shellWord(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
-export function manualSteps(action: string, spec: ServiceSpec, adminUser: string | null = null): string {
-  const printFlags = `--config ${shellWord(spec.configPath)} --data-dir ${shellWord(spec.dataDir)}`;
-  const data = shellWord(spec.dataDir);
-  const group = SERVICE_ADMIN_GROUP.launchd;
-  const control = shellWord(SERVICE_CONTROL_DIR.launchd);
-  const steps: Record<string, string[]> = {
-    install: [
-      `# 1. A hidden account for the relay (pick a free id below 500 if 480 is taken: dscl . -list /Users UniqueID)`,
-      `sudo dscl . -create /Groups/${LAUNCHD_USER} PrimaryGroupID 480`,
-      `sudo dscl . -create /Users/${LAUNCHD_USER} UniqueID 480`,
-      `sudo dscl . -create /Users/${LAUNCHD_USER} PrimaryGroupID 480`,
-      `sudo dscl . -create /Users/${LAUNCHD_USER} UserShell /usr/bin/false`,
-      `sudo dscl . -create /Users/${LAUNCHD_USER} NFSHomeDirectory /var/empty`,
-      `# 2. Its private data folder (put config.json in it)`,
-      `sudo mkdir -p ${shellWord(`${spec.dataDir}/logs`)}`,
-      `sudo chown -R ${LAUNCHD_USER}:${LAUNCHD_USER} ${data} && sudo chmod 700 ${data}`,
-      `# 3. Who may see and drive it: the group ${group} (the relay joins it to hand its control folder over)`,
-      `sudo dseditgroup -o create -r 'RelayDesk admins' ${group}`,
-      `sudo dseditgroup -o edit -a ${LAUNCHD_USER} -t user ${group}`,
-      ...(adminUser ? [`sudo dseditgroup -o edit -a ${shellWord(adminUser)} -t user ${group}`] : []),
-      `sudo mkdir -p ${control}`,
-      `sudo chown ${LAUNCHD_USER}:${group} ${control} && sudo chmod 750 ${control}`,
-      `# 4. The daemon definition, then start it`,
-      `relaydesk service print --for launchd ${printFlags} | sudo tee ${LAUNCHD_PLIST_PATH} >/dev/null`,
-      `sudo chown root:wheel ${LAUNCHD_PLIST_PATH} && sudo chmod 644 ${LAUNCHD_PLIST_PATH}`,
-      `sudo launchctl bootstrap system ${LAUNCHD_PLIST_PATH}`,
-    ],
-    uninstall: [
-      `sudo launchctl bootout system/${LAUNCHD_LABEL}`,
-      `sudo rm ${LAUNCHD_PLIST_PATH}`,
-      `# the data folder ${data} is kept`,
-    ],
-    status: [`sudo launchctl print system/${LAUNCHD_LABEL}`],
-  };
-  return `${steps[action]!.join('\n')}\n`;
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { manualSteps } from '../../electron/cli/service.ts';
+import { manualSteps } from '../../electron/service/launchd-steps.ts';
 import {
   launchdPlist,
   ServicePathError,

@@ -124,6 +124,14 @@ export const wineSkips: WineSkip[] = [
     reason: 'Linux and root only: creates a throwaway group and user with groupadd, useradd and usermod',
   },
   {
+    test: 'test/unit/service-elevate.test.ts > Linux: pkexec, or the commands > runs for real: the folder made private, the settings copied, install started with the exact arguments',
+    reason: 'Linux and root only: runs the /bin/sh script pkexec would run, and the Linux install behind it',
+  },
+  {
+    test: 'test/unit/service-elevate.test.ts > Linux: pkexec, or the commands > with pkexec: stops the app relay, runs the prompt; a refused prompt starts it again and shows the commands',
+    reason: 'Linux only: a /bin/sh script stands for a pkexec whose prompt was refused',
+  },
+  {
     test: 'test/unit/data-folder.test.ts > POSIX data folder',
     reason:
       'POSIX only: Windows has no mode bits; the Windows data folder is checked through its ACL (icacls)',
