@@ -17,6 +17,7 @@ import {
   createUser,
   removeGroup,
   removeUser,
+  runNodeAs,
   runRelaydeskAs,
   spawnRelaydeskAs,
   type Account,
@@ -118,6 +119,31 @@ describe.skipIf(unavailable !== null)(
       const flushed = await asMember(['queue', 'flush']);
       expect(flushed).toMatchObject({ code: 0, stdout: 'Retrying 1 message(s) now.\n' });
       await emulator.waitForMessages(1, 30_000);
+
+      // The desktop app's tray, as the member and as the outsider: what it shows, and its retry.
+      const tray = (account: Account, groups: number[]) =>
+        runNodeAs(
+          account,
+          groups,
+          ['--import', 'tsx', 'test/fixtures/service-remote-child.ts', dataDir],
+          env,
+        );
+      const memberTray = await tray(member, [admins.gid]);
+      expect(JSON.parse(memberTray.stdout)).toMatchObject({
+        state: 'running',
+        summary: expect.stringMatching(/^RelayDesk service: /),
+        startError: null,
+        flushed: 0,
+      });
+      const outsiderTray = await tray(outsider, []);
+      expect(JSON.parse(outsiderTray.stdout)).toMatchObject({
+        state: 'stopped',
+        summary: 'A RelayDesk service runs, but its control channel does not admit this account',
+        flushed: null,
+      });
+      expect(JSON.parse(outsiderTray.stdout).startError).toContain(
+        `Only members of the group "${admins.name}" may drive the RelayDesk service`,
+      );
 
       const asOutsider = (args: string[]) =>
         runRelaydeskAs(outsider, [], [...args, '--data-dir', dataDir], env);
