@@ -446,11 +446,21 @@ export async function sendControlRequest(
   env: ControlEnv = process.env,
   platform: NodeJS.Platform = process.platform,
 ): Promise<ControlResponse | null> {
-  const viaGroup = await groupExchange(dataDir, request, timeoutMs, env, platform);
-  if (viaGroup !== null) return viaGroup;
+  // A non-member cannot even look into the group channels' folder: that says nothing about a
+  // relay on a data folder of their own, so the refusal counts only if the folder's own channel fails too.
+  let refusal: ControlAccessError | null = null;
+  try {
+    const viaGroup = await groupExchange(dataDir, request, timeoutMs, env, platform);
+    if (viaGroup !== null) return viaGroup;
+  } catch (error) {
+    if (!(error instanceof ControlAccessError)) throw error;
+    refusal = error;
+  }
   try {
     return await exchange(controlPath(dataDir), request, timeoutMs);
   } catch (error) {
+    // Windows opens another account's pipe read-only, and the request then fails to be written.
+    if (refusal) throw refusal;
     if (!isDenied(error)) throw error;
     throw new ControlAccessError(
       `The control channel of ${dataDir} admits only the account that runs its relay, and no relay answers ` +

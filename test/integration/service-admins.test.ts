@@ -159,6 +159,15 @@ describe.skipIf(unavailable !== null)(
       expect(refusedFlush.code).toBe(1);
       expect(refusedFlush.stderr).toContain(joinHint);
 
+      // The outsider's own data folder is theirs to ask about: the group's folder, closed to them,
+      // does not stand in the way.
+      const ownFolder = join(base, 'outsider');
+      await mkdir(ownFolder, { mode: 0o700 });
+      await chown(ownFolder, outsider.uid, outsider.gid);
+      const ownStatus = await runRelaydeskAs(outsider, [], ['status', '--data-dir', ownFolder], env);
+      expect(ownStatus.stdout).toContain(`RelayDesk: not running (data folder ${ownFolder})`);
+      expect(ownStatus.stderr).toBe('');
+
       // The service's own account: through the group channel, and through the data folder's own
       // (the folder of group channels elsewhere) as before.
       const own = await runRelaydeskAs(service, [admins.gid], ['status', '--data-dir', dataDir], env);
