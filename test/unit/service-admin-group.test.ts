@@ -22,55 +22,49 @@ describe('who installs', () => {
     expect(installingUser({}, 'win32')).toBeNull();
   });
 
-  it.skipIf(unavailable !== null)(
-    `is found by the uid pkexec passes${unavailable ? ` (${unavailable})` : ''}`,
-    () => {
-      const user = createUser('rdt-pk');
-      cleanups.push(() => removeUser(user));
-      expect(installingUser({ PKEXEC_UID: String(user.uid) }, 'linux')).toBe(user.name);
-      // Root (sudo -i, a root shell): nobody to add, and install says how to add one.
-      expect(installingUser({ SUDO_USER: 'root' }, 'linux')).toBeNull();
-    },
-  );
+  // Skipped where accounts cannot be made (not Linux, not root): accountsUnavailable() says why.
+  it.skipIf(unavailable !== null)('is found by the uid pkexec passes', () => {
+    const user = createUser('rdt-pk');
+    cleanups.push(() => removeUser(user));
+    expect(installingUser({ PKEXEC_UID: String(user.uid) }, 'linux')).toBe(user.name);
+    // Root (sudo -i, a root shell): nobody to add, and install says how to add one.
+    expect(installingUser({ SUDO_USER: 'root' }, 'linux')).toBeNull();
+  });
 });
 
-describe.skipIf(unavailable !== null)(
-  `the Linux admin group${unavailable ? ` (${unavailable})` : ''}`,
-  () => {
-    const members = (group: string) =>
-      spawnSync('getent', ['group', group], { encoding: 'utf8' }).stdout.trim().split(':')[3]?.split(',') ??
-      [];
+describe.skipIf(unavailable !== null)('the Linux admin group', () => {
+  const members = (group: string) =>
+    spawnSync('getent', ['group', group], { encoding: 'utf8' }).stdout.trim().split(':')[3]?.split(',') ?? [];
 
-    it('is created when missing, with the installing user in it, and said so; a second install changes nothing', () => {
-      const group = `rdt-adm-${randomBytes(3).toString('hex')}`;
-      cleanups.push(() => void spawnSync('groupdel', [group]));
-      const admin: Account = createUser('rdt-inst');
-      cleanups.push(() => removeUser(admin));
+  it('is created when missing, with the installing user in it, and said so; a second install changes nothing', () => {
+    const group = `rdt-adm-${randomBytes(3).toString('hex')}`;
+    cleanups.push(() => void spawnSync('groupdel', [group]));
+    const admin: Account = createUser('rdt-inst');
+    cleanups.push(() => removeUser(admin));
 
-      expect(ensureLinuxAdminGroup(group, admin.name)).toEqual({
-        lines: [
-          `Created the group ${group}: its members may see and drive the service.`,
-          `Added ${admin.name} to ${group}: it counts from ${admin.name}'s next sign-in (or \`newgrp ${group}\` in a terminal).`,
-        ],
-        error: null,
-      });
-      expect(members(group)).toEqual([admin.name]);
-      expect(ensureLinuxAdminGroup(group, admin.name)).toEqual({
-        lines: [`${admin.name} is already in ${group}.`],
-        error: null,
-      });
-      expect(ensureLinuxAdminGroup(group, null).lines).toEqual([
-        `No user was added to ${group}: add an administrator with \`sudo usermod -aG ${group} NAME\`.`,
-      ]);
+    expect(ensureLinuxAdminGroup(group, admin.name)).toEqual({
+      lines: [
+        `Created the group ${group}: its members may see and drive the service.`,
+        `Added ${admin.name} to ${group}: it counts from ${admin.name}'s next sign-in (or \`newgrp ${group}\` in a terminal).`,
+      ],
+      error: null,
     });
-
-    it('stops with the reason when the user does not exist', () => {
-      const group = `rdt-adm-${randomBytes(3).toString('hex')}`;
-      cleanups.push(() => void spawnSync('groupdel', [group]));
-      const result = ensureLinuxAdminGroup(group, 'no-such-user-rdt');
-      expect(result.error).toMatch(
-        new RegExp(`^usermod -aG ${group} no-such-user-rdt failed: .*no-such-user-rdt`),
-      );
+    expect(members(group)).toEqual([admin.name]);
+    expect(ensureLinuxAdminGroup(group, admin.name)).toEqual({
+      lines: [`${admin.name} is already in ${group}.`],
+      error: null,
     });
-  },
-);
+    expect(ensureLinuxAdminGroup(group, null).lines).toEqual([
+      `No user was added to ${group}: add an administrator with \`sudo usermod -aG ${group} NAME\`.`,
+    ]);
+  });
+
+  it('stops with the reason when the user does not exist', () => {
+    const group = `rdt-adm-${randomBytes(3).toString('hex')}`;
+    cleanups.push(() => void spawnSync('groupdel', [group]));
+    const result = ensureLinuxAdminGroup(group, 'no-such-user-rdt');
+    expect(result.error).toMatch(
+      new RegExp(`^usermod -aG ${group} no-such-user-rdt failed: .*no-such-user-rdt`),
+    );
+  });
+});
