@@ -4,7 +4,7 @@
  * folder's control channel, the same one `relaydesk status` and `relaydesk queue` use.
  */
 import { EventEmitter } from 'node:events';
-import { sendControlRequest } from '../relay/control.ts';
+import { ControlAccessError, sendControlRequest } from '../relay/control.ts';
 import type { QueueEntry } from '../relay/queue.ts';
 import type { RelayStatus } from '../relay/relay.ts';
 import type { AppStatus } from '../shared/ipc.ts';
@@ -43,18 +43,18 @@ export function appStatusOfService(status: RelayStatus, queue: QueueEntry[], now
   };
 }
 
-/** The state a service that stopped answering is shown in: honest "not running", not stale figures. */
-function unreachable(dataDir: string, reach: 'answering' | 'refused' | 'absent'): AppStatus {
-  const refused = reach === 'refused';
+/**
+ * The state a service that stopped answering is shown in: honest "not running", not stale figures;
+ * `refusal`, when its channel shuts this account out, says which group admits it and how to join.
+ */
+function unreachable(dataDir: string, refusal: string | null): AppStatus {
   return {
     state: 'stopped',
     health: 'error',
-    summary: refused
-      ? 'A RelayDesk service runs, but its control channel admits only its own account'
+    summary: refusal
+      ? 'A RelayDesk service runs, but its control channel does not admit this account'
       : 'The RelayDesk service is not answering: see `relaydesk service status`',
-    startError: refused
-      ? `the control channel of ${dataDir} refused this account`
-      : `no relay answers on the control channel of ${dataDir}`,
+    startError: refusal ?? `no relay answers on the control channel of ${dataDir}`,
     listeners: [],
     upstream: {
       description: '',
@@ -93,22 +93,31 @@ export async function serviceAnswers(dataDir: string): Promise<'answering' | 're
     const answer = await sendControlRequest(dataDir, { op: 'hello' }, 3_000);
     return answer?.ok === true ? 'answering' : 'absent';
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return code === 'EACCES' || code === 'EPERM' ? 'refused' : 'absent';
+    return error instanceof ControlAccessError ? 'refused' : 'absent';
   }
 }
 
 export function createServiceRemote(dataDir: string): ServiceRemote {
   const events = new EventEmitter<{ status: [AppStatus] }>();
+  let refusal: string | null = null;
   const ask = (request: Parameters<typeof sendControlRequest>[1]) =>
-    sendControlRequest(dataDir, request).catch(() => null);
+    sendControlRequest(dataDir, request).then(
+      (answer) => {
+        refusal = null;
+        return answer;
+      },
+      (error: Error) => {
+        refusal = error instanceof ControlAccessError ? error.message : null;
+        return null;
+      },
+    );
 
   async function refresh(): Promise<AppStatus> {
     const [status, queue] = await Promise.all([ask({ op: 'status' }), ask({ op: 'queue-list' })]);
     const view =
       status?.ok && status.status
         ? appStatusOfService(status.status, queue?.ok ? (queue.queue ?? []) : [], Date.now())
-        : unreachable(dataDir, await serviceAnswers(dataDir));
+        : unreachable(dataDir, refusal);
     events.emit('status', view);
     return view;
   }

@@ -3,6 +3,7 @@
  */
 import { parseArgs } from 'node:util';
 import { alertsCommand } from './alerts.ts';
+import { ControlAccessError } from '../relay/control.ts';
 import { checkCommand, sendTestCommand } from './check.ts';
 import type { CliIo } from './context.ts';
 import { lanUserCommand } from './lan-user.ts';
@@ -44,6 +45,8 @@ Usage: relaydesk <command> [options]
                                              show the service definition that install writes (docs/service.md)
   service install|uninstall|status           run the relay from boot as a system service (systemd: done here;
                                              macOS, Windows: prints the commands to run as administrator)
+          [--add-admin USER]                 install: who joins the admin group that may drive the service
+                                             (default: you; see docs/service.md "Who can drive the service")
 
 --data-dir defaults to the per-user app-data folder (~/.config/RelayDesk on Linux,
 ~/Library/Application Support/RelayDesk on macOS, %APPDATA%\\RelayDesk on Windows);
@@ -60,6 +63,7 @@ const OPTIONS = {
   'device-code': { type: 'boolean' },
   'no-browser': { type: 'boolean' },
   for: { type: 'string' },
+  'add-admin': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -104,7 +108,14 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
     return 64;
   }
-  return COMMANDS[command]!(rest, values, io);
+  try {
+    return await COMMANDS[command]!(rest, values, io);
+  } catch (error) {
+    // A service's channel that shuts this account out: the message says who may and how to join.
+    if (!(error instanceof ControlAccessError)) throw error;
+    io.stderr.write(`${error.message}\n`);
+    return command === 'status' ? 2 : 1;
+  }
 }
 
 function defaultIo(): CliIo {

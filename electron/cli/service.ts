@@ -11,11 +11,14 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, posix, resolve, win32 } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/index.ts';
+import { controlGroupDir } from '../relay/control.ts';
+import { ensureLinuxAdminGroup, installingUser } from '../service/admin-group.ts';
+import { shellQuote as shellWord } from '../service/elevate.ts';
+import { manualSteps } from '../service/launchd-steps.ts';
 import {
   DEFAULT_SERVICE_DATA_DIR,
-  LAUNCHD_LABEL,
-  LAUNCHD_PLIST_PATH,
-  LAUNCHD_USER,
+  SERVICE_ADMIN_GROUP,
+  SERVICE_CONTROL_DIR,
   SERVICE_TARGETS,
   serviceDefinition,
   ServicePathError,
@@ -39,11 +42,14 @@ export interface ServiceFlags {
   config?: string;
   'data-dir'?: string;
   for?: string;
+  /** Who install puts in the admin group; default: the user who ran sudo, pkexec, or the elevated prompt. */
+  'add-admin'?: string;
 }
 
 const USAGE =
   'Usage: relaydesk service print|install|uninstall|status [--config FILE] [--data-dir DIR]\n' +
-  '                         [--for windows|systemd|launchd]   (print only; default: this OS)\n';
+  '                         [--for windows|systemd|launchd]   (print only; default: this OS)\n' +
+  '                         [--add-admin USER]   (install: who may drive the service; default: you)\n';
 
 /** Exit status when the command did not do the job itself and printed what the admin runs. */
 const EXIT_NOT_DONE = 3;
@@ -87,10 +93,11 @@ export async function serviceCommand(args: string[], flags: ServiceFlags, io: Cl
     io.stdout.write(definition);
     return 0;
   }
-  if (target === 'systemd') return systemd(action, definition, spec, io);
+  const adminUser = flags['add-admin'] || installingUser(io.env);
+  if (target === 'systemd') return systemd(action, definition, spec, adminUser, io);
   if (target === 'windows')
-    return windows(action as 'install' | 'uninstall' | 'status', definition, spec, io);
-  io.stdout.write(manualSteps(action, spec));
+    return windows(action as 'install' | 'uninstall' | 'status', definition, spec, adminUser, io);
+  io.stdout.write(manualSteps(action, spec, adminUser));
   io.stderr.write(
     `RelayDesk did not ${action} anything itself: run the commands above as an administrator.\n`,
   );
@@ -127,7 +134,13 @@ async function specFor(
 
 // ---- systemd: done here -------------------------------------------------------------------
 
-async function systemd(action: string, definition: string, spec: ServiceSpec, io: CliIo): Promise<number> {
+async function systemd(
+  action: string,
+  definition: string,
+  spec: ServiceSpec,
+  adminUser: string | null,
+  io: CliIo,
+): Promise<number> {
   // sd_booted(3): this folder exists only when systemd is the running init.
   if (!existsSync('/run/systemd/system')) {
     io.stderr.write(
@@ -150,7 +163,8 @@ async function systemd(action: string, definition: string, spec: ServiceSpec, io
     const reloaded = systemctl(io, 'daemon-reload');
     if (reloaded !== 0) return reloaded;
     io.stdout.write(
-      `Removed ${SYSTEMD_UNIT_PATH}. The data folder ${spec.dataDir} and ${SYSTEMD_ENV_FILE} are kept.\n`,
+      `Removed ${SYSTEMD_UNIT_PATH}. The data folder ${spec.dataDir}, ${SYSTEMD_ENV_FILE} and the group ` +
+        `${SERVICE_ADMIN_GROUP.systemd} are kept (\`groupdel ${SERVICE_ADMIN_GROUP.systemd}\` removes it).\n`,
     );
     return 0;
   }
@@ -175,6 +189,12 @@ async function systemd(action: string, definition: string, spec: ServiceSpec, io
     );
     return 1;
   }
+  // Before the unit: systemd refuses to start a service whose SupplementaryGroups= do not exist.
+  const group = ensureLinuxAdminGroup(SERVICE_ADMIN_GROUP.systemd, adminUser);
+  if (group.error !== null) {
+    io.stderr.write(`${group.error}\n`);
+    return 1;
+  }
   await mkdir(dirname(SYSTEMD_UNIT_PATH), { recursive: true });
   await writeFile(SYSTEMD_UNIT_PATH, definition, { mode: 0o644 });
   const reloaded = systemctl(io, 'daemon-reload');
@@ -184,7 +204,10 @@ async function systemd(action: string, definition: string, spec: ServiceSpec, io
   io.stdout.write(
     `Wrote ${SYSTEMD_UNIT_PATH}; relaydesk.service is enabled and started.\n` +
       `Put the upstream password in ${SYSTEMD_ENV_FILE} (RELAYDESK_UPSTREAM_PASSWORD=..., owner root, mode 0600),\n` +
-      'then `systemctl restart relaydesk`. Logs: `journalctl -u relaydesk`.\n',
+      'then `systemctl restart relaydesk`. Logs: `journalctl -u relaydesk`.\n' +
+      `Members of ${SERVICE_ADMIN_GROUP.systemd} may see and drive it (\`relaydesk status --data-dir ${shellWord(spec.dataDir)}\`,\n` +
+      `\`relaydesk queue ...\`, the desktop app's tray) through ${SERVICE_CONTROL_DIR.systemd}:\n` +
+      group.lines.map((line) => `  ${line}\n`).join(''),
   );
   return 0;
 }
@@ -195,6 +218,7 @@ async function windows(
   action: 'install' | 'uninstall' | 'status',
   definition: string,
   spec: ServiceSpec,
+  adminUser: string | null,
   io: CliIo,
 ): Promise<number> {
   if (action !== 'status' && !isElevated()) {
@@ -211,6 +235,8 @@ async function windows(
     dataDir: spec.dataDir,
     serviceDir,
     winsw: shippedWinsw(),
+    controlDir: controlGroupDir(io.env, 'win32'),
+    adminUser,
   });
   const status = await runWindowsPlan(steps, io.stdout, io.stderr);
   if (status !== 0 || action === 'status') return status;
@@ -218,8 +244,12 @@ async function windows(
     action === 'install'
       ? `The RelayDesk service is installed and started: it runs as ${WINDOWS_SERVICE_ACCOUNT} from ${serviceDir},\n` +
           `starts with Windows and restarts when it stops unexpectedly. Data and logs: ${spec.dataDir}.\n` +
-          'Give it the upstream password as docs/service.md says ("Where the upstream password goes").\n'
-      : `The RelayDesk service is removed. The data folder ${spec.dataDir} is kept.\n`,
+          'Give it the upstream password as docs/service.md says ("Where the upstream password goes").\n' +
+          `Members of the local group "${SERVICE_ADMIN_GROUP.windows}" may see and drive it (relaydesk status, queue, the tray)` +
+          (adminUser ? `; ${adminUser} is one, from the next sign-in.\n` : '.\n') +
+          `Add another: net localgroup "${SERVICE_ADMIN_GROUP.windows}" NAME /add (elevated), then NAME signs out and in.\n`
+      : `The RelayDesk service is removed. The data folder ${spec.dataDir} and the group ` +
+          `"${SERVICE_ADMIN_GROUP.windows}" are kept.\n`,
   );
   return 0;
 }
@@ -233,39 +263,4 @@ function systemctl(io: CliIo, ...args: string[]): number {
   io.stdout.write(result.stdout);
   io.stderr.write(result.stderr);
   return result.status ?? 1;
-}
-
-// ---- launchd: the admin runs these ---------------------------------------------------------
-
-function shellWord(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
-export function manualSteps(action: string, spec: ServiceSpec): string {
-  const printFlags = `--config ${shellWord(spec.configPath)} --data-dir ${shellWord(spec.dataDir)}`;
-  const data = shellWord(spec.dataDir);
-  const steps: Record<string, string[]> = {
-    install: [
-      `# 1. A hidden account for the relay (pick a free id below 500 if 480 is taken: dscl . -list /Users UniqueID)`,
-      `sudo dscl . -create /Groups/${LAUNCHD_USER} PrimaryGroupID 480`,
-      `sudo dscl . -create /Users/${LAUNCHD_USER} UniqueID 480`,
-      `sudo dscl . -create /Users/${LAUNCHD_USER} PrimaryGroupID 480`,
-      `sudo dscl . -create /Users/${LAUNCHD_USER} UserShell /usr/bin/false`,
-      `sudo dscl . -create /Users/${LAUNCHD_USER} NFSHomeDirectory /var/empty`,
-      `# 2. Its private data folder (put config.json in it)`,
-      `sudo mkdir -p ${shellWord(`${spec.dataDir}/logs`)}`,
-      `sudo chown -R ${LAUNCHD_USER}:${LAUNCHD_USER} ${data} && sudo chmod 700 ${data}`,
-      `# 3. The daemon definition, then start it`,
-      `relaydesk service print --for launchd ${printFlags} | sudo tee ${LAUNCHD_PLIST_PATH} >/dev/null`,
-      `sudo chown root:wheel ${LAUNCHD_PLIST_PATH} && sudo chmod 644 ${LAUNCHD_PLIST_PATH}`,
-      `sudo launchctl bootstrap system ${LAUNCHD_PLIST_PATH}`,
-    ],
-    uninstall: [
-      `sudo launchctl bootout system/${LAUNCHD_LABEL}`,
-      `sudo rm ${LAUNCHD_PLIST_PATH}`,
-      `# the data folder ${data} is kept`,
-    ],
-    status: [`sudo launchctl print system/${LAUNCHD_LABEL}`],
-  };
-  return `${steps[action]!.join('\n')}\n`;
 }

@@ -176,7 +176,21 @@ async function start(): Promise<void> {
         }
         tray?.update(service.status());
       },
-      offerService: () => void offerService(dataDir),
+      offerService: () =>
+        void offerService(dataDir, {
+          // Electron's binary runs the command line as node; bin/relaydesk.js is this install's.
+          cli: {
+            command: process.execPath,
+            script: join(appRoot, 'bin/relaydesk.js'),
+            env: { ELECTRON_RUN_AS_NODE: '1' },
+          },
+          stopRelay: () => service.stop(),
+          startRelay: () => service.start(),
+          relaunch: () => {
+            app.relaunch();
+            void drainAndExit();
+          },
+        }),
       quit: () => app.quit(),
     },
     service.status(),

@@ -1,11 +1,26 @@
 /**
  * The desktop app when the relay runs as a service: a tray that shows the service and drives it over
  * the control channel (app/service-remote.ts) instead of a second relay; and the offer to run the
- * relay as a service, which says how (installing one needs an administrator's rights and prompt).
+ * relay as a service, which installs it through the OS's administrator prompt (service/elevate.ts),
+ * or, where there is none (Linux without pkexec), shows the commands.
  */
+import { spawn } from 'node:child_process';
+import { accessSync, constants, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { dialog } from 'electron';
 import { createServiceRemote, serviceAnswers, type ServiceRemote } from '../app/service-remote.ts';
-import { DEFAULT_SERVICE_DATA_DIR, type ServiceTarget } from '../service/definitions.ts';
+import { manualSteps } from '../service/launchd-steps.ts';
+import { installingUser } from '../service/admin-group.ts';
+import { DEFAULT_SERVICE_DATA_DIR, SERVICE_ADMIN_GROUP, type ServiceTarget } from '../service/definitions.ts';
+import {
+  linuxElevatedInstall,
+  macElevatedInstall,
+  shellQuote,
+  windowsElevatedInstall,
+  type CliInvocation,
+  type ElevatedCommand,
+} from '../service/elevate.ts';
 import { createServiceTray, type TrayController } from './tray.ts';
 
 function serviceTarget(platform: NodeJS.Platform): ServiceTarget {
@@ -89,11 +104,183 @@ export function serviceOfferText(appDataDir: string, platform: NodeJS.Platform =
   ].join('\n');
 }
 
-export async function offerService(appDataDir: string): Promise<void> {
-  await dialog.showMessageBox({
-    type: 'info',
-    title: 'Run the relay as a service',
-    message: 'Run the relay as a service (works before anyone signs in)',
-    detail: serviceOfferText(appDataDir),
+/** pkexec on the PATH: polkit's prompt for running one command as root. */
+export function findPkexec(env: NodeJS.ProcessEnv = process.env): string | null {
+  for (const dir of (env.PATH ?? '').split(delimiter).filter(Boolean)) {
+    try {
+      accessSync(join(dir, 'pkexec'), constants.X_OK);
+      return join(dir, 'pkexec');
+    } catch {
+      // Not in this folder.
+    }
+  }
+  return null;
+}
+
+export type ServiceOffer =
+  { kind: 'elevate'; command: ElevatedCommand; logPath: string | null } | { kind: 'show'; text: string };
+
+export interface ServiceOfferInput {
+  platform: NodeJS.Platform;
+  appDataDir: string;
+  cli: CliInvocation;
+  /** The signed-in user, who joins the admin group (the prompt may elevate to another account). */
+  adminUser: string;
+  pkexec: boolean;
+  /** Windows: where the elevated install leaves its output. */
+  logPath?: string;
+}
+
+/** What the offer does on this OS: the install behind the administrator prompt, or the commands to run. */
+export function serviceOffer(input: ServiceOfferInput): ServiceOffer {
+  const target = serviceTarget(input.platform);
+  const serviceDataDir = DEFAULT_SERVICE_DATA_DIR[target];
+  const separator = input.platform === 'win32' ? '\\' : '/';
+  const request = {
+    cli: input.cli,
+    appConfigPath: `${input.appDataDir}${separator}config.json`,
+    serviceDataDir,
+    adminUser: input.adminUser,
+    ...(input.logPath ? { logPath: input.logPath } : {}),
+  };
+  if (input.platform === 'win32') {
+    return { kind: 'elevate', command: windowsElevatedInstall(request), logPath: input.logPath ?? null };
+  }
+  if (input.platform === 'darwin') {
+    const relaydesk = [
+      ...Object.entries(input.cli.env).map(([name, value]) => shellQuote(`${name}=${value}`)),
+      shellQuote(input.cli.command),
+      shellQuote(input.cli.script),
+    ].join(' ');
+    const spec = {
+      nodePath: input.cli.command,
+      cliPath: input.cli.script,
+      configPath: `${serviceDataDir}/config.json`,
+      dataDir: serviceDataDir,
+      port: 25,
+    };
+    const steps = manualSteps('install', spec, input.adminUser, relaydesk);
+    return { kind: 'elevate', command: macElevatedInstall(request, steps), logPath: null };
+  }
+  if (input.pkexec) return { kind: 'elevate', command: linuxElevatedInstall(request), logPath: null };
+  return { kind: 'show', text: serviceOfferText(input.appDataDir, input.platform) };
+}
+
+export interface ServiceOfferDeps {
+  offer: ServiceOffer;
+  platform: NodeJS.Platform;
+  appDataDir: string;
+  /** A question in a dialog: the index of the button chosen. */
+  ask(title: string, detail: string, buttons: string[]): Promise<number>;
+  /** Runs the elevated command to its end. */
+  run(command: ElevatedCommand): Promise<{ code: number | null; output: string }>;
+  /** The app's own relay: stopped so that the service can take the port, started again if it fails. */
+  stopRelay(): Promise<void>;
+  startRelay(): Promise<void>;
+  /** Starts the app again: it then finds the service and shows it in the tray. */
+  relaunch(): void;
+}
+
+const OFFER_TITLE = 'Run the relay as a service (works before anyone signs in)';
+
+/** The offer from the tray: asks, installs behind the OS's prompt, and says how it went. */
+export async function runServiceOffer(
+  deps: ServiceOfferDeps,
+): Promise<'shown' | 'cancelled' | 'installed' | 'failed'> {
+  const { offer } = deps;
+  if (offer.kind === 'show') {
+    await deps.ask(OFFER_TITLE, offer.text, ['OK']);
+    return 'shown';
+  }
+  const group = SERVICE_ADMIN_GROUP[serviceTarget(deps.platform)];
+  const choice = await deps.ask(
+    OFFER_TITLE,
+    'As a service the relay starts with the computer and works before anyone signs in (after Windows Update ' +
+      'restarts it at night, say). Installing it asks for an administrator: your settings are copied to the ' +
+      `service, and you join the group "${group}", whose members see and drive the service from the tray. ` +
+      'The relay here stops meanwhile; RelayDesk then starts again beside the service.',
+    ['Install the service', 'Cancel'],
+  );
+  if (choice !== 0) return 'cancelled';
+  await deps.stopRelay();
+  const result = await deps.run(offer.command);
+  if (result.code === 0) {
+    await deps.ask(
+      'The RelayDesk service is installed',
+      'The service relays from now on, also before anyone signs in. The service has no keychain: give it the ' +
+        'upstream password as docs/service.md says ("Where the upstream password goes"). RelayDesk starts ' +
+        `again now and shows the service in its tray (membership of "${group}" counts from your next sign-in).`,
+      ['OK'],
+    );
+    deps.relaunch();
+    return 'installed';
+  }
+  await deps.startRelay();
+  const said = result.output.trim().split('\n').slice(-6).join('\n');
+  await deps.ask(
+    'The service was not installed',
+    `The install ended with exit status ${result.code ?? 'unknown'} (cancelled at the prompt, or it failed)` +
+      `${said ? `:\n${said}` : '.'}\n\n${serviceOfferText(deps.appDataDir, deps.platform)}`,
+    ['OK'],
+  );
+  return 'failed';
+}
+
+/** Runs a command, its output and exit status; a command that cannot start is exit status null. */
+export function runElevated(command: ElevatedCommand): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command.command, command.args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      windowsHide: true,
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', (error) => resolve({ code: null, output: `${command.command}: ${error.message}` }));
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+export interface OfferHooks {
+  cli: CliInvocation;
+  stopRelay(): Promise<void>;
+  startRelay(): Promise<void>;
+  relaunch(): void;
+}
+
+export async function offerService(appDataDir: string, hooks: OfferHooks): Promise<void> {
+  const platform = process.platform;
+  const logPath =
+    platform === 'win32' ? join(tmpdir(), `relaydesk-service-install-${process.pid}.log`) : undefined;
+  const offer = serviceOffer({
+    platform,
+    appDataDir,
+    cli: hooks.cli,
+    adminUser: installingUser(process.env) ?? '',
+    pkexec: findPkexec() !== null,
+    ...(logPath ? { logPath } : {}),
+  });
+  await runServiceOffer({
+    offer,
+    platform,
+    appDataDir,
+    ask: async (message, detail, buttons) =>
+      (await dialog.showMessageBox({ type: 'info', title: OFFER_TITLE, message, detail, buttons })).response,
+    async run(command) {
+      const result = await runElevated(command);
+      if (!logPath) return result;
+      // The elevated PowerShell's own output went to the log: it had no console here.
+      let logged = '';
+      try {
+        logged = readFileSync(logPath, 'utf8');
+        rmSync(logPath, { force: true });
+      } catch {
+        // Nothing logged: cancelled at the prompt.
+      }
+      return { code: result.code, output: `${result.output}${logged}` };
+    },
+    stopRelay: hooks.stopRelay,
+    startRelay: hooks.startRelay,
+    relaunch: hooks.relaunch,
   });
 }

@@ -4,6 +4,8 @@
  * manager's own tool (`systemd-analyze verify`, plistlib, an XML parser) on any machine.
  */
 
+import { controlGroupDir, defaultAdminGroup } from '../relay/control.ts';
+
 export type ServiceTarget = 'systemd' | 'launchd' | 'windows';
 
 export const SERVICE_TARGETS: readonly ServiceTarget[] = ['systemd', 'launchd', 'windows'];
@@ -30,6 +32,22 @@ export const LAUNCHD_USER = '_relaydesk';
 export const WINDOWS_SERVICE_ID = 'RelayDesk';
 /** The built-in account the Windows service runs as: no password, few rights, its own profile. */
 export const WINDOWS_SERVICE_ACCOUNT = 'NT AUTHORITY\\LocalService';
+
+/**
+ * The local group whose members may see and drive the service (status, queue, the tray), as IIS
+ * SMTP's operators could: `install` creates it and adds the installing user (electron/relay/control.ts).
+ */
+export const SERVICE_ADMIN_GROUP: Record<ServiceTarget, string> = {
+  systemd: defaultAdminGroup('linux'),
+  launchd: defaultAdminGroup('darwin'),
+  windows: defaultAdminGroup('win32'),
+};
+/** Where the group's control channel lives: outside the data folder, which stays the service's alone. */
+export const SERVICE_CONTROL_DIR: Record<ServiceTarget, string> = {
+  systemd: controlGroupDir({}, 'linux'),
+  launchd: controlGroupDir({}, 'darwin'),
+  windows: controlGroupDir({}, 'win32'),
+};
 
 /** The data folder a service uses when none is given: a system location, not a user's profile. */
 export const DEFAULT_SERVICE_DATA_DIR: Record<ServiceTarget, string> = {
@@ -134,6 +152,13 @@ export function systemdUnit(spec: ServiceSpec): string {
     'ProtectControlGroups=yes',
     'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
     'UMask=0077',
+    `# Members of ${SERVICE_ADMIN_GROUP.systemd} may see and drive the relay (docs/service.md, "Who can drive`,
+    `# the service"): its control socket is in ${SERVICE_CONTROL_DIR.systemd}, which the relay hands to that group;`,
+    '# the data folder stays private to the service.',
+    `Environment=RELAYDESK_CONTROL_GROUP=${SERVICE_ADMIN_GROUP.systemd}`,
+    `SupplementaryGroups=${SERVICE_ADMIN_GROUP.systemd}`,
+    `RuntimeDirectory=${SERVICE_CONTROL_DIR.systemd.replace('/run/', '')}`,
+    'RuntimeDirectoryMode=0750',
     '',
     '[Install]',
     'WantedBy=multi-user.target',
@@ -190,6 +215,12 @@ export function launchdPlist(spec: ServiceSpec): string {
     `  <key>UserName</key>${string(LAUNCHD_USER)}`,
     `  <key>GroupName</key>${string(LAUNCHD_USER)}`,
     '  <key>Umask</key><integer>63</integer>',
+    // launchd gives the account its groups (initgroups): relaydesk-admins, whose members drive it.
+    '  <key>InitGroups</key><true/>',
+    '  <key>EnvironmentVariables</key>',
+    '  <dict>',
+    `    <key>RELAYDESK_CONTROL_GROUP</key>${string(SERVICE_ADMIN_GROUP.launchd)}`,
+    '  </dict>',
     `  <key>StandardOutPath</key>${string(`${logs}/service.out.log`)}`,
     `  <key>StandardErrorPath</key>${string(`${logs}/service.err.log`)}`,
     // launchd sends SIGTERM, then SIGKILL after this many seconds: time for serve to drain.
@@ -256,6 +287,8 @@ export function winswXml(spec: ServiceSpec): string {
     '  <stoptimeout>60 sec</stoptimeout>',
     `  <logpath>${xmlEscape(logs)}</logpath>`,
     '  <log mode="roll-by-size"/>',
+    // Members of this local group may see and drive the service: control.ts, docs/service.md.
+    `  <env name="RELAYDESK_CONTROL_GROUP" value="${xmlEscape(SERVICE_ADMIN_GROUP.windows)}"/>`,
     '  <serviceaccount>',
     `    <domain>${domain}</domain>`,
     `    <user>${user}</user>`,

@@ -9,7 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, win32 } from 'node:path';
-import { WINDOWS_SERVICE_ACCOUNT, WINDOWS_SERVICE_ID } from './definitions.ts';
+import {
+  SERVICE_ADMIN_GROUP,
+  SERVICE_CONTROL_DIR,
+  WINDOWS_SERVICE_ACCOUNT,
+  WINDOWS_SERVICE_ID,
+} from './definitions.ts';
 
 /** Where the wrapper goes: under Program Files, so the service's own account cannot replace it. */
 export function windowsServiceDir(env: NodeJS.ProcessEnv): string {
@@ -41,9 +46,68 @@ export interface WindowsPlanInput {
   dataDir: string;
   serviceDir: string;
   winsw: { exe: string; config: string };
+  /** Where the relay writes the admin group's ticket (SERVICE_CONTROL_DIR.windows, under ProgramData). */
+  controlDir?: string;
+  /** Who is put in the admin group: the one installing (DOMAIN\user), or nobody. */
+  adminUser: string | null;
+}
+
+/**
+ * The admin group's ticket folder: the service writes, the group reads, nobody else. Accounts by SID
+ * (`*S-1-5-19` LocalService, `*S-1-5-18` SYSTEM, `*S-1-5-32-544` Administrators) so that a Windows
+ * in another language finds them; the group by the name install gave it. Owned by Administrators
+ * first: ProgramData lets any user make a folder, and its maker could change its ACL back.
+ */
+function controlFolderSteps(controlDir: string): WindowsStep[] {
+  const group = SERVICE_ADMIN_GROUP.windows;
+  return [
+    { kind: 'mkdir', path: controlDir },
+    { kind: 'run', command: 'icacls.exe', args: [controlDir, '/setowner', '*S-1-5-32-544', '/T', '/Q'] },
+    {
+      kind: 'run',
+      command: 'icacls.exe',
+      args: [
+        controlDir,
+        '/inheritance:r',
+        '/grant:r',
+        '*S-1-5-19:(OI)(CI)M',
+        '*S-1-5-18:(OI)(CI)F',
+        '*S-1-5-32-544:(OI)(CI)F',
+        `${group}:(OI)(CI)RX`,
+        '/T',
+        '/Q',
+      ],
+    },
+  ];
+}
+
+/**
+ * The admin group, and the installing user in it. `net localgroup` answers 2 for "already exists" and
+ * "already a member", and for real errors too: the ACL step after it fails on a group that is not there.
+ */
+function adminGroupSteps(adminUser: string | null): WindowsStep[] {
+  const group = SERVICE_ADMIN_GROUP.windows;
+  const steps: WindowsStep[] = [
+    {
+      kind: 'run',
+      command: 'net.exe',
+      args: ['localgroup', group, '/add', '/comment:Members may see and drive the RelayDesk service'],
+      okCodes: [0, 2],
+    },
+  ];
+  if (adminUser) {
+    steps.push({
+      kind: 'run',
+      command: 'net.exe',
+      args: ['localgroup', group, adminUser, '/add'],
+      okCodes: [0, 2],
+    });
+  }
+  return steps;
 }
 
 export function windowsServicePlan(input: WindowsPlanInput): WindowsStep[] {
+  const controlDir = input.controlDir ?? SERVICE_CONTROL_DIR.windows;
   const exe = win32.join(input.serviceDir, `${WRAPPER_NAME}.exe`);
   const wrapper = (verb: string, okCodes?: number[]): WindowsStep => ({
     kind: 'run',
@@ -60,6 +124,8 @@ export function windowsServicePlan(input: WindowsPlanInput): WindowsStep[] {
         wrapper('stop', [0, 1]),
         wrapper('uninstall'),
         { kind: 'remove', path: input.serviceDir },
+        // Only the ticket of a relay that no longer runs; the group stays (its members were chosen).
+        { kind: 'remove', path: controlDir },
       ];
     case 'install':
       return [
@@ -83,6 +149,8 @@ export function windowsServicePlan(input: WindowsPlanInput): WindowsStep[] {
             '/Q',
           ],
         },
+        ...adminGroupSteps(input.adminUser),
+        ...controlFolderSteps(controlDir),
         wrapper('install'),
         // Delayed: the relay starts once the network is up after boot (WinSW 1.x has no setting for it).
         { kind: 'run', command: 'sc.exe', args: ['config', WINDOWS_SERVICE_ID, 'start=', 'delayed-auto'] },

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { manualSteps } from '../../electron/cli/service.ts';
+import { manualSteps } from '../../electron/service/launchd-steps.ts';
 import {
   launchdPlist,
   ServicePathError,
@@ -82,7 +82,19 @@ describe('systemd unit', () => {
       EnvironmentFile: '-/etc/relaydesk/relaydesk.env',
     };
     for (const [key, value] of Object.entries(expected)) expect([key, keys.get(key)]).toEqual([key, [value]]);
-    expect(keys.has('Environment')).toBe(false);
+    // No secret in the unit (the env file holds it): the one variable set here names the admin group.
+    expect(keys.get('Environment')).toEqual(['RELAYDESK_CONTROL_GROUP=relaydesk-admins']);
+  });
+
+  it('lets the relaydesk-admins group reach the control socket in /run/relaydesk, the data folder private', () => {
+    for (const dataDir of ['/var/lib/relaydesk', AWKWARD_DIR]) {
+      const keys = settings(systemdUnit({ ...awkward, dataDir, configPath: `${dataDir}/config.json` }));
+      // The relay joins the group (to hand the folder and socket to it) without being root.
+      expect(keys.get('SupplementaryGroups')).toEqual(['relaydesk-admins']);
+      expect(keys.get('RuntimeDirectory')).toEqual(['relaydesk']);
+      expect(keys.get('RuntimeDirectoryMode')).toEqual(['0750']);
+      expect(keys.get('UMask')).toEqual(['0077']);
+    }
   });
 
   it('uses a dynamic user and StateDirectory for the default data folder', () => {
@@ -148,6 +160,8 @@ describe('launchd plist', () => {
       KeepAlive: { SuccessfulExit: false },
       UserName: '_relaydesk',
       GroupName: '_relaydesk',
+      InitGroups: true,
+      EnvironmentVariables: { RELAYDESK_CONTROL_GROUP: 'relaydesk-admins' },
       Umask: 0o077,
       StandardOutPath: `${AWKWARD_DIR}/logs/service.out.log`,
       StandardErrorPath: `${AWKWARD_DIR}/logs/service.err.log`,
@@ -283,5 +297,21 @@ describe('the commands printed where install cannot act itself', () => {
       'sudo launchctl bootstrap system /Library/LaunchDaemons/org.relaydesk.relay.plist\n',
     );
     expect(manualSteps('uninstall', awkward)).toContain('sudo launchctl bootout system/org.relaydesk.relay');
+  });
+
+  it('macOS: the admin group with the relay and the installing admin in it, and its control folder', () => {
+    const out = manualSteps('install', awkward, 'anna');
+    expect(out).toContain(
+      [
+        "sudo dseditgroup -o create -r 'RelayDesk admins' relaydesk-admins",
+        'sudo dseditgroup -o edit -a _relaydesk -t user relaydesk-admins',
+        'sudo dseditgroup -o edit -a anna -t user relaydesk-admins',
+        "sudo mkdir -p '/Library/Application Support/RelayDesk Control'",
+        "sudo chown _relaydesk:relaydesk-admins '/Library/Application Support/RelayDesk Control' && " +
+          "sudo chmod 750 '/Library/Application Support/RelayDesk Control'",
+      ].join('\n'),
+    );
+    // The group is made before the daemon starts: the relay hands its folder to it at start.
+    expect(out.indexOf('dseditgroup -o create')).toBeLessThan(out.indexOf('launchctl bootstrap'));
   });
 });

@@ -69,8 +69,13 @@ describe('the WinSW XML against the winsw.exe node-windows ships', () => {
     const unknown = (names: string[]) => names.filter((name) => name !== 'service' && !known.has(name));
     expect(unknown(elements)).toEqual([]);
     expect(unknown(attributes)).toEqual([]);
-    // onfailure's action and the log mode; delays are numbers with a unit WinSW 1.x parses.
-    expect(unknown(values.filter((value) => !/^\d+ (sec|min|hour)s?$/.test(value)))).toEqual([]);
+    // onfailure's action and the log mode; delays are numbers with a unit WinSW 1.x parses; an
+    // <env>'s name and value are free text.
+    const envText = ['RELAYDESK_CONTROL_GROUP', 'RelayDesk Admins'];
+    expect(
+      unknown(values.filter((value) => !/^\d+ (sec|min|hour)s?$/.test(value) && !envText.includes(value))),
+    ).toEqual([]);
+    expect(elements).toContain('env');
     for (const unit of ['sec', 'hour']) expect(known.has(unit)).toBe(true);
   });
 
@@ -91,6 +96,7 @@ describe('the install plan', () => {
       dataDir: spec.dataDir,
       serviceDir: 'C:\\Program Files\\RelayDesk Service',
       winsw: { exe: '/pkg/winsw.exe', config: '/pkg/winsw.exe.config' },
+      adminUser: 'OFFICE\\anna',
     });
   const exe = 'C:\\Program Files\\RelayDesk Service\\relaydesk-service.exe';
 
@@ -119,6 +125,45 @@ describe('the install plan', () => {
           '/Q',
         ],
       },
+      // The admin group, the installing administrator in it, and the folder of its ticket.
+      {
+        kind: 'run',
+        command: 'net.exe',
+        args: [
+          'localgroup',
+          'RelayDesk Admins',
+          '/add',
+          '/comment:Members may see and drive the RelayDesk service',
+        ],
+        okCodes: [0, 2],
+      },
+      {
+        kind: 'run',
+        command: 'net.exe',
+        args: ['localgroup', 'RelayDesk Admins', 'OFFICE\\anna', '/add'],
+        okCodes: [0, 2],
+      },
+      { kind: 'mkdir', path: 'C:\\ProgramData\\RelayDesk Control' },
+      {
+        kind: 'run',
+        command: 'icacls.exe',
+        args: ['C:\\ProgramData\\RelayDesk Control', '/setowner', '*S-1-5-32-544', '/T', '/Q'],
+      },
+      {
+        kind: 'run',
+        command: 'icacls.exe',
+        args: [
+          'C:\\ProgramData\\RelayDesk Control',
+          '/inheritance:r',
+          '/grant:r',
+          '*S-1-5-19:(OI)(CI)M',
+          '*S-1-5-18:(OI)(CI)F',
+          '*S-1-5-32-544:(OI)(CI)F',
+          'RelayDesk Admins:(OI)(CI)RX',
+          '/T',
+          '/Q',
+        ],
+      },
       { kind: 'run', command: exe, args: ['install'] },
       { kind: 'run', command: 'sc.exe', args: ['config', 'RelayDesk', 'start=', 'delayed-auto'] },
       {
@@ -135,6 +180,7 @@ describe('the install plan', () => {
       { kind: 'run', command: exe, args: ['stop'], okCodes: [0, 1] },
       { kind: 'run', command: exe, args: ['uninstall'] },
       { kind: 'remove', path: 'C:\\Program Files\\RelayDesk Service' },
+      { kind: 'remove', path: 'C:\\ProgramData\\RelayDesk Control' },
     ]);
     expect(plan('status')).toEqual([{ kind: 'run', command: 'sc.exe', args: ['query', 'RelayDesk'] }]);
   });

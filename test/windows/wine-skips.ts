@@ -116,6 +116,22 @@ export const wineSkips: WineSkip[] = [
       'Linux only: the XDG autostart entry is what the app offers on Linux (on Windows it is Electron’s login item setting)',
   },
   {
+    test: 'test/unit/service-admin-group.test.ts > who installs > is found by the uid pkexec passes',
+    reason: 'Linux and root only: makes a throwaway account with useradd to stand for the user pkexec names',
+  },
+  {
+    test: 'test/unit/service-admin-group.test.ts > the Linux admin group',
+    reason: 'Linux and root only: creates a throwaway group and user with groupadd, useradd and usermod',
+  },
+  {
+    test: 'test/unit/service-elevate.test.ts > Linux: pkexec, or the commands > runs for real: the folder made private, the settings copied, install started with the exact arguments',
+    reason: 'Linux and root only: runs the /bin/sh script pkexec would run, and the Linux install behind it',
+  },
+  {
+    test: 'test/unit/service-elevate.test.ts > Linux: pkexec, or the commands > with pkexec: stops the app relay, runs the prompt; a refused prompt starts it again and shows the commands',
+    reason: 'Linux only: a /bin/sh script stands for a pkexec whose prompt was refused',
+  },
+  {
     test: 'test/unit/data-folder.test.ts > POSIX data folder',
     reason:
       'POSIX only: Windows has no mode bits; the Windows data folder is checked through its ACL (icacls)',
