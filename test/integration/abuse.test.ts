@@ -4,8 +4,6 @@
  * device (127.0.0.1) keeps sending. The device must never be locked out or slowed much, and nothing
  * it sent may be lost. Times are only ever compared with the same device's times in the same run.
  */
-import { spawn } from 'node:child_process';
-import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readProcess } from '../../bench/tools.ts';
@@ -14,7 +12,7 @@ import {
   median,
   quantile,
   RawClient,
-  ROOT,
+  startOutsiders,
   sendMail,
   startRelayWithEmulator,
 } from './harness.ts';
@@ -170,17 +168,7 @@ describe('load and abuse', () => {
       return times;
     };
 
-    const attack = spawn(
-      process.execPath,
-      ['--import', 'tsx', OUTSIDERS, String(relay.port), '2', '10', '120'],
-      { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    teardown.add(() => attack.kill('SIGKILL'));
-    // Outsiders are other machines: on this one their own CPU time must not count against the relay.
-    setPriority(attack.pid!, 19);
-    let report = '';
-    attack.stdout!.on('data', (chunk: Buffer) => (report += chunk.toString()));
-    const attackEnded = new Promise((resolve) => attack.once('exit', resolve));
+    const attack = startOutsiders(teardown, OUTSIDERS, [String(relay.port), '2', '10', '120']);
     // Under way once outsiders are being denied.
     await relay.waitForLog((r) => r.event === 'denied');
 
@@ -189,17 +177,17 @@ describe('load and abuse', () => {
     const quiet: number[] = [];
     const underAttack: number[] = [];
     for (let round = 0; round < 6; round += 1) {
-      attack.kill('SIGSTOP');
+      attack.child.kill('SIGSTOP');
       await new Promise((resolve) => setTimeout(resolve, 200));
       quiet.push(...(await measured('quiet', () => series(3))));
-      attack.kill('SIGCONT');
+      attack.child.kill('SIGCONT');
       await new Promise((resolve) => setTimeout(resolve, 300));
       underAttack.push(...(await measured('attack', () => series(3))));
     }
-    attack.stdin!.end();
-    await attackEnded;
+    attack.child.stdin!.end();
+    await attack.ended;
 
-    const stats = JSON.parse(report) as {
+    const stats = JSON.parse(attack.output()) as {
       connections: number;
       refused: number;
       denied: number;

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { inspectSpool } from '../../electron/relay/spool.ts';
 import { startExchangeEmulator, type Emulator, type EmulatorOptions } from '../fixtures/exchange-emulator.ts';
@@ -564,3 +564,21 @@ export function quantile(values: number[], share: number): number {
 }
 
 export const median = (values: number[]): number => quantile(values, 0.5);
+
+/**
+ * Outsiders (other machines) as a process of their own: `script` run under tsx at the lowest
+ * priority, so that on this machine their CPU time does not count against the relay. Killed at
+ * teardown; `output()` is all it printed so far.
+ */
+export function startOutsiders(teardown: Teardown, script: string, args: string[]) {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  teardown.add(() => child.kill('SIGKILL'));
+  setPriority(child.pid!, 19);
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const ended = new Promise((resolve) => child.once('exit', resolve));
+  return { child, output: () => output, ended };
+}

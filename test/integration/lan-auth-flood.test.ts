@@ -4,8 +4,6 @@
  * scrypt in libuv's thread pool, the pool the spool's file writes use too; the device's time to 250
  * must not depend on how hard the outsiders try.
  */
-import { spawn } from 'node:child_process';
-import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashLanPassword } from '../../electron/relay/lan-auth.ts';
@@ -16,7 +14,7 @@ import {
   freePort,
   median,
   quantile,
-  ROOT,
+  startOutsiders,
   sendMail,
   startRelay,
   testConfig,
@@ -62,28 +60,19 @@ describe('LAN AUTH under a guessing flood', () => {
     );
 
     await timeToAccept(relay.port, 2);
-    const guessers = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        GUESSERS,
-        String(relay.port),
-        'mfp',
-        String(ATTACKER_ADDRESSES),
-        String(CONNECTIONS_PER_ATTACKER),
-      ],
-      { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    teardown.add(() => guessers.kill('SIGKILL'));
-    // Outsiders are other machines: on this one their own CPU time must not count against the relay.
-    setPriority(guessers.pid!, 19);
-    let report = '';
-    guessers.stdout!.on('data', (chunk: Buffer) => (report += chunk.toString()));
-    const guessersEnded = new Promise((resolve) => guessers.once('exit', resolve));
-    const pausedCount = () => report.split('\n').filter((line) => line === 'paused').length;
-    guessers.stdin!.write('go\n');
-    await eventually(() => report.includes('under way'), 30_000);
+    const guessers = startOutsiders(teardown, GUESSERS, [
+      String(relay.port),
+      'mfp',
+      String(ATTACKER_ADDRESSES),
+      String(CONNECTIONS_PER_ATTACKER),
+    ]);
+    const pausedCount = () =>
+      guessers
+        .output()
+        .split('\n')
+        .filter((line) => line === 'paused').length;
+    guessers.child.stdin!.write('go\n');
+    await eventually(() => guessers.output().includes('under way'), 30_000);
 
     // Quiet and attacked rounds alternate, so that the machine's other load (a 2-core machine running
     // other test files) falls on both alike. A quiet round starts once every guess already sent has
@@ -92,16 +81,16 @@ describe('LAN AUTH under a guessing flood', () => {
     const attacked: number[] = [];
     for (let round = 0; round < ROUNDS; round += 1) {
       const paused = pausedCount();
-      guessers.stdin!.write('pause\n');
+      guessers.child.stdin!.write('pause\n');
       await eventually(() => pausedCount() > paused, 30_000);
       quiet.push(...(await timeToAccept(relay.port, MESSAGES / ROUNDS)));
-      guessers.stdin!.write('go\n');
+      guessers.child.stdin!.write('go\n');
       await new Promise((resolve) => setTimeout(resolve, 300));
       attacked.push(...(await timeToAccept(relay.port, MESSAGES / ROUNDS)));
     }
-    guessers.stdin!.end();
-    await guessersEnded;
-    const { attempts, answers } = JSON.parse(report.trim().split('\n').at(-1)!) as {
+    guessers.child.stdin!.end();
+    await guessers.ended;
+    const { attempts, answers } = JSON.parse(guessers.output().trim().split('\n').at(-1)!) as {
       attempts: number;
       answers: Record<string, number>;
     };
