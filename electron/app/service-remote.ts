@@ -52,7 +52,7 @@ function unreachable(dataDir: string, refusal: string | null): AppStatus {
     state: 'stopped',
     health: 'error',
     summary: refusal
-      ? 'A RelayDesk service runs, but its control channel does not admit this account'
+      ? "The RelayDesk service's control channel does not admit this account"
       : 'The RelayDesk service is not answering: see `relaydesk service status`',
     startError: refusal ?? `no relay answers on the control channel of ${dataDir}`,
     listeners: [],

@@ -138,7 +138,7 @@ describe.skipIf(unavailable !== null)(
       const outsiderTray = await tray(outsider, []);
       expect(JSON.parse(outsiderTray.stdout)).toMatchObject({
         state: 'stopped',
-        summary: 'A RelayDesk service runs, but its control channel does not admit this account',
+        summary: "The RelayDesk service's control channel does not admit this account",
         flushed: null,
       });
       expect(JSON.parse(outsiderTray.stdout).startError).toContain(
