@@ -29,8 +29,9 @@ const ALLOWED = {
   admin: [...ENGINE_AND_BELOW, 'shared', 'app', 'cli', 'service'],
   cli: [...ENGINE_AND_BELOW, 'shared', 'app', 'admin', 'service'],
   service: [...ENGINE_AND_BELOW, 'shared', 'app', 'admin', 'cli'],
-  // main reads service/'s definitions to find and drive a relay installed as a service.
-  main: [...ENGINE_AND_BELOW, 'shared', 'app', 'service'],
+  // main reads service/'s definitions to find and drive a relay installed as a service, and runs cli/
+  // itself when the packaged app is started as `RelayDesk --cli ...` (its RunAsNode fuse is off).
+  main: [...ENGINE_AND_BELOW, 'shared', 'app', 'service', 'cli'],
   preload: ['shared'],
 };
 /** Electron, and the packages that run only inside it. */

@@ -8,12 +8,12 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, posix, resolve, win32 } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, posix, win32 } from 'node:path';
 import { loadConfigFile } from '../config/index.ts';
 import { controlGroupDir } from '../relay/control.ts';
 import { ensureLinuxAdminGroup, installingUser } from '../service/admin-group.ts';
 import { shellQuote as shellWord } from '../service/elevate.ts';
+import { thisCli, type CliInvocation } from '../service/invocation.ts';
 import { manualSteps } from '../service/launchd-steps.ts';
 import {
   DEFAULT_SERVICE_DATA_DIR,
@@ -73,7 +73,15 @@ export async function serviceCommand(args: string[], flags: ServiceFlags, io: Cl
     return 64;
   }
   const target = (flags.for as ServiceTarget | undefined) ?? hostTarget;
-  const spec = await specFor(target, hostTarget, flags);
+  const cli = thisCli();
+  if (cli === null) {
+    io.stderr.write(
+      'An unpackaged `electron .` cannot be a service (its binary needs the app folder): run ' +
+        '`npx relaydesk service ...` with Node.js, or use the packaged app.\n',
+    );
+    return 64;
+  }
+  const spec = await specFor(target, hostTarget, flags, cli);
 
   let definition: string;
   try {
@@ -110,15 +118,12 @@ function targetOf(platform: NodeJS.Platform): ServiceTarget {
   return 'systemd';
 }
 
-/** bin/relaydesk.js of this install: the built CLI is out/cli/main.js beside bin/. */
-function cliPath(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/relaydesk.js');
-}
-
-async function specFor(
+/** What the service runs: node and bin/relaydesk.js, or (inside the packaged app) the app's binary with --cli. */
+export async function specFor(
   target: ServiceTarget,
   hostTarget: ServiceTarget,
   flags: ServiceFlags,
+  cli: CliInvocation,
 ): Promise<ServiceSpec> {
   // A Windows path printed on Linux (or the reverse) is resolved by that OS's rules.
   const paths = target === 'windows' ? win32 : posix;
@@ -129,7 +134,7 @@ async function specFor(
     const loaded = await loadConfigFile(configPath).catch(() => null);
     if (loaded?.exists && loaded.problems.length === 0) port = loaded.config.listen.port;
   }
-  return { nodePath: process.execPath, cliPath: cliPath(), configPath, dataDir, port };
+  return { nodePath: cli.command, cliPath: cli.script, configPath, dataDir, port };
 }
 
 // ---- systemd: done here -------------------------------------------------------------------
@@ -179,7 +184,7 @@ async function systemd(
     return 1;
   }
   // /root is 0700: the service's account could not even start node or read RelayDesk there.
-  const inRoot = [spec.nodePath, spec.cliPath, spec.configPath, spec.dataDir].find((path) =>
+  const inRoot = [spec.nodePath, spec.cliPath ?? '', spec.configPath, spec.dataDir].find((path) =>
     path.startsWith('/root/'),
   );
   if (inRoot !== undefined) {

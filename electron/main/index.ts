@@ -13,9 +13,11 @@ import { defaultConfigPath, defaultDataDir } from '../config/index.ts';
 import { AlreadyRunningError } from '../relay/control.ts';
 import { createLogger } from '../relay/log.ts';
 import { createKeychainStore } from '../secrets/index.ts';
+import { appCliArgs, thisCli } from '../service/invocation.ts';
 import type { PushEvents } from '../shared/ipc.ts';
 import { identifyApp } from './app-identity.ts';
 import { registerIpc } from './ipc.ts';
+import { runCliMode } from './cli-mode.ts';
 import { autostartLocation } from './linux-autostart.ts';
 import { createLoginItem } from './login-item.ts';
 import { showNotice, testEmailNotice } from './notifications.ts';
@@ -41,20 +43,27 @@ function launchCommand(): string[] {
 }
 
 const dataDir = process.env.RELAYDESK_DATA_DIR ?? defaultDataDir();
-identifyApp(app, process.platform, dataDir);
-log.transports.file.level = 'info';
-// The desktop shell's own log beside the relay's, where docs/desktop-app.md says it is.
-log.transports.file.resolvePathFn = () => join(dataDir, 'logs', 'desktop.log');
-log.errorHandler.startCatching();
+/** `RelayDesk --cli serve ...`: the command line (a service, the elevated install), not the desktop app. */
+const cliArgs = appCliArgs(process.argv);
 
-if (!app.requestSingleInstanceLock()) {
-  app.quit();
+if (cliArgs !== null) {
+  runCliMode(cliArgs);
 } else {
-  registerAppScheme();
-  app
-    .whenReady()
-    .then(start)
-    .catch((error: unknown) => startupFailed(error));
+  identifyApp(app, process.platform, dataDir);
+  log.transports.file.level = 'info';
+  // The desktop shell's own log beside the relay's, where docs/desktop-app.md says it is.
+  log.transports.file.resolvePathFn = () => join(dataDir, 'logs', 'desktop.log');
+  log.errorHandler.startCatching();
+
+  if (!app.requestSingleInstanceLock()) {
+    app.quit();
+  } else {
+    registerAppScheme();
+    app
+      .whenReady()
+      .then(start)
+      .catch((error: unknown) => startupFailed(error));
+  }
 }
 
 /** A tray app that failed to start must say so and end: otherwise it holds the single-instance lock invisibly. */
@@ -178,12 +187,8 @@ async function start(): Promise<void> {
       },
       offerService: () =>
         void offerService(dataDir, {
-          // Electron's binary runs the command line as node; bin/relaydesk.js is this install's.
-          cli: {
-            command: process.execPath,
-            script: join(appRoot, 'bin/relaydesk.js'),
-            env: { ELECTRON_RUN_AS_NODE: '1' },
-          },
+          // The packaged app's own binary runs the command line (`--cli`): its RunAsNode fuse is off.
+          cli: thisCli(),
           stopRelay: () => service.stop(),
           startRelay: () => service.start(),
           relaunch: () => {

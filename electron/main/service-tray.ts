@@ -13,6 +13,7 @@ import { createServiceRemote, serviceAnswers, type ServiceRemote } from '../app/
 import { manualSteps } from '../service/launchd-steps.ts';
 import { installingUser } from '../service/admin-group.ts';
 import { DEFAULT_SERVICE_DATA_DIR, SERVICE_ADMIN_GROUP, type ServiceTarget } from '../service/definitions.ts';
+import { cliWords } from '../service/invocation.ts';
 import {
   linuxElevatedInstall,
   macElevatedInstall,
@@ -123,7 +124,8 @@ export type ServiceOffer =
 export interface ServiceOfferInput {
   platform: NodeJS.Platform;
   appDataDir: string;
-  cli: CliInvocation;
+  /** Null from an unpackaged `electron .`: no program of its own to elevate, so the commands are shown. */
+  cli: CliInvocation | null;
   /** The signed-in user, who joins the admin group (the prompt may elevate to another account). */
   adminUser: string;
   pkexec: boolean;
@@ -134,10 +136,12 @@ export interface ServiceOfferInput {
 /** What the offer does on this OS: the install behind the administrator prompt, or the commands to run. */
 export function serviceOffer(input: ServiceOfferInput): ServiceOffer {
   const target = serviceTarget(input.platform);
+  const cli = input.cli;
+  if (cli === null) return { kind: 'show', text: serviceOfferText(input.appDataDir, input.platform) };
   const serviceDataDir = DEFAULT_SERVICE_DATA_DIR[target];
   const separator = input.platform === 'win32' ? '\\' : '/';
   const request = {
-    cli: input.cli,
+    cli,
     appConfigPath: `${input.appDataDir}${separator}config.json`,
     serviceDataDir,
     adminUser: input.adminUser,
@@ -147,14 +151,10 @@ export function serviceOffer(input: ServiceOfferInput): ServiceOffer {
     return { kind: 'elevate', command: windowsElevatedInstall(request), logPath: input.logPath ?? null };
   }
   if (input.platform === 'darwin') {
-    const relaydesk = [
-      ...Object.entries(input.cli.env).map(([name, value]) => shellQuote(`${name}=${value}`)),
-      shellQuote(input.cli.command),
-      shellQuote(input.cli.script),
-    ].join(' ');
+    const relaydesk = cliWords(cli).map(shellQuote).join(' ');
     const spec = {
-      nodePath: input.cli.command,
-      cliPath: input.cli.script,
+      nodePath: cli.command,
+      cliPath: cli.script,
       configPath: `${serviceDataDir}/config.json`,
       dataDir: serviceDataDir,
       port: 25,
@@ -242,7 +242,7 @@ export function runElevated(command: ElevatedCommand): Promise<{ code: number | 
 }
 
 export interface OfferHooks {
-  cli: CliInvocation;
+  cli: CliInvocation | null;
   stopRelay(): Promise<void>;
   startRelay(): Promise<void>;
   relaunch(): void;

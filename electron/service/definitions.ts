@@ -5,16 +5,17 @@
  */
 
 import { controlGroupDir, defaultAdminGroup } from '../relay/control.ts';
+import { cliWords } from './invocation.ts';
 
 export type ServiceTarget = 'systemd' | 'launchd' | 'windows';
 
 export const SERVICE_TARGETS: readonly ServiceTarget[] = ['systemd', 'launchd', 'windows'];
 
 export interface ServiceSpec {
-  /** Absolute path of the Node.js binary that runs the relay. */
+  /** Absolute path of the program that runs the relay: Node.js, or the packaged desktop app's binary. */
   nodePath: string;
-  /** Absolute path of bin/relaydesk.js of this install. */
-  cliPath: string;
+  /** Absolute path of bin/relaydesk.js of this install; null when nodePath is the app, run as `App --cli serve ...`. */
+  cliPath: string | null;
   configPath: string;
   dataDir: string;
   /** The LAN listener's port, for the comments (port 25 is why the bind capability is granted). */
@@ -70,6 +71,11 @@ export function serviceDefinition(target: ServiceTarget, spec: ServiceSpec): str
   }
 }
 
+/** The program and its first word: node and bin/relaydesk.js, or the app's binary and `--cli`. */
+function programWords(spec: ServiceSpec): [string, string] {
+  return cliWords({ command: spec.nodePath, script: spec.cliPath });
+}
+
 // ---- systemd -------------------------------------------------------------------------------
 
 /**
@@ -98,10 +104,10 @@ function isUnder(path: string, folder: string): boolean {
 export function systemdUnit(spec: ServiceSpec): string {
   // The config may live anywhere readable (/etc/relaydesk, say): the data folder decides the account.
   const usesStateDir = isUnder(spec.dataDir, SYSTEMD_STATE_DIR);
-  const inHome = [spec.dataDir, spec.configPath, spec.cliPath].some(
+  const inHome = [spec.dataDir, spec.configPath, spec.cliPath ?? spec.nodePath].some(
     (path) => isUnder(path, '/home') || isUnder(path, '/root'),
   );
-  const exec = [spec.nodePath, spec.cliPath, 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir]
+  const exec = [...programWords(spec), 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir]
     .map(systemdExecWord)
     .join(' ');
   const account = usesStateDir
@@ -185,15 +191,7 @@ export function xmlEscape(text: string): string {
 // ---- launchd -------------------------------------------------------------------------------
 
 export function launchdPlist(spec: ServiceSpec): string {
-  const args = [
-    spec.nodePath,
-    spec.cliPath,
-    'serve',
-    '--config',
-    spec.configPath,
-    '--data-dir',
-    spec.dataDir,
-  ];
+  const args = [...programWords(spec), 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir];
   const logs = `${spec.dataDir.replace(/\/+$/, '')}/logs`;
   const string = (value: string) => `<string>${xmlEscape(value)}</string>`;
   return [
@@ -253,7 +251,8 @@ export function windowsArg(arg: string): string {
 }
 
 export function winswXml(spec: ServiceSpec): string {
-  const paths = [spec.nodePath, spec.cliPath, spec.configPath, spec.dataDir];
+  const [executable, first] = programWords(spec);
+  const paths = [executable, first, spec.configPath, spec.dataDir];
   // WinSW expands %NAME% in <executable> and <arguments>, and that has no escape.
   const withPercent = paths.find((path) => path.includes('%'));
   if (withPercent !== undefined) {
@@ -261,7 +260,7 @@ export function winswXml(spec: ServiceSpec): string {
       `WinSW would read "%" as an environment variable in ${withPercent}: choose a path without "%"`,
     );
   }
-  const args = [spec.cliPath, 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir]
+  const args = [first, 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir]
     .map(windowsArg)
     .join(' ');
   const logs = `${spec.dataDir.replace(/\\+$/, '')}\\logs`;
@@ -276,7 +275,7 @@ export function winswXml(spec: ServiceSpec): string {
     `  <id>${WINDOWS_SERVICE_ID}</id>`,
     '  <name>RelayDesk SMTP relay</name>',
     `  <description>Relays mail from office devices (port ${spec.port}) to Microsoft 365.</description>`,
-    `  <executable>${xmlEscape(spec.nodePath)}</executable>`,
+    `  <executable>${xmlEscape(executable)}</executable>`,
     `  <arguments>${xmlEscape(args)}</arguments>`,
     // A service starts in System32: the data folder is where relative paths should land.
     `  <workingdirectory>${xmlEscape(spec.dataDir)}</workingdirectory>`,

@@ -6,13 +6,9 @@
  * afresh, pkexec and `do shell script` clear it), so the command sets what it needs itself. Pure
  * composition, so that a test reads each command on any OS.
  */
-/** How this install runs its command line: node (or Electron as node) and bin/relaydesk.js. */
-export interface CliInvocation {
-  command: string;
-  script: string;
-  /** Set inside the elevated command, e.g. ELECTRON_RUN_AS_NODE=1 for Electron's binary. */
-  env: Record<string, string>;
-}
+import { cliWords, type CliInvocation } from './invocation.ts';
+
+export type { CliInvocation };
 
 export interface InstallRequest {
   cli: CliInvocation;
@@ -51,12 +47,11 @@ export function appleScriptString(text: string): string {
  * shell text: a folder with spaces or quotes arrives intact.
  */
 export function linuxElevatedInstall(request: InstallRequest): ElevatedCommand {
-  const env = Object.entries(request.cli.env).map(([name, value]) => shellQuote(`${name}=${value}`));
   const script = [
     'set -e',
     'install -d -m 0700 -- "$1"',
     'install -m 0600 -- "$2" "$1/config.json"',
-    ['exec', '/usr/bin/env', ...env, '"$4" "$5" service install --data-dir "$1" --add-admin "$3"'].join(' '),
+    'exec "$4" "$5" service install --data-dir "$1" --add-admin "$3"',
   ].join('\n');
   return {
     command: 'pkexec',
@@ -68,8 +63,7 @@ export function linuxElevatedInstall(request: InstallRequest): ElevatedCommand {
       request.serviceDataDir,
       request.appConfigPath,
       request.adminUser,
-      request.cli.command,
-      request.cli.script,
+      ...cliWords(request.cli),
     ],
   };
 }
@@ -106,10 +100,9 @@ export function windowsElevatedInstall(request: InstallRequest): ElevatedCommand
     : '';
   const inner = [
     "$ErrorActionPreference = 'Stop'",
-    ...Object.entries(request.cli.env).map(([name, value]) => `$env:${name} = ${powershellQuote(value)}`),
     `New-Item -ItemType Directory -Force -Path ${powershellQuote(data)} | Out-Null`,
     `Copy-Item -Force -LiteralPath ${powershellQuote(request.appConfigPath)} -Destination ${powershellQuote(`${data.replace(/\\+$/, '')}\\config.json`)}`,
-    `& ${powershellQuote(request.cli.command)} ${powershellQuote(request.cli.script)} service install --data-dir ${powershellQuote(data)} --add-admin ${powershellQuote(request.adminUser)}${log}`,
+    `& ${cliWords(request.cli).map(powershellQuote).join(' ')} service install --data-dir ${powershellQuote(data)} --add-admin ${powershellQuote(request.adminUser)}${log}`,
     'exit $LASTEXITCODE',
   ].join('\n');
   const encoded = Buffer.from(inner, 'utf16le').toString('base64');

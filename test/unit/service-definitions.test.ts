@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { specFor } from '../../electron/cli/service.ts';
+import { thisCli } from '../../electron/service/invocation.ts';
 import { manualSteps } from '../../electron/service/launchd-steps.ts';
 import {
   launchdPlist,
@@ -313,5 +315,98 @@ describe('the commands printed where install cannot act itself', () => {
     );
     // The group is made before the daemon starts: the relay hands its folder to it at start.
     expect(out.indexOf('dseditgroup -o create')).toBeLessThan(out.indexOf('launchctl bootstrap'));
+  });
+});
+
+/**
+ * The packaged app: its RunAsNode fuse is off, so the service runs the app's own binary with --cli
+ * (main/cli-mode.ts), not `<Electron> bin/relaydesk.js`, which would open the desktop app.
+ */
+describe('the packaged app as the program', () => {
+  // An executable that exists (systemd-analyze checks), standing in for /opt/RelayDesk/relaydesk.
+  const packaged: ServiceSpec = { ...awkward, cliPath: null };
+  const serveWords = ['serve', '--config', `${AWKWARD_DIR}/config.json`, '--data-dir', AWKWARD_DIR];
+
+  it('systemd: ExecStart runs the app binary with --cli, and the unit passes systemd-analyze verify', () => {
+    const unit = systemdUnit(packaged);
+    expect(verifyUnit(unit, 'packaged')).toEqual({ status: 0, stderr: '' });
+    expect(settings(unit).get('ExecStart')).toEqual([
+      [process.execPath, '--cli', ...serveWords]
+        .map((word) => `"${word.replaceAll('"', '\\"').replaceAll('%', '%%').replaceAll('$', '$$$$')}"`)
+        .join(' '),
+    ]);
+  });
+
+  it('launchd: ProgramArguments are the app binary, --cli and serve, as plistlib reads them', () => {
+    const path = join(scratch, 'packaged.plist');
+    writeFileSync(path, launchdPlist(packaged));
+    const result = spawnSync(
+      'python3',
+      ['-c', 'import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],"rb"))))', path],
+      { encoding: 'utf8' },
+    );
+    expect(result.stderr).toBe('');
+    expect((JSON.parse(result.stdout) as { ProgramArguments: string[] }).ProgramArguments).toEqual([
+      process.execPath,
+      '--cli',
+      ...serveWords,
+    ]);
+  });
+
+  it('WinSW: <executable> is RelayDesk.exe and <arguments> split back into --cli serve ...', () => {
+    const exe = 'C:\\Program Files\\RelayDesk & Co\\RelayDesk.exe';
+    const spec: ServiceSpec = {
+      nodePath: exe,
+      cliPath: null,
+      configPath: 'C:\\Relay <Desk> "x"\\config.json',
+      dataDir: 'C:\\Relay Desk\\',
+      port: 25,
+    };
+    const parsed = parseXml(winswXml(spec));
+    expect(parsed.stderr).toBe('');
+    const service = JSON.parse(parsed.stdout) as { children: [string, string, object][] };
+    const text = (tag: string) => service.children.find(([name]) => name === tag)?.[1];
+    expect(text('executable')).toBe(exe);
+    expect(splitWindowsCommandLine(text('arguments')!)).toEqual([
+      '--cli',
+      'serve',
+      '--config',
+      spec.configPath,
+      '--data-dir',
+      spec.dataDir,
+    ]);
+  });
+});
+
+describe('specFor: what this install runs as the service', () => {
+  const flags = { 'data-dir': '/var/lib/relaydesk' };
+
+  it('under Node.js: node and bin/relaydesk.js', async () => {
+    const spec = await specFor('systemd', 'systemd', flags, thisCli()!);
+    expect([spec.nodePath, spec.cliPath]).toEqual([process.execPath, CLI]);
+    expect(settings(systemdUnit(spec)).get('ExecStart')![0]).toMatch(
+      /^"[^"]+" "[^"]+relaydesk\.js" "serve" /,
+    );
+  });
+
+  it('inside the packaged app: its own binary, no script (the unit says --cli)', async () => {
+    const app = {
+      versions: { ...process.versions, electron: '39.2.4' },
+      execPath: '/opt/RelayDesk/relaydesk',
+    };
+    const spec = await specFor('systemd', 'systemd', flags, thisCli(app)!);
+    expect([spec.nodePath, spec.cliPath]).toEqual(['/opt/RelayDesk/relaydesk', null]);
+    expect(settings(systemdUnit(spec)).get('ExecStart')).toEqual([
+      '"/opt/RelayDesk/relaydesk" "--cli" "serve" "--config" "/var/lib/relaydesk/config.json" "--data-dir" "/var/lib/relaydesk"',
+    ]);
+  });
+
+  it('from an unpackaged `electron .`: none, since its binary alone would not start RelayDesk', () => {
+    const dev = {
+      versions: { ...process.versions, electron: '39.2.4' },
+      execPath: '/x/electron',
+      defaultApp: true,
+    };
+    expect(thisCli(dev)).toBeNull();
   });
 });

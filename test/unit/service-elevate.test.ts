@@ -29,10 +29,10 @@ vi.mock('electron', () => import('../fixtures/electron-stub.ts'));
 const scratch = mkdtempSync(join(tmpdir(), 'relaydesk-elevate-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
+/** The packaged app: its own binary runs the command line given --cli (its RunAsNode fuse is off). */
 const electronCli: CliInvocation = {
-  command: 'C:\\Program Files\\RelayDesk\\RelayDesk.exe',
-  script: "C:\\Program Files\\RelayDesk\\O'Brien’s\\bin\\relaydesk.js",
-  env: { ELECTRON_RUN_AS_NODE: '1' },
+  command: "C:\\Program Files\\RelayDesk\\O'Brien’s\\RelayDesk.exe",
+  script: null,
 };
 
 describe('Windows: UAC through PowerShell', () => {
@@ -58,10 +58,9 @@ describe('Windows: UAC through PowerShell', () => {
     // What the elevated PowerShell runs: every path a verbatim string, its quotes doubled.
     expect(Buffer.from(outer![1]!, 'base64').toString('utf16le').split('\n')).toEqual([
       "$ErrorActionPreference = 'Stop'",
-      "$env:ELECTRON_RUN_AS_NODE = '1'",
       "New-Item -ItemType Directory -Force -Path 'C:\\ProgramData\\RelayDesk' | Out-Null",
       "Copy-Item -Force -LiteralPath 'C:\\Users\\Ann O''Neil\\AppData\\Roaming\\RelayDesk\\config.json' -Destination 'C:\\ProgramData\\RelayDesk\\config.json'",
-      "& 'C:\\Program Files\\RelayDesk\\RelayDesk.exe' 'C:\\Program Files\\RelayDesk\\O''Brien’’s\\bin\\relaydesk.js' service install --data-dir 'C:\\ProgramData\\RelayDesk' --add-admin 'OFFICE\\ann o''neil' *>&1 | Out-File -Encoding utf8 -LiteralPath 'C:\\Users\\ANN~1\\AppData\\Local\\Temp\\relaydesk-service-install-7.log'",
+      "& 'C:\\Program Files\\RelayDesk\\O''Brien’’s\\RelayDesk.exe' '--cli' service install --data-dir 'C:\\ProgramData\\RelayDesk' --add-admin 'OFFICE\\ann o''neil' *>&1 | Out-File -Encoding utf8 -LiteralPath 'C:\\Users\\ANN~1\\AppData\\Local\\Temp\\relaydesk-service-install-7.log'",
       'exit $LASTEXITCODE',
     ]);
   });
@@ -78,8 +77,7 @@ describe('macOS: osascript with administrator privileges', () => {
       appDataDir: '/Users/ann/Library/Application Support/RelayDesk',
       cli: {
         command: '/Applications/RelayDesk.app/Contents/MacOS/RelayDesk',
-        script: '/Applications/RelayDesk.app/Contents/Resources/app/bin/relaydesk.js',
-        env: { ELECTRON_RUN_AS_NODE: '1' },
+        script: null,
       },
       adminUser: 'ann',
       pkexec: false,
@@ -100,7 +98,7 @@ describe('macOS: osascript with administrator privileges', () => {
     ]);
     expect(lines).toContain('sudo dseditgroup -o edit -a ann -t user relaydesk-admins');
     expect(lines).toContain(
-      "ELECTRON_RUN_AS_NODE=1 /Applications/RelayDesk.app/Contents/MacOS/RelayDesk /Applications/RelayDesk.app/Contents/Resources/app/bin/relaydesk.js service print --for launchd --config '/Library/Application Support/RelayDesk/config.json' --data-dir '/Library/Application Support/RelayDesk' | sudo tee /Library/LaunchDaemons/org.relaydesk.relay.plist >/dev/null",
+      "/Applications/RelayDesk.app/Contents/MacOS/RelayDesk --cli service print --for launchd --config '/Library/Application Support/RelayDesk/config.json' --data-dir '/Library/Application Support/RelayDesk' | sudo tee /Library/LaunchDaemons/org.relaydesk.relay.plist >/dev/null",
     );
     expect(lines.at(-1)).toBe(
       'sudo launchctl bootstrap system /Library/LaunchDaemons/org.relaydesk.relay.plist',
@@ -117,12 +115,11 @@ describe('Linux: pkexec, or the commands', () => {
   const cli: CliInvocation = {
     command: process.execPath,
     script: resolve(import.meta.dirname, '../../bin/relaydesk.js'),
-    env: {},
   };
 
   it('hands pkexec a shell whose paths are positional parameters, never shell text', () => {
     const command = linuxElevatedInstall({
-      cli: { ...cli, env: { ELECTRON_RUN_AS_NODE: '1' } },
+      cli: { command: '/opt/RelayDesk/relaydesk', script: null },
       appConfigPath: "/home/ann/.config/Relay Desk/it's.json",
       serviceDataDir: '/var/lib/relaydesk',
       adminUser: 'ann',
@@ -133,13 +130,13 @@ describe('Linux: pkexec, or the commands', () => {
         '/bin/sh',
         '-c',
         'set -e\ninstall -d -m 0700 -- "$1"\ninstall -m 0600 -- "$2" "$1/config.json"\n' +
-          'exec /usr/bin/env ELECTRON_RUN_AS_NODE=1 "$4" "$5" service install --data-dir "$1" --add-admin "$3"',
+          'exec "$4" "$5" service install --data-dir "$1" --add-admin "$3"',
         'relaydesk-service-install',
         '/var/lib/relaydesk',
         "/home/ann/.config/Relay Desk/it's.json",
         'ann',
-        process.execPath,
-        cli.script,
+        '/opt/RelayDesk/relaydesk',
+        '--cli',
       ],
     });
   });

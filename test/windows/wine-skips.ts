@@ -50,6 +50,9 @@ export const wineSkips: WineSkip[] = [
     'systemd unit > keeps a data folder under /home reachable: read-only home plus the folder writable',
     'launchd plist > parses with plistlib and carries the arguments, account, logs and stop time exactly',
     'WinSW service XML > is well-formed XML whose arguments node.exe splits back into the exact paths',
+    'the packaged app as the program > systemd: ExecStart runs the app binary with --cli, and the unit passes systemd-analyze verify',
+    'the packaged app as the program > launchd: ProgramArguments are the app binary, --cli and serve, as plistlib reads them',
+    'the packaged app as the program > WinSW: <executable> is RelayDesk.exe and <arguments> split back into --cli serve ...',
   ].map((name) => ({
     test: `test/unit/service-definitions.test.ts > ${name}`,
     reason:

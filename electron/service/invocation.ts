@@ -1,0 +1,44 @@
+/**
+ * How this install runs its own command line, for a service definition or the administrator
+ * prompt: Node.js and bin/relaydesk.js (an npm or source install), or the packaged desktop app's
+ * own binary given `--cli`. The packaged app turns Electron's RunAsNode fuse off (a hardening), so
+ * its binary cannot act as node: it runs the command line in its main process instead (main/cli-mode.ts).
+ */
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** `RelayDesk --cli serve ...`: the words after it are the command line's; nothing opens on screen. */
+export const APP_CLI_FLAG = '--cli';
+
+export interface CliInvocation {
+  /** The program: node, or the app's binary. */
+  command: string;
+  /** bin/relaydesk.js for node; null for the app's binary, which takes APP_CLI_FLAG instead. */
+  script: string | null;
+}
+
+/** The words before the command line's own (`serve ...`): the program, then the script or `--cli`. */
+export function cliWords(cli: CliInvocation): [string, string] {
+  return [cli.command, cli.script ?? APP_CLI_FLAG];
+}
+
+/** The command line's words when the app was started with `--cli` (anywhere after the program), else null. */
+export function appCliArgs(argv: readonly string[]): string[] | null {
+  const at = argv.indexOf(APP_CLI_FLAG, 1);
+  return at === -1 ? null : argv.slice(at + 1);
+}
+
+/**
+ * This process's way: inside the packaged app, its own binary; under Node, node and bin/relaydesk.js
+ * (from out/cli/main.js or out/main/index.js alike: both sit two folders below the root). Null from an
+ * unpackaged `electron .`, whose binary needs the app folder too: no service should start that.
+ */
+export function thisCli(
+  proc: { versions: NodeJS.ProcessVersions; execPath: string; defaultApp?: boolean } = process,
+): CliInvocation | null {
+  if (!proc.versions.electron) {
+    const script = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/relaydesk.js');
+    return { command: proc.execPath, script };
+  }
+  return proc.defaultApp ? null : { command: proc.execPath, script: null };
+}
