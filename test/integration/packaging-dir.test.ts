@@ -137,6 +137,26 @@ describe.each(TARGETS)('the $platform-$arch package', (target) => {
       expect(files, file).toContain(file);
   });
 
+  // RunAsNode is off: a service and the elevated install run the app itself as `RelayDesk --cli ...`,
+  // so the command line must be in main (docs/service.md), and a Windows package carries WinSW.
+  it('carries the command line in main for `--cli`, and in a Windows package the WinSW a service needs', () => {
+    const main = asar.extractFile(archive(), builder.extraMetadata.main).toString('utf8');
+    expect(main).toContain('Usage: relaydesk <command>');
+    expect(main).toContain('"--cli"');
+    const winsw = asar
+      .listPackage(archive())
+      .filter((file) => file.startsWith('/node_modules/node-windows/bin/winsw/'));
+    // electron-builder leaves .exe files out of Linux and macOS packages, which need no WinSW.
+    expect(winsw).toEqual(
+      target.platform === 'win'
+        ? [
+            '/node_modules/node-windows/bin/winsw/winsw.exe',
+            '/node_modules/node-windows/bin/winsw/winsw.exe.config',
+          ]
+        : ['/node_modules/node-windows/bin/winsw/winsw.exe.config'],
+    );
+  });
+
   it('carries the keychain binding of its own architecture and no other', async () => {
     const unpacked = await readdir(join(resources(), 'app.asar.unpacked/node_modules/@napi-rs'));
     expect(unpacked.sort()).toEqual(['keyring', target.binding]);
