@@ -151,7 +151,7 @@ export function serviceOffer(input: ServiceOfferInput): ServiceOffer {
     return { kind: 'elevate', command: windowsElevatedInstall(request), logPath: input.logPath ?? null };
   }
   if (input.platform === 'darwin') {
-    const relaydesk = cliWords(cli).map(shellQuote).join(' ');
+    const relaydesk = cliWords(cli, false).map(shellQuote).join(' ');
     const spec = {
       nodePath: cli.command,
       cliPath: cli.script,

@@ -71,9 +71,9 @@ export function serviceDefinition(target: ServiceTarget, spec: ServiceSpec): str
   }
 }
 
-/** The program and its first word: node and bin/relaydesk.js, or the app's binary and `--cli`. */
-function programWords(spec: ServiceSpec): [string, string] {
-  return cliWords({ command: spec.nodePath, script: spec.cliPath });
+/** The program and its first words: node and bin/relaydesk.js, or the app's binary and `--cli`. */
+function programWords(spec: ServiceSpec, linux: boolean): string[] {
+  return cliWords({ command: spec.nodePath, script: spec.cliPath }, linux);
 }
 
 // ---- systemd -------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ export function systemdUnit(spec: ServiceSpec): string {
   const inHome = [spec.dataDir, spec.configPath, spec.cliPath ?? spec.nodePath].some(
     (path) => isUnder(path, '/home') || isUnder(path, '/root'),
   );
-  const exec = [...programWords(spec), 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir]
+  const exec = [...programWords(spec, true), 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir]
     .map(systemdExecWord)
     .join(' ');
   const account = usesStateDir
@@ -191,7 +191,14 @@ export function xmlEscape(text: string): string {
 // ---- launchd -------------------------------------------------------------------------------
 
 export function launchdPlist(spec: ServiceSpec): string {
-  const args = [...programWords(spec), 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir];
+  const args = [
+    ...programWords(spec, false),
+    'serve',
+    '--config',
+    spec.configPath,
+    '--data-dir',
+    spec.dataDir,
+  ];
   const logs = `${spec.dataDir.replace(/\/+$/, '')}/logs`;
   const string = (value: string) => `<string>${xmlEscape(value)}</string>`;
   return [
@@ -251,8 +258,8 @@ export function windowsArg(arg: string): string {
 }
 
 export function winswXml(spec: ServiceSpec): string {
-  const [executable, first] = programWords(spec);
-  const paths = [executable, first, spec.configPath, spec.dataDir];
+  const [executable = spec.nodePath, ...first] = programWords(spec, false);
+  const paths = [executable, ...first, spec.configPath, spec.dataDir];
   // WinSW expands %NAME% in <executable> and <arguments>, and that has no escape.
   const withPercent = paths.find((path) => path.includes('%'));
   if (withPercent !== undefined) {
@@ -260,7 +267,7 @@ export function winswXml(spec: ServiceSpec): string {
       `WinSW would read "%" as an environment variable in ${withPercent}: choose a path without "%"`,
     );
   }
-  const args = [first, 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir]
+  const args = [...first, 'serve', '--config', spec.configPath, '--data-dir', spec.dataDir]
     .map(windowsArg)
     .join(' ');
   const logs = `${spec.dataDir.replace(/\\+$/, '')}\\logs`;

@@ -51,7 +51,10 @@ export function linuxElevatedInstall(request: InstallRequest): ElevatedCommand {
     'set -e',
     'install -d -m 0700 -- "$1"',
     'install -m 0600 -- "$2" "$1/config.json"',
-    'exec "$4" "$5" service install --data-dir "$1" --add-admin "$3"',
+    'data=$1 admin=$3',
+    // What is left is the command line's program and first words (node and its script, or the app).
+    'shift 3',
+    'exec "$@" service install --data-dir "$data" --add-admin "$admin"',
   ].join('\n');
   return {
     command: 'pkexec',
@@ -63,7 +66,7 @@ export function linuxElevatedInstall(request: InstallRequest): ElevatedCommand {
       request.serviceDataDir,
       request.appConfigPath,
       request.adminUser,
-      ...cliWords(request.cli),
+      ...cliWords(request.cli, true),
     ],
   };
 }
@@ -102,7 +105,7 @@ export function windowsElevatedInstall(request: InstallRequest): ElevatedCommand
     "$ErrorActionPreference = 'Stop'",
     `New-Item -ItemType Directory -Force -Path ${powershellQuote(data)} | Out-Null`,
     `Copy-Item -Force -LiteralPath ${powershellQuote(request.appConfigPath)} -Destination ${powershellQuote(`${data.replace(/\\+$/, '')}\\config.json`)}`,
-    `& ${cliWords(request.cli).map(powershellQuote).join(' ')} service install --data-dir ${powershellQuote(data)} --add-admin ${powershellQuote(request.adminUser)}${log}`,
+    `& ${cliWords(request.cli, false).map(powershellQuote).join(' ')} service install --data-dir ${powershellQuote(data)} --add-admin ${powershellQuote(request.adminUser)}${log}`,
     'exit $LASTEXITCODE',
   ].join('\n');
   const encoded = Buffer.from(inner, 'utf16le').toString('base64');

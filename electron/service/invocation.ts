@@ -17,9 +17,15 @@ export interface CliInvocation {
   script: string | null;
 }
 
-/** The words before the command line's own (`serve ...`): the program, then the script or `--cli`. */
-export function cliWords(cli: CliInvocation): [string, string] {
-  return [cli.command, cli.script ?? APP_CLI_FLAG];
+/**
+ * The words before the command line's own (`serve ...`): the program, then the script or `--cli`.
+ * `linux`: the app also gets `--no-sandbox` there, since Chromium refuses to start as root (the
+ * install behind pkexec) with its sandbox on, and a hardened service (NoNewPrivileges=) cannot set
+ * the sandbox up; the command line opens no web page, so it has nothing to sandbox.
+ */
+export function cliWords(cli: CliInvocation, linux: boolean): string[] {
+  if (cli.script !== null) return [cli.command, cli.script];
+  return [cli.command, ...(linux ? ['--no-sandbox'] : []), APP_CLI_FLAG];
 }
 
 /** The command line's words when the app was started with `--cli` (anywhere after the program), else null. */

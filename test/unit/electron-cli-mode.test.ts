@@ -90,7 +90,7 @@ it('runs `service print`, which puts the app binary itself with --cli in the uni
     ]);
     expect(await exitOf(stub)).toBe(0);
     expect(written).toContain(
-      `ExecStart="${process.execPath}" "--cli" "serve" "--config" "/var/lib/relaydesk/config.json" "--data-dir" "/var/lib/relaydesk"\n`,
+      `ExecStart="${process.execPath}" "--no-sandbox" "--cli" "serve" "--config" "/var/lib/relaydesk/config.json" "--data-dir" "/var/lib/relaydesk"\n`,
     );
     desktopUntouched(stub);
   } finally {

@@ -330,8 +330,9 @@ describe('the packaged app as the program', () => {
   it('systemd: ExecStart runs the app binary with --cli, and the unit passes systemd-analyze verify', () => {
     const unit = systemdUnit(packaged);
     expect(verifyUnit(unit, 'packaged')).toEqual({ status: 0, stderr: '' });
+    // --no-sandbox: NoNewPrivileges= leaves Chromium no way to set its sandbox up, and no page is opened.
     expect(settings(unit).get('ExecStart')).toEqual([
-      [process.execPath, '--cli', ...serveWords]
+      [process.execPath, '--no-sandbox', '--cli', ...serveWords]
         .map((word) => `"${word.replaceAll('"', '\\"').replaceAll('%', '%%').replaceAll('$', '$$$$')}"`)
         .join(' '),
     ]);
@@ -397,7 +398,7 @@ describe('specFor: what this install runs as the service', () => {
     const spec = await specFor('systemd', 'systemd', flags, thisCli(app)!);
     expect([spec.nodePath, spec.cliPath]).toEqual(['/opt/RelayDesk/relaydesk', null]);
     expect(settings(systemdUnit(spec)).get('ExecStart')).toEqual([
-      '"/opt/RelayDesk/relaydesk" "--cli" "serve" "--config" "/var/lib/relaydesk/config.json" "--data-dir" "/var/lib/relaydesk"',
+      '"/opt/RelayDesk/relaydesk" "--no-sandbox" "--cli" "serve" "--config" "/var/lib/relaydesk/config.json" "--data-dir" "/var/lib/relaydesk"',
     ]);
   });
 

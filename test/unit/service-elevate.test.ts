@@ -130,12 +130,14 @@ describe('Linux: pkexec, or the commands', () => {
         '/bin/sh',
         '-c',
         'set -e\ninstall -d -m 0700 -- "$1"\ninstall -m 0600 -- "$2" "$1/config.json"\n' +
-          'exec "$4" "$5" service install --data-dir "$1" --add-admin "$3"',
+          'data=$1 admin=$3\nshift 3\nexec "$@" service install --data-dir "$data" --add-admin "$admin"',
         'relaydesk-service-install',
         '/var/lib/relaydesk',
         "/home/ann/.config/Relay Desk/it's.json",
         'ann',
+        // Chromium will not start as root with its sandbox on; the command line needs none.
         '/opt/RelayDesk/relaydesk',
+        '--no-sandbox',
         '--cli',
       ],
     });
