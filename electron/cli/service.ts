@@ -13,7 +13,7 @@ import { loadConfigFile } from '../config/index.ts';
 import { controlGroupDir } from '../relay/control.ts';
 import { ensureLinuxAdminGroup, installingUser } from '../service/admin-group.ts';
 import { shellQuote as shellWord } from '../service/elevate.ts';
-import { thisCli, type CliInvocation } from '../service/invocation.ts';
+import { NO_SERVICE_PROGRAM, thisCli, type CliInvocation } from '../service/invocation.ts';
 import { manualSteps } from '../service/launchd-steps.ts';
 import {
   DEFAULT_SERVICE_DATA_DIR,
@@ -75,10 +75,7 @@ export async function serviceCommand(args: string[], flags: ServiceFlags, io: Cl
   const target = (flags.for as ServiceTarget | undefined) ?? hostTarget;
   const cli = thisCli();
   if (cli === null) {
-    io.stderr.write(
-      'An unpackaged `electron .` cannot be a service (its binary needs the app folder): run ' +
-        '`npx relaydesk service ...` with Node.js, or use the packaged app.\n',
-    );
+    io.stderr.write(`${NO_SERVICE_PROGRAM}\n`);
     return 64;
   }
   const spec = await specFor(target, hostTarget, flags, cli);

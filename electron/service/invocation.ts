@@ -36,15 +36,26 @@ export function appCliArgs(argv: readonly string[]): string[] | null {
 
 /**
  * This process's way: inside the packaged app, its own binary; under Node, node and bin/relaydesk.js
- * (from out/cli/main.js or out/main/index.js alike: both sit two folders below the root). Null from an
- * unpackaged `electron .`, whose binary needs the app folder too: no service should start that.
+ * (from out/cli/main.js or out/main/index.js alike: both sit two folders below the root). Null where
+ * no service can start this binary: an unpackaged `electron .` (its binary needs the app folder too)
+ * and an AppImage (its binary lives in a FUSE mount that ends with the app and that neither root nor
+ * a service's account may enter).
  */
 export function thisCli(
   proc: { versions: NodeJS.ProcessVersions; execPath: string; defaultApp?: boolean } = process,
+  env: NodeJS.ProcessEnv = process.env,
 ): CliInvocation | null {
   if (!proc.versions.electron) {
     const script = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/relaydesk.js');
     return { command: proc.execPath, script };
   }
-  return proc.defaultApp ? null : { command: proc.execPath, script: null };
+  const inAppImage = Boolean(env.APPIMAGE && env.APPDIR && proc.execPath.startsWith(`${env.APPDIR}/`));
+  return proc.defaultApp || inAppImage ? null : { command: proc.execPath, script: null };
 }
+
+/** Why thisCli() is null, for the person who asked for a service. */
+export const NO_SERVICE_PROGRAM =
+  'This copy of RelayDesk cannot be the program of a service: an AppImage runs from a temporary ' +
+  'mount that ends with it, and an unpackaged `electron .` needs its app folder. Install the .deb ' +
+  'package and run `/opt/RelayDesk/relaydesk --cli service install`, or run `relaydesk service install` ' +
+  'from an npm install (Node.js).';

@@ -410,4 +410,20 @@ describe('specFor: what this install runs as the service', () => {
     };
     expect(thisCli(dev)).toBeNull();
   });
+
+  it('from an AppImage: none, since its binary lives in a mount that ends with the app', () => {
+    const mount = '/tmp/.mount_RelayDXyz12';
+    const appImage = {
+      versions: { ...process.versions, electron: '39.2.4' },
+      execPath: `${mount}/relaydesk`,
+    };
+    expect(thisCli(appImage, { APPIMAGE: '/home/ann/RelayDesk.AppImage', APPDIR: mount })).toBeNull();
+    // The .deb's binary, started from a shell an AppImage once set these in: still itself.
+    expect(
+      thisCli({ ...appImage, execPath: '/opt/RelayDesk/relaydesk' }, { APPIMAGE: 'x', APPDIR: mount }),
+    ).toEqual({
+      command: '/opt/RelayDesk/relaydesk',
+      script: null,
+    });
+  });
 });
