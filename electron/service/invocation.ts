@@ -57,5 +57,5 @@ export function thisCli(
 export const NO_SERVICE_PROGRAM =
   'This copy of RelayDesk cannot be the program of a service: an AppImage runs from a temporary ' +
   'mount that ends with it, and an unpackaged `electron .` needs its app folder. Install the .deb ' +
-  'package and run `/opt/RelayDesk/relaydesk --cli service install`, or run `relaydesk service install` ' +
-  'from an npm install (Node.js).';
+  'package and run `sudo /opt/RelayDesk/relaydesk --no-sandbox --cli service install`, or ' +
+  '`relaydesk service install` from an npm install (Node.js).';

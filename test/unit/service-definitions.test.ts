@@ -137,17 +137,22 @@ describe('systemd unit', () => {
   });
 });
 
+/** The plist as launchd's format reader (Python's plistlib) reads it; a parse error fails the test. */
+function readPlist(plist: string): unknown {
+  const path = join(scratch, 'org.relaydesk.relay.plist');
+  writeFileSync(path, plist);
+  const result = spawnSync(
+    'python3',
+    ['-c', 'import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],"rb"))))', path],
+    { encoding: 'utf8' },
+  );
+  expect(result.stderr).toBe('');
+  return JSON.parse(result.stdout);
+}
+
 describe('launchd plist', () => {
   it('parses with plistlib and carries the arguments, account, logs and stop time exactly', () => {
-    const path = join(scratch, 'org.relaydesk.relay.plist');
-    writeFileSync(path, launchdPlist(awkward));
-    const result = spawnSync(
-      'python3',
-      ['-c', 'import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],"rb"))))', path],
-      { encoding: 'utf8' },
-    );
-    expect(result.stderr).toBe('');
-    expect(JSON.parse(result.stdout)).toEqual({
+    expect(readPlist(launchdPlist(awkward))).toEqual({
       Label: 'org.relaydesk.relay',
       ProgramArguments: [
         process.execPath,
@@ -339,15 +344,7 @@ describe('the packaged app as the program', () => {
   });
 
   it('launchd: ProgramArguments are the app binary, --cli and serve, as plistlib reads them', () => {
-    const path = join(scratch, 'packaged.plist');
-    writeFileSync(path, launchdPlist(packaged));
-    const result = spawnSync(
-      'python3',
-      ['-c', 'import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],"rb"))))', path],
-      { encoding: 'utf8' },
-    );
-    expect(result.stderr).toBe('');
-    expect((JSON.parse(result.stdout) as { ProgramArguments: string[] }).ProgramArguments).toEqual([
+    expect((readPlist(launchdPlist(packaged)) as { ProgramArguments: string[] }).ProgramArguments).toEqual([
       process.execPath,
       '--cli',
       ...serveWords,
