@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { systemdExecWord } from '../../electron/service/definitions.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { testCa } from '../fixtures/tls.ts';
 import { sendScan, testConfig } from '../integration/harness.ts';
@@ -90,7 +91,7 @@ it('runs `service print`, which puts the app binary itself with --cli in the uni
     ]);
     expect(await exitOf(stub)).toBe(0);
     expect(written).toContain(
-      `ExecStart="${process.execPath}" "--no-sandbox" "--cli" "serve" "--config" "/var/lib/relaydesk/config.json" "--data-dir" "/var/lib/relaydesk"\n`,
+      `ExecStart=${systemdExecWord(process.execPath)} "--no-sandbox" "--cli" "serve" "--config" "/var/lib/relaydesk/config.json" "--data-dir" "/var/lib/relaydesk"\n`,
     );
     desktopUntouched(stub);
   } finally {
