@@ -13,7 +13,7 @@ import { createServiceRemote, serviceAnswers, type ServiceRemote } from '../app/
 import { manualSteps } from '../service/launchd-steps.ts';
 import { installingUser } from '../service/admin-group.ts';
 import { DEFAULT_SERVICE_DATA_DIR, SERVICE_ADMIN_GROUP, type ServiceTarget } from '../service/definitions.ts';
-import { cliWords } from '../service/invocation.ts';
+import { cliWords, NO_SERVICE_PROGRAM } from '../service/invocation.ts';
 import {
   linuxElevatedInstall,
   macElevatedInstall,
@@ -74,7 +74,12 @@ export async function startServiceTray(options: ServiceTrayOptions): Promise<Run
 }
 
 /** What "Run the relay as a service" says: the commands, and why they are not run from here. */
-export function serviceOfferText(appDataDir: string, platform: NodeJS.Platform = process.platform): string {
+/** `relaydesk`: the words that run this install's command line (the packaged app: its binary and --cli). */
+export function serviceOfferText(
+  appDataDir: string,
+  platform: NodeJS.Platform = process.platform,
+  relaydesk = 'relaydesk',
+): string {
   const target = serviceTarget(platform);
   const serviceDir = DEFAULT_SERVICE_DATA_DIR[target];
   const steps =
@@ -83,7 +88,7 @@ export function serviceOfferText(appDataDir: string, platform: NodeJS.Platform =
           'In a Command Prompt opened with "Run as administrator", after quitting RelayDesk:',
           `    mkdir "${serviceDir}"`,
           `    copy "${appDataDir}\\config.json" "${serviceDir}"`,
-          '    relaydesk service install',
+          `    ${relaydesk} service install`,
         ]
       : [
           platform === 'darwin'
@@ -91,7 +96,7 @@ export function serviceOfferText(appDataDir: string, platform: NodeJS.Platform =
             : 'In a terminal, after quitting RelayDesk:',
           `    sudo mkdir -p '${serviceDir}'`,
           `    sudo cp '${appDataDir}/config.json' '${serviceDir}/'`,
-          '    sudo relaydesk service install',
+          `    sudo ${relaydesk} service install`,
         ];
   return [
     'As a service the relay starts with the computer and works before anyone signs in (after Windows ' +
@@ -137,7 +142,7 @@ export interface ServiceOfferInput {
 export function serviceOffer(input: ServiceOfferInput): ServiceOffer {
   const target = serviceTarget(input.platform);
   const cli = input.cli;
-  if (cli === null) return { kind: 'show', text: serviceOfferText(input.appDataDir, input.platform) };
+  if (cli === null) return { kind: 'show', text: NO_SERVICE_PROGRAM };
   const serviceDataDir = DEFAULT_SERVICE_DATA_DIR[target];
   const separator = input.platform === 'win32' ? '\\' : '/';
   const request = {
@@ -163,7 +168,9 @@ export function serviceOffer(input: ServiceOfferInput): ServiceOffer {
     return { kind: 'elevate', command: macElevatedInstall(request, steps), logPath: null };
   }
   if (input.pkexec) return { kind: 'elevate', command: linuxElevatedInstall(request), logPath: null };
-  return { kind: 'show', text: serviceOfferText(input.appDataDir, input.platform) };
+  // The packaged app has no `relaydesk` on the PATH that runs the command line: its binary does, with --cli.
+  const relaydesk = cli.script === null ? cliWords(cli, true).map(shellQuote).join(' ') : 'relaydesk';
+  return { kind: 'show', text: serviceOfferText(input.appDataDir, input.platform, relaydesk) };
 }
 
 export interface ServiceOfferDeps {

@@ -170,6 +170,30 @@ describe('Linux: pkexec, or the commands', () => {
     },
   );
 
+  const annOnLinux = (app: CliInvocation | null, pkexec: boolean) =>
+    serviceOffer({
+      platform: 'linux',
+      appDataDir: '/home/ann/.config/RelayDesk',
+      cli: app,
+      adminUser: 'ann',
+      pkexec,
+    });
+
+  it('shows the packaged app its own binary as the command to run where pkexec is missing', () => {
+    const offer = annOnLinux({ command: '/opt/RelayDesk/relaydesk', script: null }, false);
+    expect(offer.kind === 'show' && offer.text).toContain(
+      'sudo /opt/RelayDesk/relaydesk --no-sandbox --cli service install',
+    );
+  });
+
+  it('says why an AppImage cannot be a service, rather than offering one', () => {
+    const offer = annOnLinux(null, true);
+    expect(offer).toEqual({
+      kind: 'show',
+      text: expect.stringContaining('an AppImage runs from a temporary mount'),
+    });
+  });
+
   it('shows the commands where pkexec is missing, and runs nothing', async () => {
     const offer = serviceOffer({
       platform: 'linux',
