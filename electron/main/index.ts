@@ -195,6 +195,10 @@ async function start(): Promise<void> {
             app.relaunch();
             void drainAndExit();
           },
+          waitingMessages: () => {
+            const { queued, active, deferred, held } = service.status().queue;
+            return queued + active + deferred + held;
+          },
         }),
       quit: () => app.quit(),
     },

@@ -186,6 +186,8 @@ export interface ServiceOfferDeps {
   startRelay(): Promise<void>;
   /** Starts the app again: it then finds the service and shows it in the tray. */
   relaunch(): void;
+  /** Messages still waiting in the app's own queue (queued, being sent, deferred or held). */
+  waitingMessages(): number;
 }
 
 const OFFER_TITLE = 'Run the relay as a service (works before anyone signs in)';
@@ -193,11 +195,25 @@ const OFFER_TITLE = 'Run the relay as a service (works before anyone signs in)';
 /** The offer from the tray: asks, installs behind the OS's prompt, and says how it went. */
 export async function runServiceOffer(
   deps: ServiceOfferDeps,
-): Promise<'shown' | 'cancelled' | 'installed' | 'failed'> {
+): Promise<'shown' | 'cancelled' | 'installed' | 'failed' | 'waiting'> {
   const { offer } = deps;
   if (offer.kind === 'show') {
     await deps.ask(OFFER_TITLE, offer.text, ['OK']);
     return 'shown';
+  }
+  // The service keeps a queue of its own in its own folder, and the app stops relaying once the
+  // service runs: mail still waiting here would stay here, acknowledged to its device and never sent.
+  const waiting = deps.waitingMessages();
+  if (waiting > 0) {
+    await deps.ask(
+      'Mail is still waiting here',
+      `${waiting} message${waiting === 1 ? '' : 's'} still wait${waiting === 1 ? 's' : ''} in this app's queue. ` +
+        'The service has a queue of its own and would not send them. Let them go out first (Status: ' +
+        '"Retry queued mail now", or fix what holds them), or delete them, then choose "Run the relay as a ' +
+        'service" again.',
+      ['OK'],
+    );
+    return 'waiting';
   }
   const group = SERVICE_ADMIN_GROUP[serviceTarget(deps.platform)];
   const choice = await deps.ask(
@@ -253,6 +269,7 @@ export interface OfferHooks {
   stopRelay(): Promise<void>;
   startRelay(): Promise<void>;
   relaunch(): void;
+  waitingMessages(): number;
 }
 
 export async function offerService(appDataDir: string, hooks: OfferHooks): Promise<void> {
@@ -289,5 +306,6 @@ export async function offerService(appDataDir: string, hooks: OfferHooks): Promi
     stopRelay: hooks.stopRelay,
     startRelay: hooks.startRelay,
     relaunch: hooks.relaunch,
+    waitingMessages: hooks.waitingMessages,
   });
 }

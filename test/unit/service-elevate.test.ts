@@ -214,11 +214,42 @@ describe('Linux: pkexec, or the commands', () => {
       stopRelay: async () => void steps.push('stop'),
       startRelay: async () => void steps.push('start'),
       relaunch: () => steps.push('relaunch'),
+      waitingMessages: () => 0,
     };
     expect(await runServiceOffer(deps)).toBe('shown');
     expect(asked).toEqual([serviceOfferText('/home/ann/.config/RelayDesk', 'linux')]);
     expect(asked[0]).toContain('sudo relaydesk service install');
     expect(steps).toEqual([]);
+  });
+
+  it('installs nothing while mail still waits in the app queue, and says why and what to do', async () => {
+    const offer = serviceOffer({
+      platform: 'linux',
+      appDataDir: '/home/ann/.config/RelayDesk',
+      cli,
+      adminUser: 'ann',
+      pkexec: true,
+    });
+    expect(offer.kind).toBe('elevate');
+    const asked: string[] = [];
+    const steps: string[] = [];
+    const outcome = await runServiceOffer({
+      offer,
+      platform: 'linux',
+      appDataDir: '/home/ann/.config/RelayDesk',
+      ask: async (title, detail) => (asked.push(`${title}: ${detail}`), 0),
+      run: async () => (steps.push('run'), { code: 0, output: '' }),
+      stopRelay: async () => void steps.push('stop'),
+      startRelay: async () => void steps.push('start'),
+      relaunch: () => steps.push('relaunch'),
+      waitingMessages: () => 3,
+    });
+    expect(outcome).toBe('waiting');
+    // The app's relay keeps running and sending them: nothing stopped, no prompt.
+    expect(steps).toEqual([]);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toContain("Mail is still waiting here: 3 messages still wait in this app's queue.");
+    expect(asked[0]).toContain('Retry queued mail now');
   });
 
   it('with pkexec: stops the app relay, runs the prompt; a refused prompt starts it again and shows the commands', async () => {
@@ -249,6 +280,7 @@ describe('Linux: pkexec, or the commands', () => {
       stopRelay: async () => void steps.push('stop'),
       startRelay: async () => void steps.push('start'),
       relaunch: () => steps.push('relaunch'),
+      waitingMessages: () => 0,
     });
     expect(outcome).toBe('failed');
     expect(steps).toEqual(['stop', 'run', 'start']);
