@@ -73,8 +73,10 @@ export async function startServiceTray(options: ServiceTrayOptions): Promise<Run
   return null;
 }
 
-/** What "Run the relay as a service" says: the commands, and why they are not run from here. */
-/** `relaydesk`: the words that run this install's command line (the packaged app: its binary and --cli). */
+/**
+ * What "Run the relay as a service" says: the commands, and why they are not run from here.
+ * `relaydesk`: the words that run this install's command line (the packaged app: its binary and --cli).
+ */
 export function serviceOfferText(
   appDataDir: string,
   platform: NodeJS.Platform = process.platform,
@@ -124,7 +126,28 @@ export function findPkexec(env: NodeJS.ProcessEnv = process.env): string | null 
 }
 
 export type ServiceOffer =
-  { kind: 'elevate'; command: ElevatedCommand; logPath: string | null } | { kind: 'show'; text: string };
+  | {
+      kind: 'elevate';
+      command: ElevatedCommand;
+      logPath: string | null;
+      /** The commands to run by hand, shown when the prompt was refused or the install failed. */
+      manual: string;
+    }
+  | { kind: 'show'; text: string };
+
+/**
+ * The words that run this install's command line in the manual steps: `relaydesk` where Node runs it
+ * (npm puts it on the PATH); the packaged app's own binary with --cli, which is on no PATH (a
+ * Command Prompt would not wait for a windowed program without `start /wait`).
+ */
+function manualWords(cli: CliInvocation, platform: NodeJS.Platform): string {
+  if (cli.script !== null) return 'relaydesk';
+  if (platform === 'win32')
+    return `start /wait "" "${cli.command}" ${cliWords(cli, false).slice(1).join(' ')}`;
+  return cliWords(cli, platform === 'linux')
+    .map(shellQuote)
+    .join(' ');
+}
 
 export interface ServiceOfferInput {
   platform: NodeJS.Platform;
@@ -145,6 +168,7 @@ export function serviceOffer(input: ServiceOfferInput): ServiceOffer {
   if (cli === null) return { kind: 'show', text: NO_SERVICE_PROGRAM };
   const serviceDataDir = DEFAULT_SERVICE_DATA_DIR[target];
   const separator = input.platform === 'win32' ? '\\' : '/';
+  const manual = serviceOfferText(input.appDataDir, input.platform, manualWords(cli, input.platform));
   const request = {
     cli,
     appConfigPath: `${input.appDataDir}${separator}config.json`,
@@ -153,7 +177,12 @@ export function serviceOffer(input: ServiceOfferInput): ServiceOffer {
     ...(input.logPath ? { logPath: input.logPath } : {}),
   };
   if (input.platform === 'win32') {
-    return { kind: 'elevate', command: windowsElevatedInstall(request), logPath: input.logPath ?? null };
+    return {
+      kind: 'elevate',
+      command: windowsElevatedInstall(request),
+      logPath: input.logPath ?? null,
+      manual,
+    };
   }
   if (input.platform === 'darwin') {
     const relaydesk = cliWords(cli, false).map(shellQuote).join(' ');
@@ -165,12 +194,10 @@ export function serviceOffer(input: ServiceOfferInput): ServiceOffer {
       port: 25,
     };
     const steps = manualSteps('install', spec, input.adminUser, relaydesk);
-    return { kind: 'elevate', command: macElevatedInstall(request, steps), logPath: null };
+    return { kind: 'elevate', command: macElevatedInstall(request, steps), logPath: null, manual };
   }
-  if (input.pkexec) return { kind: 'elevate', command: linuxElevatedInstall(request), logPath: null };
-  // The packaged app has no `relaydesk` on the PATH that runs the command line: its binary does, with --cli.
-  const relaydesk = cli.script === null ? cliWords(cli, true).map(shellQuote).join(' ') : 'relaydesk';
-  return { kind: 'show', text: serviceOfferText(input.appDataDir, input.platform, relaydesk) };
+  if (input.pkexec) return { kind: 'elevate', command: linuxElevatedInstall(request), logPath: null, manual };
+  return { kind: 'show', text: manual };
 }
 
 export interface ServiceOfferDeps {
@@ -243,7 +270,7 @@ export async function runServiceOffer(
   await deps.ask(
     'The service was not installed',
     `The install ended with exit status ${result.code ?? 'unknown'} (cancelled at the prompt, or it failed)` +
-      `${said ? `:\n${said}` : '.'}\n\n${serviceOfferText(deps.appDataDir, deps.platform)}`,
+      `${said ? `:\n${said}` : '.'}\n\n${offer.manual}`,
     ['OK'],
   );
   return 'failed';

@@ -65,6 +65,20 @@ describe('Windows: UAC through PowerShell', () => {
     ]);
   });
 
+  it('offers the packaged binary by its path, waited for, when the prompt is refused', () => {
+    const offer = serviceOffer({
+      platform: 'win32',
+      appDataDir: 'C:\\Users\\ann\\AppData\\Roaming\\RelayDesk',
+      cli: electronCli,
+      adminUser: 'OFFICE\\ann',
+      pkexec: false,
+    });
+    // A Command Prompt does not wait for a windowed program: `start /wait`, and no `relaydesk` on the PATH.
+    expect(offer.kind === 'elevate' && offer.manual).toContain(
+      `    start /wait "" "${electronCli.command}" --cli service install`,
+    );
+  });
+
   it('doubles every quote PowerShell reads as a single quote', () => {
     expect(powershellQuote("a'b‘c’d‚e‛f")).toBe("'a''b‘‘c’’d‚‚e‛‛f'");
   });
@@ -182,6 +196,13 @@ describe('Linux: pkexec, or the commands', () => {
   it('shows the packaged app its own binary as the command to run where pkexec is missing', () => {
     const offer = annOnLinux({ command: '/opt/RelayDesk/relaydesk', script: null }, false);
     expect(offer.kind === 'show' && offer.text).toContain(
+      'sudo /opt/RelayDesk/relaydesk --no-sandbox --cli service install',
+    );
+  });
+
+  it('shows the packaged binary in the manual steps offered after a refused prompt', () => {
+    const offer = annOnLinux({ command: '/opt/RelayDesk/relaydesk', script: null }, true);
+    expect(offer.kind === 'elevate' && offer.manual).toContain(
       'sudo /opt/RelayDesk/relaydesk --no-sandbox --cli service install',
     );
   });
