@@ -94,6 +94,17 @@ describe('LAN AUTH under a guessing flood', () => {
       attempts: number;
       answers: Record<string, number>;
     };
+    // The peer for the slack: one password check (the same 32 MiB scrypt the relay runs) on this
+    // machine now. Scheduler noise on a busy two-core machine exceeded a fixed 20 ms in CI (p90 50
+    // against 2 x 13 + 20). The mechanism itself (one check at a time, outsiders in a short line) is
+    // pinned by test/unit/lan-auth.test.ts, which fails when checks run all at once.
+    const checks: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const started = performance.now();
+      await hashLanPassword('peer');
+      checks.push(performance.now() - started);
+    }
+    const checkMs = median(checks);
     console.info(
       'LAN AUTH flood:',
       JSON.stringify({
@@ -103,14 +114,15 @@ describe('LAN AUTH under a guessing flood', () => {
         attackedMedianMs: median(attacked),
         quietP90Ms: quantile(quiet, 0.9),
         attackedP90Ms: quantile(attacked, 0.9),
+        oneCheckMs: Math.round(checkMs),
       }),
     );
 
     // The flood was real: passwords were checked in every attacked round. (The hashing slot lets
     // outsiders have a quarter of one thread, a few checks a second, however many connections guess.)
     expect(answers['535']).toBeGreaterThanOrEqual(ROUNDS);
-    // Loopback timings are a few milliseconds: 20 ms of slack keeps scheduler noise from deciding.
-    const allowance = (figure: number) => 2 * figure + 20;
+    // Loopback timings are a few milliseconds: one check's time of slack keeps noise from deciding.
+    const allowance = (figure: number) => 2 * figure + checkMs;
     expect(median(attacked)).toBeLessThanOrEqual(allowance(median(quiet)));
     // The slow end by its 90th percentile: the single worst of 12 is whatever else this shared
     // machine did at that instant, not the relay.
