@@ -15,6 +15,7 @@ import {
   runServiceOffer,
   serviceOffer,
   serviceOfferText,
+  type ServiceOffer,
   type ServiceOfferDeps,
 } from '../../electron/main/service-tray.ts';
 import {
@@ -193,6 +194,28 @@ describe('Linux: pkexec, or the commands', () => {
       pkexec,
     });
 
+  /** Runs the offer with recording stand-ins for the dialogs and the app's relay. */
+  async function recordOffer(
+    offer: ServiceOffer,
+    overrides: Pick<ServiceOfferDeps, 'waitingMessages'> & Partial<ServiceOfferDeps>,
+  ) {
+    const asked: string[] = [];
+    const steps: string[] = [];
+    const run = overrides.run ?? (async () => ({ code: 0, output: '' }));
+    const outcome = await runServiceOffer({
+      offer,
+      platform: 'linux',
+      appDataDir: '/home/ann/.config/RelayDesk',
+      ask: async (title, detail) => (asked.push(`${title}: ${detail}`), 0),
+      stopRelay: async () => void steps.push('stop'),
+      startRelay: async () => void steps.push('start'),
+      relaunch: () => steps.push('relaunch'),
+      ...overrides,
+      run: (command) => (steps.push('run'), run(command)),
+    });
+    return { outcome, asked, steps };
+  }
+
   it('shows the packaged app its own binary as the command to run where pkexec is missing', () => {
     const offer = annOnLinux({ command: '/opt/RelayDesk/relaydesk', script: null }, false);
     expect(offer.kind === 'show' && offer.text).toContain(
@@ -244,27 +267,9 @@ describe('Linux: pkexec, or the commands', () => {
   });
 
   it('installs nothing while mail still waits in the app queue, and says why and what to do', async () => {
-    const offer = serviceOffer({
-      platform: 'linux',
-      appDataDir: '/home/ann/.config/RelayDesk',
-      cli,
-      adminUser: 'ann',
-      pkexec: true,
-    });
+    const offer = annOnLinux(cli, true);
     expect(offer.kind).toBe('elevate');
-    const asked: string[] = [];
-    const steps: string[] = [];
-    const outcome = await runServiceOffer({
-      offer,
-      platform: 'linux',
-      appDataDir: '/home/ann/.config/RelayDesk',
-      ask: async (title, detail) => (asked.push(`${title}: ${detail}`), 0),
-      run: async () => (steps.push('run'), { code: 0, output: '' }),
-      stopRelay: async () => void steps.push('stop'),
-      startRelay: async () => void steps.push('start'),
-      relaunch: () => steps.push('relaunch'),
-      waitingMessages: () => 3,
-    });
+    const { outcome, asked, steps } = await recordOffer(offer, { waitingMessages: () => 3 });
     expect(outcome).toBe('waiting');
     // The app's relay keeps running and sending them: nothing stopped, no prompt.
     expect(steps).toEqual([]);
@@ -282,25 +287,10 @@ describe('Linux: pkexec, or the commands', () => {
     });
     const found = findPkexec({ PATH: `${join(scratch, 'none')}:${pkexecDir}` });
     expect(found).toBe(join(pkexecDir, 'pkexec'));
-    const offer = serviceOffer({
-      platform: 'linux',
-      appDataDir: '/home/ann/.config/RelayDesk',
-      cli,
-      adminUser: 'ann',
-      pkexec: true,
-    });
+    const offer = annOnLinux(cli, true);
     if (offer.kind !== 'elevate') throw new Error('expected the prompt');
-    const asked: string[] = [];
-    const steps: string[] = [];
-    const outcome = await runServiceOffer({
-      offer,
-      platform: 'linux',
-      appDataDir: '/home/ann/.config/RelayDesk',
-      ask: async (title, detail) => (asked.push(`${title}: ${detail}`), 0),
-      run: (command) => (steps.push('run'), runElevated({ ...command, command: found! })),
-      stopRelay: async () => void steps.push('stop'),
-      startRelay: async () => void steps.push('start'),
-      relaunch: () => steps.push('relaunch'),
+    const { outcome, asked, steps } = await recordOffer(offer, {
+      run: (command) => runElevated({ ...command, command: found! }),
       waitingMessages: () => 0,
     });
     expect(outcome).toBe('failed');
