@@ -9,6 +9,7 @@ import { serviceDataDirs, serviceOfferText, startServiceTray } from '../../elect
 import { trayMenu, trayView, type TrayActions } from '../../electron/main/tray.ts';
 import * as stub from '../fixtures/electron-stub.ts';
 import { startExchangeEmulator } from '../fixtures/exchange-emulator.ts';
+import { appStatus } from '../fixtures/relay-status.ts';
 import { testCa } from '../fixtures/tls.ts';
 import {
   createTeardown,
@@ -113,25 +114,7 @@ describe('the tray beside a relay service', () => {
       offerService: () => calls.push('offer'),
       quit: () => {},
     };
-    const view = trayView({
-      state: 'running',
-      health: 'ok',
-      summary: 'RelayDesk: relaying',
-      startError: null,
-      listeners: [],
-      upstream: {
-        description: '',
-        state: 'ok',
-        lastSuccessAt: null,
-        lastSuccessReply: null,
-        lastError: null,
-        hold: null,
-      },
-      queue: { queued: 0, active: 0, deferred: 0, held: 0, failed: 0 },
-      today: { date: '', accepted: 0, delivered: 0, deferred: 0, failed: 0, denied: 0 },
-      devices: [],
-      allowedClients: [],
-    });
+    const view = trayView(appStatus({ summary: 'RelayDesk: relaying', listeners: [], allowedClients: [] }));
     const offer = trayMenu(view, actions, true).find((item) =>
       item.label?.startsWith('Run the relay as a service (works before anyone signs in)'),
     );
